@@ -1,0 +1,20 @@
+# The README's commands. `make test` and `make demo` do all set-up themselves.
+.PHONY: setup test unit lint demo demo-down bench
+
+setup:
+	scripts/setup.sh
+
+test:
+	scripts/test.sh
+
+unit: setup
+	.venv/bin/pytest -m "not sim"
+
+lint: setup
+	.venv/bin/ruff check src tests bench && .venv/bin/ruff format --check src tests bench && .venv/bin/mypy
+
+demo:
+	scripts/demo.sh
+
+bench: setup
+	.venv/bin/python -m bench

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test run: set-up, lint, format, types, then both test tiers in one pytest run.
+# Integration tests (marker `sim`) need root; they fail loudly without it, never skip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+echo "== ruff check"; .venv/bin/ruff check src tests bench
+echo "== ruff format --check"; .venv/bin/ruff format --check src tests bench
+echo "== mypy"; .venv/bin/mypy
+echo "== pytest"
+set +e
+.venv/bin/pytest "$@"
+status=$?
+set -e
+if [ "$status" -eq 5 ]; then
+  echo "pytest collected no tests: that is a failure, not a pass." >&2
+  exit 1
+fi
+exit "$status"

@@ -1,0 +1,41 @@
+"""Helpers every command shares: finding and loading cluster.toml, exiting with clear errors."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+from piherd.model import Cluster, ConfigError, load
+
+EXIT_USAGE = 2  # bad input: a broken cluster.toml, an unknown node set, a bad flag
+
+
+def cluster_file_option(function: click.decorators.FC) -> click.decorators.FC:
+    """`-f/--file`: the cluster file; defaults to $PIHERD_CLUSTER or ./cluster.toml."""
+    return click.option(
+        "-f",
+        "--file",
+        "cluster_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=lambda: os.environ.get("PIHERD_CLUSTER", "cluster.toml"),
+        show_default="$PIHERD_CLUSTER or ./cluster.toml",
+        help="The cluster file to read.",
+    )(function)
+
+
+def fail(message: str, status: int = EXIT_USAGE) -> NoReturn:
+    """Print `message` to stderr (no traceback) and exit with `status`."""
+    click.echo(message.rstrip(), err=True)
+    sys.exit(status)
+
+
+def load_cluster(path: Path) -> Cluster:
+    """Load and validate `path`, or print every problem and exit 2."""
+    try:
+        return load(path)
+    except ConfigError as exc:
+        fail(exc.render())

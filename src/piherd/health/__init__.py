@@ -1,0 +1,1 @@
+"""Health probes, rules, the watch loop, and Slurm drain/resume."""

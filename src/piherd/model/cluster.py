@@ -1,0 +1,203 @@
+"""The cluster as typed, immutable data: nodes, network, groups and services."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+from typing import Literal
+
+Role = Literal["head", "worker"]
+
+OS_RELEASES: tuple[str, ...] = ("bullseye", "bookworm", "trixie")
+NETWORK_STACKS: tuple[str, ...] = ("networkmanager", "dhcpcd", "networkd")
+# Raspberry Pi OS moved from dhcpcd to NetworkManager with bookworm.
+DEFAULT_STACK: Mapping[str, str] = {
+    "bullseye": "dhcpcd",
+    "bookworm": "networkmanager",
+    "trixie": "networkmanager",
+}
+BUILTIN_GROUPS: tuple[str, ...] = ("all", "head", "workers", "compute")
+
+
+@dataclass(frozen=True)
+class Network:
+    """The cluster's LAN: where nodes live and what they must stay out of."""
+
+    subnet: IPv4Network
+    gateway: IPv4Address | None
+    dns: tuple[IPv4Address, ...]
+    router_dhcp_pool: tuple[IPv4Address, IPv4Address] | None = None
+
+
+@dataclass(frozen=True)
+class Node:
+    """One machine of the cluster, after the naming plan and overrides are applied."""
+
+    name: str
+    address: IPv4Address
+    role: Role
+    os: str
+    interface: str
+    network_stack: str
+    groups: tuple[str, ...] = ()
+    mac: str | None = None
+    serial: str | None = None
+    cpus: int | None = None
+    memory_mb: int | None = None
+    compute: bool = True
+    # Where the node answers before piherd gave it its static address
+    # (a DHCP lease, or name.local); None when it already has it.
+    bootstrap_address: str | None = None
+
+    @property
+    def is_head(self) -> bool:
+        return self.role == "head"
+
+
+@dataclass(frozen=True)
+class TimeService:
+    """chrony: the head follows upstream servers and serves the cluster subnet."""
+
+    enabled: bool = True
+    upstream: tuple[str, ...] = ("2.debian.pool.ntp.org",)
+    # In a container the clock belongs to the host: run chronyd without setting it.
+    container: bool = False
+
+
+@dataclass(frozen=True)
+class StorageService:
+    """A directory of the head shared with the nodes, over NFS or sshfs."""
+
+    enabled: bool = True
+    kind: Literal["nfs", "sshfs"] = "nfs"
+    server: str = ""  # node name; the head when empty in the file
+    export: str = "/srv/cluster"
+    mount: str = "/cluster"
+    clients: str = "@all"
+    root_squash: bool = True
+
+
+@dataclass(frozen=True)
+class Partition:
+    """A Slurm partition over a node set."""
+
+    name: str
+    nodes: str
+    default: bool = False
+    max_time: str = "INFINITE"
+
+
+@dataclass(frozen=True)
+class SlurmService:
+    """Slurm: slurmctld on the head, slurmd on compute nodes, munge everywhere."""
+
+    enabled: bool = True
+    head_computes: bool = False
+    partitions: tuple[Partition, ...] = (Partition("main", "@compute", default=True),)
+    slurmd_timeout: int = 300
+    # cgroup v1 mountpoint for slurmd; set by the sim where only a v2 tree is visible.
+    cgroup_mountpoint: str = ""
+
+
+@dataclass(frozen=True)
+class MpiService:
+    """MPI host files for the implementations the cluster uses."""
+
+    enabled: bool = True
+    implementations: tuple[str, ...] = ("openmpi",)
+
+
+@dataclass(frozen=True)
+class DnsmasqService:
+    """DHCP reservations, DNS and TFTP (netboot) served by dnsmasq on the head."""
+
+    enabled: bool = False
+    dhcp: bool = True
+    dhcp_range: tuple[IPv4Address, IPv4Address] | None = None
+    tftp: bool = False
+    tftp_root: str = "/srv/tftp"
+
+
+@dataclass(frozen=True)
+class PackageCacheService:
+    """apt-cacher-ng on the head; the other nodes fetch packages through it."""
+
+    enabled: bool = False
+    port: int = 3142
+    upstreams: Mapping[str, str] = field(
+        default_factory=lambda: {
+            "debian": "http://deb.debian.org/debian/",
+            "raspberrypi": "http://archive.raspberrypi.com/debian/",
+        }
+    )
+
+
+@dataclass(frozen=True)
+class HealthRules:
+    """Thresholds for `piherd status` and `piherd watch`."""
+
+    temp_warn_c: float = 75.0
+    temp_crit_c: float = 80.0
+    clock_offset_crit_s: float = 1.0
+    disk_warn_pct: float = 90.0
+    disk_crit_pct: float = 98.0
+    watch_enabled: bool = False
+    watch_interval_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class Services:
+    """Every service piherd can set up, each on or off with its options."""
+
+    time: TimeService = TimeService()
+    storage: StorageService = StorageService()
+    slurm: SlurmService = SlurmService()
+    mpi: MpiService = MpiService()
+    dnsmasq: DnsmasqService = DnsmasqService()
+    package_cache: PackageCacheService = field(default_factory=PackageCacheService)
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A whole cluster, as loaded and validated from cluster.toml."""
+
+    name: str
+    domain: str
+    admin_user: str
+    network: Network
+    nodes: tuple[Node, ...]
+    groups: Mapping[str, tuple[str, ...]]  # every group, built-in ones included
+    services: Services = Services()
+    health: HealthRules = HealthRules()
+    ssh_public_key: str = ""  # path of the admin's public key, as written in the file
+    ssh_port: int = 22
+    secrets_dir: Path = Path("secrets")
+    # Extra OpenSSH client config and known_hosts for this cluster (the sim writes both);
+    # None means the user's own (~/.ssh/config, ~/.ssh/known_hosts).
+    ssh_config: Path | None = None
+    known_hosts: Path | None = None
+    source: Path | None = None
+
+    @property
+    def head(self) -> Node:
+        return next(n for n in self.nodes if n.is_head)
+
+    @property
+    def workers(self) -> tuple[Node, ...]:
+        return tuple(n for n in self.nodes if not n.is_head)
+
+    @property
+    def compute_nodes(self) -> tuple[Node, ...]:
+        return tuple(n for n in self.nodes if n.compute)
+
+    def node(self, name: str) -> Node:
+        """The node called `name`; KeyError when there is none."""
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(name)
+
+    def fqdn(self, node: Node) -> str:
+        return f"{node.name}.{self.domain}" if self.domain else node.name

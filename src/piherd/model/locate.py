@@ -1,0 +1,50 @@
+"""Find the line of a dotted key in TOML text, so errors can point at it.
+
+tomllib gives values but no positions, and tomlkit's positions are not public API,
+so we scan the text ourselves: table headers, array-of-table headers and `key =`
+lines are enough for the flat files piherd reads.
+"""
+
+from __future__ import annotations
+
+import re
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\-\" ]+?)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_\-]+|\"[^\"]*\")\s*=")
+
+
+class Locator:
+    """Maps dotted paths like `nodes[1].address` or `services.slurm` to 1-based lines."""
+
+    def __init__(self, text: str) -> None:
+        self._lines: dict[str, int] = {}
+        table = ""
+        counters: dict[str, int] = {}
+        for number, line in enumerate(text.splitlines(), start=1):
+            header = _HEADER.match(line)
+            if header:
+                name = header.group(2).replace('"', "").replace(" ", "")
+                if header.group(1) == "[[":
+                    index = counters.get(name, 0)
+                    counters[name] = index + 1
+                    table = f"{name}[{index}]"
+                else:
+                    table = name
+                self._lines.setdefault(table, number)
+                continue
+            key = _KEY.match(line)
+            if key:
+                name = key.group(1).strip('"')
+                path = f"{table}.{name}" if table else name
+                self._lines.setdefault(path, number)
+
+    def line(self, path: str) -> int:
+        """Line of `path`, or of its nearest enclosing table; 0 when unknown."""
+        while path:
+            if path in self._lines:
+                return self._lines[path]
+            cut = max(path.rfind("."), path.rfind("["))
+            if cut <= 0:
+                break
+            path = path[:cut]
+        return self._lines.get(path, 0)

@@ -1,0 +1,1 @@
+"""Pure renderers: (cluster, node) -> the exact files the node must hold; no I/O."""

@@ -1,0 +1,1 @@
+"""Virtual clusters on this machine, reached over real SSH like any Pi."""

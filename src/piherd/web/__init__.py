@@ -1,0 +1,1 @@
+"""The live dashboard and the Prometheus /metrics endpoint."""
