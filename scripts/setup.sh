@@ -15,8 +15,10 @@ if [ -n "$(echo "$missing" | tr -d ' ')" ]; then
   apt-get update -qq
   # policy-rc.d keeps packages from starting their services on this machine (apt-cacher-ng, ssh):
   # piherd starts exactly what it needs, bound to its own bridge.
-  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
-  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   apt-get install -y -qq --no-install-recommends $missing > /tmp/piherd-apt.log 2>&1 \
     || { tail -20 /tmp/piherd-apt.log >&2; exit 1; }
 fi
