@@ -1,0 +1,183 @@
+"""Desired state vs facts -> a Plan of ordered changes, each with its reason. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from piherd.facts.types import NodeFacts
+from piherd.ops.diff import file_diff, sha256
+from piherd.ops.types import (
+    DAEMON_RELOAD,
+    DIR,
+    ENABLE,
+    FILE,
+    HOSTNAME,
+    MASK,
+    NETWORK,
+    PACKAGES,
+    RELOAD,
+    RESTART,
+    START,
+    UNMASK,
+    Change,
+    DesiredFile,
+    DesiredNode,
+    Plan,
+)
+
+# Files that must be in place before packages install: the name and the apt set-up.
+EARLY_PREFIXES = ("/etc/hostname", "/etc/hosts", "/etc/apt/")
+# Files whose change moves the node on the network (applied with rollback).
+NETWORK_PREFIXES = (
+    "/etc/NetworkManager/system-connections/",
+    "/etc/dhcpcd.conf",
+    "/etc/systemd/network/",
+)
+UNIT_DIRS = ("/etc/systemd/system/", "/lib/systemd/system/", "/usr/lib/systemd/system/")
+
+
+def is_network_file(path: str) -> bool:
+    return path.startswith(NETWORK_PREFIXES)
+
+
+def file_reason(facts: NodeFacts, wanted: DesiredFile) -> str | None:
+    """Why `wanted` must be written, or None when the node already has it."""
+    now = facts.file(wanted.path)
+    if not now.exists:
+        return "missing"
+    if now.kind != "file":
+        return f"is a {now.kind}, not a file"
+    reasons = []
+    if now.sha256 != sha256(wanted.content):
+        reasons.append("content changed" + (" (secret, not shown)" if wanted.secret else ""))
+    if now.mode != wanted.mode:
+        reasons.append(f"mode {now.mode:o} -> {wanted.mode:o}" if now.mode is not None else "mode")
+    if (now.owner, now.group) != (wanted.owner, wanted.group):
+        reasons.append(f"owner {now.owner}:{now.group} -> {wanted.owner}:{wanted.group}")
+    return ", ".join(reasons) or None
+
+
+def plan_node(
+    desired: DesiredNode,
+    facts: NodeFacts,
+    old_contents: Mapping[str, bytes | None] | None = None,
+) -> Plan:
+    """The changes that make the node described by `facts` into `desired`.
+
+    `old_contents` (path -> current bytes) lets the plan carry unified diffs; without
+    it, changes carry no diff (applying does not need one).
+    """
+    changes: list[Change] = []
+    changed_files: list[DesiredFile] = []
+
+    def file_change(wanted: DesiredFile, reason: str) -> Change:
+        diff = ""
+        if old_contents is not None and wanted.path in old_contents:
+            diff = file_diff(
+                wanted.path, old_contents[wanted.path], wanted.content, secret=wanted.secret
+            )
+        elif wanted.secret:
+            diff = "content changed (secret, not shown)\n"
+        return Change(FILE, wanted.path, reason, diff=diff, files=(wanted,))
+
+    pending = {f.path: (f, file_reason(facts, f)) for f in desired.files}
+    early = [f for f in desired.files if f.path.startswith(EARLY_PREFIXES)]
+    network = [f for f in desired.files if is_network_file(f.path)]
+    late = [f for f in desired.files if f not in early and f not in network]
+
+    for wanted in early:
+        reason = pending[wanted.path][1]
+        if reason:
+            changes.append(file_change(wanted, reason))
+            changed_files.append(wanted)
+    if desired.hostname and facts.hostname != desired.hostname:
+        changes.append(
+            Change(HOSTNAME, desired.hostname, f"hostname is {facts.hostname or 'unset'!r}")
+        )
+
+    moved = [f for f in network if pending[f.path][1]]
+    if moved:
+        reasons = "; ".join(f"{f.path}: {pending[f.path][1]}" for f in moved)
+        diff = "".join(file_change(f, "").diff for f in moved)
+        changes.append(
+            Change(NETWORK, ", ".join(f.path for f in moved), reasons, diff, tuple(moved))
+        )
+        changed_files.extend(moved)
+
+    missing = tuple(p for p in desired.packages if p not in facts.packages)
+    if missing:
+        changes.append(
+            Change(
+                PACKAGES,
+                " ".join(missing),
+                "not installed",
+                packages=missing,
+                update_first=not facts.apt_lists
+                or any(f.path.startswith("/etc/apt/") for f in changed_files),
+            )
+        )
+
+    for directory in desired.dirs:
+        now = facts.file(directory.path)
+        reason = None
+        if not now.exists:
+            reason = "missing"
+        elif now.kind != "dir":
+            reason = f"is a {now.kind}, not a directory"
+        elif now.mode != directory.mode or (now.owner, now.group) != (
+            directory.owner,
+            directory.group,
+        ):
+            reason = f"mode/owner {now.mode or 0:o} {now.owner}:{now.group}"
+        if reason:
+            changes.append(Change(DIR, directory.path, reason, directory=directory))
+
+    for wanted in late:
+        reason = pending[wanted.path][1]
+        if reason:
+            changes.append(file_change(wanted, reason))
+            changed_files.append(wanted)
+
+    if any(f.path.startswith(UNIT_DIRS) for f in changed_files):
+        changes.append(Change(DAEMON_RELOAD, "systemd", "unit files changed"))
+
+    changes.extend(_unit_changes(desired, facts, changed_files))
+    return Plan(desired.node, tuple(changes))
+
+
+def _unit_changes(
+    desired: DesiredNode, facts: NodeFacts, changed: list[DesiredFile]
+) -> list[Change]:
+    """Mask/enable units, then start, restart or reload them in the desired order."""
+    restart_by: dict[str, list[str]] = {}
+    reload_by: dict[str, list[str]] = {}
+    for wanted in changed:
+        for unit in wanted.restarts:
+            restart_by.setdefault(unit, []).append(wanted.path)
+        for unit in wanted.reloads:
+            reload_by.setdefault(unit, []).append(wanted.path)
+    setup: list[Change] = []
+    runs: list[Change] = []
+    for unit in desired.units:
+        now = facts.unit(unit.name)
+        if unit.masked:
+            if not now.masked:
+                setup.append(Change(MASK, unit.name, "must not run"))
+            continue
+        if now.masked:
+            setup.append(Change(UNMASK, unit.name, "is masked"))
+        # A unit that is not installed yet is enabled once its package is in.
+        if unit.enable and (not now.enabled or now.masked):
+            state = now.unit_file_state or now.load_state
+            setup.append(Change(ENABLE, unit.name, f"is {state}"))
+        if not unit.enable:
+            continue
+        if unit.name in restart_by:
+            inputs = ", ".join(sorted(set(restart_by[unit.name])))
+            runs.append(Change(RESTART, unit.name, f"input changed: {inputs}"))
+        elif not now.active:
+            runs.append(Change(START, unit.name, f"is {now.active_state}"))
+        elif unit.name in reload_by:
+            inputs = ", ".join(sorted(set(reload_by[unit.name])))
+            runs.append(Change(RELOAD, unit.name, f"input changed: {inputs}"))
+    return setup + runs

@@ -1,0 +1,102 @@
+"""Desired state of a node and the changes that bring a node to it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class DesiredFile:
+    """A file a node must hold; `restarts`/`reloads` name units that read it."""
+
+    path: str
+    content: bytes
+    mode: int = 0o644
+    owner: str = "root"
+    group: str = "root"
+    restarts: tuple[str, ...] = ()
+    reloads: tuple[str, ...] = ()
+    secret: bool = False
+
+
+@dataclass(frozen=True)
+class DesiredDir:
+    """A directory a node must have (storage export or mount point)."""
+
+    path: str
+    mode: int = 0o755
+    owner: str = "root"
+    group: str = "root"
+
+
+@dataclass(frozen=True)
+class DesiredUnit:
+    """A systemd unit: enabled and running, or masked."""
+
+    name: str
+    enable: bool = True
+    masked: bool = False
+
+
+@dataclass(frozen=True)
+class DesiredNode:
+    """Everything one node must be: packages, dirs, files and units (in dependency order)."""
+
+    node: str
+    hostname: str
+    packages: tuple[str, ...] = ()
+    dirs: tuple[DesiredDir, ...] = ()
+    files: tuple[DesiredFile, ...] = ()
+    units: tuple[DesiredUnit, ...] = ()
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """Every path whose state the facts must report."""
+        return tuple(d.path for d in self.dirs) + tuple(f.path for f in self.files)
+
+
+# Change kinds, in the order a plan applies them.
+HOSTNAME = "hostname"
+NETWORK = "network"
+PACKAGES = "packages"
+DIR = "dir"
+FILE = "file"
+DAEMON_RELOAD = "daemon-reload"
+UNMASK = "unmask"
+MASK = "mask"
+ENABLE = "enable"
+START = "start"
+RESTART = "restart"
+RELOAD = "reload"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One thing piherd will do on a node, and why."""
+
+    kind: str
+    target: str
+    reason: str
+    diff: str = ""
+    files: tuple[DesiredFile, ...] = ()  # FILE: one; NETWORK: the network config files
+    packages: tuple[str, ...] = ()
+    update_first: bool = False  # PACKAGES: run `apt-get update` before installing
+    directory: DesiredDir | None = None
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.target}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The ordered changes for one node; empty when the node is already as desired."""
+
+    node: str
+    changes: tuple[Change, ...] = field(default_factory=tuple)
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes
+
+    def of_kind(self, kind: str) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.kind == kind)

@@ -1,0 +1,190 @@
+"""Planning as data: facts in, changes out; a converged node plans nothing."""
+
+from __future__ import annotations
+
+import hashlib
+
+from piherd.facts.types import FileState, NodeFacts, UnitState
+from piherd.ops.netmove import MARKER, OldFile, activate_command, connection_id, rollback_script
+from piherd.ops.plan import plan_node
+from piherd.ops.types import DesiredDir, DesiredFile, DesiredNode, DesiredUnit
+
+HOSTS = DesiredFile("/etc/hosts", b"10.0.0.1 head\n10.0.0.2 node01\n")
+KEY = DesiredFile(
+    "/etc/munge/munge.key", b"\x00secret", 0o400, "munge", "munge", ("munge.service",), (), True
+)
+SLURM = DesiredFile("/etc/slurm/slurm.conf", b"ClusterName=c\n", restarts=("slurmd.service",))
+CHRONY = DesiredFile(
+    "/etc/chrony/conf.d/piherd.conf", b"server head\n", reloads=("chrony.service",)
+)
+NM = DesiredFile(
+    "/etc/NetworkManager/system-connections/piherd-host0.nmconnection",
+    b"[connection]\nid=piherd-host0\n",
+    0o600,
+)
+UNIT_FILE = DesiredFile("/etc/systemd/system/chrony.service.d/piherd.conf", b"[Service]\n")
+APT = DesiredFile("/etc/apt/apt.conf.d/01proxy", b'Acquire::http::Proxy "http://h:3142";\n')
+
+DESIRED = DesiredNode(
+    node="node01",
+    hostname="node01",
+    packages=("chrony", "munge", "slurmd"),
+    dirs=(DesiredDir("/cluster"),),
+    files=(SLURM, HOSTS, KEY, CHRONY, NM, UNIT_FILE, APT),
+    units=(
+        DesiredUnit("chrony.service"),
+        DesiredUnit("chrony-wait.service", enable=False, masked=True),
+        DesiredUnit("munge.service"),
+        DesiredUnit("slurmd.service"),
+    ),
+)
+
+
+def state_of(f: DesiredFile) -> FileState:
+    return FileState(
+        f.path, "file", f.mode, f.owner, f.group, hashlib.sha256(f.content).hexdigest()
+    )
+
+
+def converged() -> NodeFacts:
+    running = {
+        u.name: UnitState(u.name, "loaded", "active", "enabled", 5, 10)
+        for u in DESIRED.units
+        if not u.masked
+    }
+    running["chrony-wait.service"] = UnitState(
+        "chrony-wait.service", "masked", "inactive", "masked"
+    )
+    return NodeFacts(
+        node="node01",
+        hostname="node01",
+        packages=frozenset(DESIRED.packages) | {"bash"},
+        apt_lists=True,
+        files={f.path: state_of(f) for f in DESIRED.files}
+        | {"/cluster": FileState("/cluster", "dir", 0o755, "root", "root")},
+        units=running,
+    )
+
+
+def fresh() -> NodeFacts:
+    return NodeFacts(node="node01", hostname="raspberrypi", packages=frozenset({"bash"}))
+
+
+def kinds(plan_changes: tuple) -> list[tuple[str, str]]:  # type: ignore[type-arg]
+    return [(c.kind, c.target) for c in plan_changes]
+
+
+def test_second_run_plans_nothing() -> None:
+    assert plan_node(DESIRED, converged()).empty
+
+
+def test_fresh_node_full_plan_in_order() -> None:
+    plan = plan_node(DESIRED, fresh())
+    got = kinds(plan.changes)
+    order = [k for k, _ in got]
+    # early files, hostname, network, packages, dirs, files, daemon-reload, units
+    assert got[0] == ("file", "/etc/hosts")
+    assert got[1] == ("file", "/etc/apt/apt.conf.d/01proxy")
+    assert order.index("hostname") < order.index("network") < order.index("packages")
+    assert order.index("packages") < order.index("dir") < order.index("daemon-reload")
+    packages = plan.of_kind("packages")[0]
+    assert packages.packages == ("chrony", "munge", "slurmd")
+    assert packages.update_first  # no lists yet, and the apt proxy changed
+    assert ("mask", "chrony-wait.service") in got
+    assert ("enable", "slurmd.service") in got
+    restarts = [t for k, t in got if k == "restart"]
+    assert restarts == ["munge.service", "slurmd.service"]
+    # chrony's file only reloads it, but it is not running: it is started
+    assert ("start", "chrony.service") in got
+    assert order.index("enable") < order.index("restart")
+
+
+def test_only_missing_packages_and_no_update_when_lists_exist() -> None:
+    facts = converged()
+    facts = NodeFacts(**{**facts.__dict__, "packages": frozenset({"chrony"})})
+    plan = plan_node(DESIRED, facts)
+    (change,) = plan.changes
+    assert change.packages == ("munge", "slurmd")
+    assert not change.update_first
+
+
+def test_changed_file_restarts_only_its_units() -> None:
+    facts = converged()
+    files = dict(facts.files)
+    files[SLURM.path] = FileState(SLURM.path, "file", 0o644, "root", "root", "0" * 64)
+    plan = plan_node(DESIRED, NodeFacts(**{**facts.__dict__, "files": files}))
+    assert kinds(plan.changes) == [
+        ("file", "/etc/slurm/slurm.conf"),
+        ("restart", "slurmd.service"),
+    ]
+    assert "content changed" in plan.changes[0].reason
+
+
+def test_mode_change_only_and_reload() -> None:
+    facts = converged()
+    files = dict(facts.files)
+    files[CHRONY.path] = FileState(
+        CHRONY.path, "file", 0o666, "root", "root", state_of(CHRONY).sha256
+    )
+    plan = plan_node(DESIRED, NodeFacts(**{**facts.__dict__, "files": files}))
+    assert kinds(plan.changes) == [("file", CHRONY.path), ("reload", "chrony.service")]
+    assert plan.changes[0].reason == "mode 666 -> 644"
+
+
+def test_stopped_unit_is_started_without_file_change() -> None:
+    facts = converged()
+    units = dict(facts.units)
+    units["munge.service"] = UnitState("munge.service", "loaded", "failed", "enabled")
+    plan = plan_node(DESIRED, NodeFacts(**{**facts.__dict__, "units": units}))
+    assert kinds(plan.changes) == [("start", "munge.service")]
+    assert plan.changes[0].reason == "is failed"
+
+
+def test_secret_never_in_diff() -> None:
+    facts = converged()
+    files = dict(facts.files)
+    del files[KEY.path]
+    old = {KEY.path: b"old-secret", HOSTS.path: b"10.0.0.1 head\n"}
+    plan = plan_node(DESIRED, NodeFacts(**{**facts.__dict__, "files": files}), old)
+    change = plan.of_kind("file")[0]
+    assert change.diff == "content changed (secret, not shown)\n"
+    assert "secret" not in change.reason or "not shown" in change.reason
+
+
+def test_diff_of_text_file() -> None:
+    facts = converged()
+    files = dict(facts.files)
+    files[HOSTS.path] = FileState(HOSTS.path, "file", 0o644, "root", "root", "0" * 64)
+    old = {HOSTS.path: b"10.0.0.1 head\n"}
+    plan = plan_node(DESIRED, NodeFacts(**{**facts.__dict__, "files": files}), old)
+    diff = plan.of_kind("file")[0].diff
+    assert "+10.0.0.2 node01" in diff and "--- /etc/hosts (now)" in diff
+
+
+def test_network_change_is_a_move() -> None:
+    facts = converged()
+    files = dict(facts.files)
+    del files[NM.path]
+    plan = plan_node(DESIRED, NodeFacts(**{**facts.__dict__, "files": files}))
+    (change,) = plan.changes
+    assert change.kind == "network" and change.files == (NM,)
+
+
+def test_netmove_scripts() -> None:
+    assert connection_id(NM.path, NM.content) == "piherd-host0"
+    assert connection_id("/x/eth0.nmconnection", b"[ipv4]\n") == "eth0"
+    cmd = activate_command("networkmanager", "host0", ("piherd-host0",))
+    assert "nmcli connection up piherd-host0" in cmd
+    script = rollback_script(
+        "networkmanager",
+        "host0",
+        {
+            NM.path: OldFile(NM.path, None),
+            "/etc/x y": OldFile("/etc/x y", b"old; rm -rf /", 0o600),
+        },
+    )
+    assert f"[ -e {MARKER} ] || exit 0" in script
+    assert f"rm -f -- {NM.path}" in script
+    assert "rm -rf /" not in script  # old content travels base64-encoded
+    assert "mv -f -- '/etc/x y.piherd-rollback' '/etc/x y'" in script
+    assert script.rstrip().endswith("nmcli device connect host0")
