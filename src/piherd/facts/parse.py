@@ -98,7 +98,7 @@ def parse_files(text: str) -> dict[str, FileState]:
         if kind == "absent":
             files[path] = FileState(path, "absent")
             continue
-        mode_text, owner, group = (stat.split() + ["", "", ""])[:3]
+        mode_text, owner, group = [*stat.split(), "", "", ""][:3]
         files[path] = FileState(
             path=path,
             kind=kind,

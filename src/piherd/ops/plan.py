@@ -152,10 +152,10 @@ def _unit_changes(
     restart_by: dict[str, list[str]] = {}
     reload_by: dict[str, list[str]] = {}
     for wanted in changed:
-        for unit in wanted.restarts:
-            restart_by.setdefault(unit, []).append(wanted.path)
-        for unit in wanted.reloads:
-            reload_by.setdefault(unit, []).append(wanted.path)
+        for name in wanted.restarts:
+            restart_by.setdefault(name, []).append(wanted.path)
+        for name in wanted.reloads:
+            reload_by.setdefault(name, []).append(wanted.path)
     setup: list[Change] = []
     runs: list[Change] = []
     for unit in desired.units:
