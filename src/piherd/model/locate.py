@@ -2,15 +2,22 @@
 
 tomllib gives values but no positions, and tomlkit's positions are not public API,
 so we scan the text ourselves: table headers, array-of-table headers and `key =`
-lines are enough for the flat files piherd reads.
+lines (dotted keys included) are enough for the flat files piherd reads.
 """
 
 from __future__ import annotations
 
 import re
 
-_HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\-\" ]+?)\s*\]\]?\s*(#.*)?$")
-_KEY = re.compile(r"^\s*([A-Za-z0-9_\-]+|\"[^\"]*\")\s*=")
+_PART = r'(?:[A-Za-z0-9_\-]+|"[^"\n]*"|\'[^\'\n]*\')'
+_DOTTED = rf"{_PART}(?:\s*\.\s*{_PART})*"
+_HEADER = re.compile(rf"^\s*(\[\[?)\s*({_DOTTED})\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(rf"^\s*({_DOTTED})\s*=")
+_SPLIT = re.compile(_PART)
+
+
+def _name(dotted: str) -> str:
+    return ".".join(p.strip("\"'") for p in _SPLIT.findall(dotted))
 
 
 class Locator:
@@ -23,7 +30,7 @@ class Locator:
         for number, line in enumerate(text.splitlines(), start=1):
             header = _HEADER.match(line)
             if header:
-                name = header.group(2).replace('"', "").replace(" ", "")
+                name = _name(header.group(2))
                 if header.group(1) == "[[":
                     index = counters.get(name, 0)
                     counters[name] = index + 1
@@ -34,7 +41,7 @@ class Locator:
                 continue
             key = _KEY.match(line)
             if key:
-                name = key.group(1).strip('"')
+                name = _name(key.group(1))
                 path = f"{table}.{name}" if table else name
                 self._lines.setdefault(path, number)
 

@@ -29,6 +29,10 @@ class Problem:
         return text
 
 
+# Problems shown before the rest is only counted: two lines each, so about one screen.
+SCREENFUL = 12
+
+
 class ConfigError(Exception):
     """A cluster file could not be loaded; carries every problem found, sorted by line."""
 
@@ -37,8 +41,14 @@ class ConfigError(Exception):
         self.problems = sorted(problems)
         super().__init__(self.render())
 
-    def render(self) -> str:
-        """All problems, one block each, followed by a count."""
-        body = "\n".join(p.render() for p in self.problems)
+    def render(self, limit: int | None = SCREENFUL) -> str:
+        """The problems (the first `limit`, so one screen holds them), then a count."""
+        shown = self.problems if limit is None else self.problems[:limit]
+        body = "\n".join(p.render() for p in shown)
         n = len(self.problems)
-        return f"{body}\n{n} problem{'s' if n != 1 else ''} found."
+        more = (
+            f" ({n - len(shown)} more not shown: `piherd check --json` lists all)"
+            if len(shown) < n
+            else ""
+        )
+        return f"{body}\n{n} problem{'s' if n != 1 else ''} found{more}."

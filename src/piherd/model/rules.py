@@ -3,19 +3,35 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from typing import Any
 
-from piherd.model.cluster import BUILTIN_GROUPS, NETWORK_STACKS, OS_RELEASES, Cluster, Node
+from piherd.model.cluster import BUILTIN_GROUPS, Cluster, HealthRules
+from piherd.model.nodecheck import LABEL, check_nodes, fold_names, fold_values
 from piherd.model.nodesets import NodeSetError, expand
+from piherd.model.origin import Origin
 from piherd.model.reader import Reader
 
-_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
-_SERIAL = re.compile(r"^([0-9a-f]{8}|[0-9a-f]{16})$")
-_INTERFACE = re.compile(r"^[A-Za-z0-9_.\-]{1,15}$")
 _USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _ABS_PATH = re.compile(r"^/[A-Za-z0-9_./\-]*$")
+# Directories a shared disk must never be exported from or mounted over.
+_SYSTEM_DIRS = frozenset(
+    (
+        "/",
+        "/bin",
+        "/boot",
+        "/dev",
+        "/etc",
+        "/lib",
+        "/proc",
+        "/root",
+        "/sbin",
+        "/sys",
+        "/usr",
+        "/var",
+    )
+)
+_PARTITION = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 
 
 def resolve_groups(
@@ -30,7 +46,7 @@ def resolve_groups(
                 path, f"@{name} is built in and cannot be redefined", "choose another group name"
             )
             continue
-        if not _LABEL.match(name):
+        if not LABEL.match(name):
             reader.problem(
                 path, f"invalid group name {name!r}", "use lower-case letters, digits and '-'"
             )
@@ -46,24 +62,30 @@ def resolve_groups(
         if not members:
             reader.problem(path, f"group @{name} is empty", "give it at least one node")
             continue
-        groups[name] = tuple(sorted(set(groups.get(name, ())) | set(members), key=known.index))
+        order = {n: i for i, n in enumerate(known)}
+        merged = set(groups.get(name, ())) | set(members)
+        groups[name] = tuple(sorted(merged, key=order.__getitem__))
 
 
-def check_cluster(cluster: Cluster, node_paths: Mapping[str, str], reader: Reader) -> None:
+def check_cluster(
+    cluster: Cluster, origins: Mapping[str, Origin], reader: Reader, unaddressed: Set[str]
+) -> None:
     """Run every rule; problems go to `reader`."""
     _check_identity(cluster, reader)
-    _check_nodes(cluster, node_paths, reader)
+    _check_network(cluster, reader)
+    _check_health(cluster, reader)
+    check_nodes(cluster, origins, reader, unaddressed)
     _check_services(cluster, reader)
 
 
 def _check_identity(cluster: Cluster, reader: Reader) -> None:
-    if cluster.name and not _LABEL.match(cluster.name):
+    if cluster.name and not LABEL.match(cluster.name):
         reader.problem(
             "cluster.name",
             f"{cluster.name!r} is not a valid name",
             "use lower-case letters, digits and '-', at most 63 characters",
         )
-    if cluster.domain and not all(_LABEL.match(p) for p in cluster.domain.split(".")):
+    if cluster.domain and not all(LABEL.match(p) for p in cluster.domain.split(".")):
         reader.problem(
             "cluster.domain",
             f"{cluster.domain!r} is not a valid DNS domain",
@@ -77,136 +99,48 @@ def _check_identity(cluster: Cluster, reader: Reader) -> None:
         )
     if not 0 < cluster.ssh_port < 65536:
         reader.problem("cluster.ssh_port", f"{cluster.ssh_port} is not a TCP port", "use 1-65535")
+
+
+def _check_network(cluster: Cluster, reader: Reader) -> None:
     net = cluster.network
-    if net.gateway is not None and net.gateway not in net.subnet:
-        reader.problem(
-            "network.gateway",
-            f"{net.gateway} is outside the subnet {net.subnet}",
-            "the router must be on the cluster's LAN",
-        )
-    if net.router_dhcp_pool and not all(a in net.subnet for a in net.router_dhcp_pool):
-        reader.problem(
-            "network.router_dhcp_pool",
-            f"pool is not inside {net.subnet}",
-            "copy the pool from the router's DHCP page",
-        )
-    h = cluster.health
-    if h.temp_warn_c >= h.temp_crit_c:
-        reader.problem(
-            "health.temp_warn_c",
-            f"warning ({h.temp_warn_c}) must be below critical ({h.temp_crit_c})",
-            "e.g. temp_warn_c = 75, temp_crit_c = 80",
-        )
-
-
-def _check_nodes(cluster: Cluster, paths: Mapping[str, str], reader: Reader) -> None:
-    heads = [n for n in cluster.nodes if n.is_head]
-    if not heads:
-        reader.problem(
-            "naming.head",
-            "the cluster has no head node",
-            'set head = "node01" under [naming] or role = "head" on one node',
-        )
-    elif len(heads) > 1:
-        for node in heads[1:]:
+    if net.gateway is not None:
+        if net.gateway not in net.subnet:
             reader.problem(
-                f"{paths[node.name]}.role",
-                f"{node.name} is a second head (the head is {heads[0].name})",
-                'a cluster has one head: set role = "worker"',
+                "network.gateway",
+                f"{net.gateway} is outside the subnet {net.subnet}",
+                "the router must be on the cluster's LAN",
             )
-    seen: dict[str, dict[object, str]] = {"address": {}, "mac": {}, "serial": {}}
-    for node in cluster.nodes:
-        path = paths[node.name]
-        _check_node(cluster, node, path, reader)
-        for attr in seen:
-            value = getattr(node, attr)
-            if value is None:
-                continue
-            key = value.lower() if isinstance(value, str) else value
-            if key in seen[attr]:
-                reader.problem(
-                    f"{path}.{attr}",
-                    f"{node.name} has the same {attr} {value} as {seen[attr][key]}",
-                    f"every node needs its own {attr}",
-                )
-            else:
-                seen[attr][key] = node.name
-
-
-def _check_node(cluster: Cluster, node: Node, path: str, reader: Reader) -> None:
-    net = cluster.network
-    if not _LABEL.match(node.name):
-        reader.problem(
-            f"{path}.name" if path != "naming" else "naming.prefix",
-            f"{node.name!r} is not a valid hostname (RFC 1123)",
-            "lower-case letters, digits and '-', not starting or ending with '-'",
-        )
-    where = f"{path}.address" if path != "naming" else "naming.first_address"
-    if node.address not in net.subnet:
-        reader.problem(
-            where,
-            f"{node.name}'s address {node.address} is outside {net.subnet}",
-            "pick an address inside the subnet (or widen the subnet)",
-        )
-    elif node.address in (net.subnet.network_address, net.subnet.broadcast_address):
-        kind = "network" if node.address == net.subnet.network_address else "broadcast"
-        reader.problem(
-            where,
-            f"{node.name}'s address {node.address} is the {kind} address",
-            "hosts cannot use it; pick another address",
-        )
-    elif node.address == net.gateway:
-        reader.problem(
-            where,
-            f"{node.name}'s address {node.address} is the gateway's",
-            "the router already has it",
-        )
-    elif (
-        net.router_dhcp_pool and net.router_dhcp_pool[0] <= node.address <= net.router_dhcp_pool[1]
-    ):
+        elif net.gateway in (net.subnet.network_address, net.subnet.broadcast_address):
+            reader.problem(
+                "network.gateway",
+                f"{net.gateway} is the subnet's network or broadcast address",
+                f"the router is usually {net.subnet.network_address + 1}",
+            )
+    if net.router_dhcp_pool and not all(a in net.subnet for a in net.router_dhcp_pool):
         low, high = net.router_dhcp_pool
         reader.problem(
-            where,
-            f"{node.name}'s address {node.address} is in the router's DHCP pool {low}-{high}",
-            "the router could hand it to another device; pick an address outside the pool",
+            "network.router_dhcp_pool",
+            f"pool {low}-{high} is not inside {net.subnet}",
+            "copy the pool from the router's DHCP page",
         )
-    if node.mac is not None and not _MAC.match(node.mac.lower()):
-        reader.problem(
-            f"{path}.mac",
-            f"{node.mac!r} is not a MAC address",
-            'write six hex pairs with colons, e.g. "dc:a6:32:01:02:03"',
-        )
-    if node.serial is not None and not _SERIAL.match(node.serial.lower()):
-        reader.problem(
-            f"{path}.serial",
-            f"{node.serial!r} is not a Pi serial number",
-            "8 or 16 hex digits, as in /proc/device-tree/serial-number",
-        )
-    if node.os not in OS_RELEASES:
-        reader.problem(
-            f"{path}.os" if path != "naming" else "cluster.os",
-            f"unsupported OS {node.os!r}",
-            f"use one of {', '.join(OS_RELEASES)}",
-        )
-    if node.network_stack not in NETWORK_STACKS:
-        reader.problem(
-            f"{path}.network_stack" if path != "naming" else "cluster.network_stack",
-            f"unknown network stack {node.network_stack!r}",
-            f"use one of {', '.join(NETWORK_STACKS)}",
-        )
-    if not _INTERFACE.match(node.interface):
-        reader.problem(
-            f"{path}.interface",
-            f"{node.interface!r} is not an interface name",
-            'e.g. "eth0" on a Pi, "end0" on some boards',
-        )
-    for value, field in ((node.cpus, "cpus"), (node.memory_mb, "memory_mb")):
-        if value is not None and value < 1:
+
+
+def _check_health(cluster: Cluster, reader: Reader) -> None:
+    h = cluster.health
+    for warn, crit in (("temp_warn_c", "temp_crit_c"), ("disk_warn_pct", "disk_crit_pct")):
+        if getattr(h, warn) >= getattr(h, crit):
             reader.problem(
-                f"{path}.{field}",
-                f"must be positive, not {value}",
-                "leave it out to use what the node reports",
+                f"health.{warn}",
+                f"warning ({getattr(h, warn)}) must be below critical ({getattr(h, crit)})",
+                f"e.g. {warn} = {getattr(HealthRules(), warn)}, "
+                f"{crit} = {getattr(HealthRules(), crit)}",
             )
+    for key in ("disk_warn_pct", "disk_crit_pct"):
+        if not 0 < getattr(h, key) <= 100:
+            reader.problem(f"health.{key}", f"{getattr(h, key)} is not a percentage", "use 1-100")
+    for key in ("clock_offset_crit_s", "watch_interval_s"):
+        if getattr(h, key) <= 0:
+            reader.problem(f"health.{key}", f"must be positive, not {getattr(h, key)}")
 
 
 def _nodeset(cluster: Cluster, reader: Reader, path: str, expression: str) -> list[str]:
@@ -222,56 +156,10 @@ def _nodeset(cluster: Cluster, reader: Reader, path: str, expression: str) -> li
 
 def _check_services(cluster: Cluster, reader: Reader) -> None:
     svc = cluster.services
-    names = set(cluster.groups["all"])
     if svc.storage.enabled:
-        if svc.storage.server and svc.storage.server not in names:
-            reader.problem(
-                "services.storage.server",
-                f"storage is mounted from {svc.storage.server!r}, which is not a node "
-                "that exports it",
-                "leave server out to export from the head, or name a node",
-            )
-        for key in ("export", "mount"):
-            value = getattr(svc.storage, key)
-            if not _ABS_PATH.match(value) or ".." in value.split("/"):
-                reader.problem(
-                    f"services.storage.{key}",
-                    f"{value!r} is not an absolute path",
-                    'e.g. "/srv/cluster"',
-                )
-        _nodeset(cluster, reader, "services.storage.clients", svc.storage.clients)
+        _check_storage(cluster, reader)
     if svc.slurm.enabled:
-        if not cluster.compute_nodes:
-            reader.problem(
-                "services.slurm",
-                "Slurm is enabled but no node computes",
-                "add a worker, or set head_computes = true",
-            )
-        defaults = [p.name for p in svc.slurm.partitions if p.default]
-        if len(defaults) > 1:
-            reader.problem(
-                "services.slurm.partitions",
-                f"several default partitions: {defaults}",
-                "mark only one with default = true",
-            )
-        seen: set[str] = set()
-        for index, part in enumerate(svc.slurm.partitions):
-            path = f"services.slurm.partitions[{index}]"
-            if part.name in seen:
-                reader.problem(
-                    f"{path}.name",
-                    f"duplicate partition {part.name!r}",
-                    "give each partition its own name",
-                )
-            seen.add(part.name)
-            members = _nodeset(cluster, reader, f"{path}.nodes", part.nodes)
-            idle = [m for m in members if not cluster.node(m).compute]
-            if idle:
-                reader.problem(
-                    f"{path}.nodes",
-                    f"{', '.join(idle)} do not compute",
-                    "use @compute, or set head_computes = true",
-                )
+        _check_slurm(cluster, reader)
     if svc.mpi.enabled:
         for impl in svc.mpi.implementations:
             if impl not in ("openmpi", "mpich"):
@@ -280,12 +168,12 @@ def _check_services(cluster: Cluster, reader: Reader) -> None:
                     f"unknown MPI {impl!r}",
                     'use "openmpi" and/or "mpich"',
                 )
-    if svc.dnsmasq.enabled and svc.dnsmasq.dhcp:
-        _check_dhcp(cluster, reader)
-    if svc.package_cache.enabled and not 0 < svc.package_cache.port < 65536:
+    if svc.dnsmasq.enabled:
+        _check_dnsmasq(cluster, reader)
+    if not 0 < svc.package_cache.port < 65536:
         reader.problem(
             "services.package_cache.port",
-            f"{svc.package_cache.port} is not a port",
+            f"{svc.package_cache.port} is not a TCP port",
             "apt-cacher-ng listens on 3142 by default",
         )
     if svc.time.enabled and not svc.time.upstream:
@@ -296,10 +184,107 @@ def _check_services(cluster: Cluster, reader: Reader) -> None:
         )
 
 
-def _check_dhcp(cluster: Cluster, reader: Reader) -> None:
-    net = cluster.network
-    span = cluster.services.dnsmasq.dhcp_range
+def _absolute(reader: Reader, path: str, value: str) -> bool:
+    if not _ABS_PATH.match(value) or ".." in value.split("/"):
+        reader.problem(path, f"{value!r} is not an absolute path", 'e.g. "/srv/cluster"')
+        return False
+    if value.rstrip("/") in _SYSTEM_DIRS or value == "/":
+        reader.problem(
+            path,
+            f"{value!r} is a system directory",
+            'use a directory of its own, e.g. "/srv/cluster"',
+        )
+        return False
+    return True
+
+
+def _check_storage(cluster: Cluster, reader: Reader) -> None:
+    storage = cluster.services.storage
+    names = set(cluster.groups["all"])
+    heads = [n.name for n in cluster.nodes if n.is_head]
+    server = storage.server or (heads[0] if heads else "")
+    if storage.server and storage.server not in names:
+        reader.problem(
+            "services.storage.server",
+            f"storage is mounted from {storage.server!r}, which is not a node of the cluster",
+            "leave server out to export from the head, or name the node that exports it",
+        )
+        server = ""
+    _absolute(reader, "services.storage.export", storage.export)
+    _absolute(reader, "services.storage.mount", storage.mount)
+    clients = _nodeset(cluster, reader, "services.storage.clients", storage.clients)
+    if server and clients and set(clients) <= {server}:
+        reader.problem(
+            "services.storage.clients",
+            f"the only client is the server {server} itself",
+            "share with other nodes (e.g. @all), or set enabled = false",
+        )
+    if server and server in clients and storage.mount == storage.export:
+        reader.problem(
+            "services.storage.mount",
+            f"{server} would mount {storage.export} over itself",
+            f'use another mount point, or clients = "@all!{server}"',
+        )
+
+
+def _check_slurm(cluster: Cluster, reader: Reader) -> None:
+    slurm = cluster.services.slurm
+    if not cluster.compute_nodes:
+        reader.problem(
+            "services.slurm",
+            "Slurm is enabled but no node computes",
+            "add a worker, or set head_computes = true",
+        )
+    if slurm.slurmd_timeout < 1:
+        reader.problem(
+            "services.slurm.slurmd_timeout", f"must be positive, not {slurm.slurmd_timeout}"
+        )
+    defaults = [p.name for p in slurm.partitions if p.default]
+    if len(defaults) > 1:
+        reader.problem(
+            "services.slurm.partitions",
+            f"several default partitions: {', '.join(defaults)}",
+            "mark only one with default = true",
+        )
+    computes = {n.name for n in cluster.compute_nodes}
+    seen: set[str] = set()
+    for index, part in enumerate(slurm.partitions):
+        path = f"services.slurm.partitions[{index}]"
+        if not _PARTITION.match(part.name):
+            reader.problem(
+                f"{path}.name", f"invalid partition name {part.name!r}", "letters, digits, '_', '-'"
+            )
+        elif part.name in seen:
+            reader.problem(
+                f"{path}.name",
+                f"duplicate partition {part.name!r}",
+                "give each partition its own name",
+            )
+        seen.add(part.name)
+        members = _nodeset(cluster, reader, f"{path}.nodes", part.nodes)
+        idle = [m for m in members if m not in computes]
+        if idle:
+            reader.problem(
+                f"{path}.nodes",
+                f"{fold_names(idle)} do not compute",
+                "use @compute, or set head_computes = true",
+            )
+
+
+def _check_dnsmasq(cluster: Cluster, reader: Reader) -> None:
+    dnsmasq, net = cluster.services.dnsmasq, cluster.network
+    if dnsmasq.tftp:
+        _absolute(reader, "services.dnsmasq.tftp_root", dnsmasq.tftp_root)
+    if not dnsmasq.dhcp:
+        return
+    span = dnsmasq.dhcp_range
     if span is None:
+        if not any(n.mac for n in cluster.nodes):
+            reader.problem(
+                "services.dnsmasq.dhcp",
+                "DHCP is on but has nothing to hand out: no dhcp_range and no node has a mac",
+                'add mac = ".." to the nodes for reservations, set dhcp_range, or dhcp = false',
+            )
         return
     low, high = span
     if not (low in net.subnet and high in net.subnet):
@@ -309,17 +294,25 @@ def _check_dhcp(cluster: Cluster, reader: Reader) -> None:
             "the head hands out addresses of the cluster LAN only",
         )
         return
-    inside = [n.name for n in cluster.nodes if low <= n.address <= high]
+    inside = [n for n in cluster.nodes if low <= n.address <= high]
     if inside:
+        addresses = fold_values([str(n.address) for n in inside])
         reader.problem(
             "services.dnsmasq.dhcp_range",
-            f"range {low}-{high} holds the static addresses of {', '.join(inside)}",
+            f"range {low}-{high} holds the static addresses of "
+            f"{fold_names(n.name for n in inside)} ({addresses})",
             "keep the dynamic range apart from the nodes' addresses",
+        )
+    if net.gateway is not None and low <= net.gateway <= high:
+        reader.problem(
+            "services.dnsmasq.dhcp_range",
+            f"range {low}-{high} holds the gateway {net.gateway}",
+            "keep the dynamic range apart from the router's address",
         )
     pool = net.router_dhcp_pool
     if pool and low <= pool[1] and pool[0] <= high:
         reader.problem(
             "services.dnsmasq.dhcp_range",
-            f"range overlaps the router's DHCP pool {pool[0]}-{pool[1]}",
+            f"range {low}-{high} overlaps the router's DHCP pool {pool[0]}-{pool[1]}",
             "two DHCP servers must not hand out the same addresses",
         )
