@@ -1,0 +1,273 @@
+"""The health probe: one fixed read-only script per node, and a pure parser to NodeHealth.
+
+The script prints one section per signal, each headed by a marker line. Nothing is
+interpolated into it: the only input, the shared-storage mount point, travels as a
+positional argument ("$1"), so no value can change what the script does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from piherd.health.slurm import SlurmNode
+
+MARKER = "@@piherd-health:"
+
+SCRIPT = r"""
+sec() { printf '\n@@piherd-health:%s@@\n' "$1"; }
+sec clock; date +%s.%N
+sec uptime; cat /proc/uptime
+sec loadavg; cat /proc/loadavg
+sec temp; cat /sys/class/thermal/thermal_zone0/temp 2>/dev/null
+sec throttled
+if command -v vcgencmd >/dev/null 2>&1; then
+  printf 'vcgencmd %s\n' "$(vcgencmd get_throttled 2>/dev/null)"
+else
+  found=""
+  for h in /sys/class/hwmon/hwmon*; do
+    if [ "$(cat "$h/name" 2>/dev/null)" = rpi_volt ]; then
+      printf 'hwmon %s\n' "$(cat "$h/in0_lcrit_alarm" 2>/dev/null)"; found=1; break
+    fi
+  done
+  [ -n "$found" ] || echo n/a
+fi
+sec meminfo; grep -E '^(MemTotal|MemAvailable):' /proc/meminfo
+sec df; df -P -k / 2>/dev/null | tail -n 1
+sec rootfs; awk '$2 == "/" { print $4 }' /proc/mounts
+sec chrony; chronyc -c tracking 2>/dev/null
+sec storage
+if [ -n "$1" ]; then
+  # Touch the mount point so an automount (x-systemd.automount) comes up; bounded.
+  timeout 3 stat -c %i "$1/." >/dev/null 2>&1
+  awk -v m="$1" '$2 == m { print $3 }' /proc/mounts
+fi
+sec services
+for u in slurmd slurmctld munge chrony; do
+  printf '%s %s\n' "$u" "$(systemctl is-active "$u" 2>/dev/null)"
+done
+sec end
+"""
+
+# Bits of `vcgencmd get_throttled` (see docs/health.md and the Raspberry Pi notes).
+THROTTLE_FLAGS: tuple[tuple[int, str], ...] = (
+    (0, "under-voltage"),
+    (1, "arm-freq-capped"),
+    (2, "throttled"),
+    (3, "soft-temp-limit"),
+)
+SINCE_BOOT_SHIFT = 16
+
+
+def probe_argv(storage_mount: str = "") -> list[str]:
+    """The argv that runs SCRIPT; `storage_mount` is passed as "$1", never interpolated."""
+    if storage_mount and not storage_mount.startswith("/"):
+        raise ValueError(f"storage mount must be an absolute path, not {storage_mount!r}")
+    return ["sh", "-c", SCRIPT, "piherd-health", storage_mount]
+
+
+@dataclass(frozen=True)
+class Throttling:
+    """Decoded throttling state; `source` says where it came from ("n/a": not a Pi)."""
+
+    source: str  # "vcgencmd", "hwmon" or "n/a"
+    mask: int | None = None
+    now: frozenset[str] = frozenset()
+    since_boot: frozenset[str] = frozenset()
+
+    @property
+    def known(self) -> bool:
+        return self.source != "n/a"
+
+    def describe(self) -> str:
+        """Short text for a table cell: "ok", "n/a", or the flags now and since boot."""
+        if not self.known:
+            return "n/a"
+        parts = [f for _, f in THROTTLE_FLAGS if f in self.now]
+        parts += [
+            f"{f} since boot"
+            for _, f in THROTTLE_FLAGS
+            if f in self.since_boot and f not in self.now
+        ]
+        return ", ".join(parts) if parts else "ok"
+
+
+def decode_throttled(mask: int) -> Throttling:
+    """Decode a `get_throttled` bit mask into flag names now and since boot."""
+    now = frozenset(name for bit, name in THROTTLE_FLAGS if mask & (1 << bit))
+    since = frozenset(
+        name for bit, name in THROTTLE_FLAGS if mask & (1 << (bit + SINCE_BOOT_SHIFT))
+    )
+    return Throttling("vcgencmd", mask, now, since)
+
+
+@dataclass(frozen=True)
+class NodeHealth:
+    """One node's health as probed; None fields were not available on the node."""
+
+    node: str
+    reachable: bool
+    error: str | None = None
+    elapsed: float = 0.0
+    node_time: float | None = None  # the node's clock (epoch seconds) during the probe
+    clock_offset_s: float | None = None  # node clock minus head clock
+    clock_uncertainty_s: float = 0.0  # half the round trips that measured the offset
+    chrony_offset_s: float | None = None  # chrony's own estimate vs its source
+    chrony_synced: bool | None = None
+    uptime_s: float | None = None
+    load: tuple[float, float, float] | None = None
+    temp_c: float | None = None
+    throttling: Throttling = field(default_factory=lambda: Throttling("n/a"))
+    mem_total_kb: int | None = None
+    mem_available_kb: int | None = None
+    root_use_pct: float | None = None
+    root_ro: bool | None = None
+    storage_fstype: str | None = None  # None: storage not checked; "": not mounted
+    services: dict[str, str] = field(default_factory=dict)
+    slurm: SlurmNode | None = None
+
+    @property
+    def mem_used_pct(self) -> float | None:
+        if not self.mem_total_kb or self.mem_available_kb is None:
+            return None
+        return 100.0 * (self.mem_total_kb - self.mem_available_kb) / self.mem_total_kb
+
+    @property
+    def storage_mounted(self) -> bool | None:
+        """True when mounted (not just an automount trap), None when not checked."""
+        if self.storage_fstype is None:
+            return None
+        return self.storage_fstype not in ("", "autofs")
+
+    def with_slurm(self, slurm: SlurmNode | None) -> NodeHealth:
+        return replace(self, slurm=slurm)
+
+
+def unreachable(node: str, error: str, elapsed: float = 0.0) -> NodeHealth:
+    """The health of a node that could not be probed."""
+    return NodeHealth(node=node, reachable=False, error=error, elapsed=elapsed)
+
+
+def split_sections(stdout: str) -> dict[str, list[str]]:
+    """Split the script's output into {section: lines}."""
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in stdout.splitlines():
+        if line.startswith(MARKER) and line.endswith("@@"):
+            current = sections.setdefault(line[len(MARKER) : -2], [])
+        elif current is not None and line.strip():
+            current.append(line.strip())
+    return sections
+
+
+def _float(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _first(sections: dict[str, list[str]], name: str) -> str:
+    lines = sections.get(name, [])
+    return lines[0] if lines else ""
+
+
+def parse_throttled(lines: list[str]) -> Throttling:
+    """Parse the throttled section: "vcgencmd throttled=0x50005", "hwmon 1" or "n/a"."""
+    line = lines[0] if lines else "n/a"
+    kind, _, value = line.partition(" ")
+    if kind == "vcgencmd" and "=" in value:
+        try:
+            return decode_throttled(int(value.split("=", 1)[1].strip(), 0))
+        except ValueError:
+            return Throttling("n/a")
+    if kind == "hwmon" and value.strip() in ("0", "1"):
+        alarm = value.strip() == "1"
+        return Throttling(
+            "hwmon", int(alarm), frozenset({"under-voltage"} if alarm else ()), frozenset()
+        )
+    return Throttling("n/a")
+
+
+def parse_chrony(line: str) -> tuple[float | None, bool | None]:
+    """(offset seconds, synchronised) from `chronyc -c tracking`; (None, None) if absent."""
+    fields = line.split(",")
+    if len(fields) < 14:
+        return None, None
+    offset = _float(fields[4])
+    return offset, fields[13].strip() != "Not synchronised"
+
+
+def parse_probe(node: str, stdout: str, *, elapsed: float = 0.0) -> NodeHealth:
+    """Turn the probe script's output into a NodeHealth (pure; tolerant of missing parts)."""
+    s = split_sections(stdout)
+    if "end" not in s:
+        return unreachable(node, "probe output incomplete", elapsed)
+    uptime = _float(_first(s, "uptime").split(" ")[0]) if _first(s, "uptime") else None
+    load_fields = _first(s, "loadavg").split()
+    load: tuple[float, float, float] | None = None
+    if len(load_fields) >= 3:
+        values = [_float(v) for v in load_fields[:3]]
+        if all(v is not None for v in values):
+            load = (values[0] or 0.0, values[1] or 0.0, values[2] or 0.0)
+    temp_raw = _float(_first(s, "temp"))
+    mem: dict[str, int] = {}
+    for line in s.get("meminfo", []):
+        key, _, rest = line.partition(":")
+        number = rest.split()[0] if rest.split() else ""
+        if number.isdigit():
+            mem[key] = int(number)
+    df = _first(s, "df").split()
+    root_use = _float(df[4].rstrip("%")) if len(df) >= 6 else None
+    rootfs_opts = _first(s, "rootfs")
+    chrony_offset, chrony_synced = parse_chrony(_first(s, "chrony"))
+    services = {}
+    for line in s.get("services", []):
+        name, _, state = line.partition(" ")
+        services[name] = state.strip() or "unknown"
+    storage: str | None = None
+    if "storage" in s:
+        storage = s["storage"][-1] if s["storage"] else ""
+    return NodeHealth(
+        node=node,
+        reachable=True,
+        elapsed=elapsed,
+        node_time=_float(_first(s, "clock")),
+        chrony_offset_s=chrony_offset,
+        chrony_synced=chrony_synced,
+        uptime_s=uptime,
+        load=load,
+        temp_c=None if temp_raw is None else temp_raw / 1000.0,
+        throttling=parse_throttled(s.get("throttled", [])),
+        mem_total_kb=mem.get("MemTotal"),
+        mem_available_kb=mem.get("MemAvailable"),
+        root_use_pct=root_use,
+        root_ro=("ro" in rootfs_opts.split(",")) if rootfs_opts else None,
+        storage_fstype=storage,
+        services=services,
+    )
+
+
+def with_clock_offsets(
+    results: list[NodeHealth], sent_at: dict[str, float], head: str
+) -> list[NodeHealth]:
+    """Set each node's clock offset against the head's clock.
+
+    Each probe's node time is compared with the midpoint of the round trip on this
+    machine; the difference to the head's own such offset is the node-vs-head offset,
+    uncertain by half of both round trips.
+    """
+    local: dict[str, tuple[float, float]] = {}
+    for h in results:
+        if h.node_time is not None and h.node in sent_at:
+            mid = sent_at[h.node] + h.elapsed / 2.0
+            local[h.node] = (h.node_time - mid, h.elapsed / 2.0)
+    if head not in local:
+        return results
+    head_offset, head_unc = local[head]
+    out = []
+    for h in results:
+        if h.node in local:
+            offset, unc = local[h.node]
+            h = replace(h, clock_offset_s=offset - head_offset, clock_uncertainty_s=unc + head_unc)
+        out.append(h)
+    return out
