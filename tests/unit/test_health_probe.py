@@ -152,7 +152,10 @@ def test_throttled_section_variants() -> None:
 
 
 def test_chrony_not_synchronised() -> None:
-    line = "00000000,,0,0.000000000,0.000000000,0.000000000,0.000000000,0.000,0.000,0.000,1.000000000,1.000000000,0.0,Not synchronised"
+    line = (
+        "00000000,,0,0.000000000,0.000000000,0.000000000,0.000000000,0.000,0.000,0.000,"
+        "1.000000000,1.000000000,0.0,Not synchronised"
+    )
     assert parse_chrony(line) == (0.0, False)
     assert parse_chrony("") == (None, None)
 
