@@ -124,11 +124,8 @@ def plan_node(
             reason = "missing"
         elif now.kind != "dir":
             reason = f"is a {now.kind}, not a directory"
-        elif now.mode != directory.mode or (now.owner, now.group) != (
-            directory.owner,
-            directory.group,
-        ):
-            reason = f"mode/owner {now.mode or 0:o} {now.owner}:{now.group}"
+        # An existing directory keeps its owner and mode: a mount point shows the mounted
+        # file system's, and the export's are its users' business once created.
         if reason:
             changes.append(Change(DIR, directory.path, reason, directory=directory))
 
