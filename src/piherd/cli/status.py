@@ -1,0 +1,173 @@
+"""`piherd status`: one table of the whole cluster, Pi health and Slurm state included."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from piherd.cli.common import cluster_file_option, fail, load_cluster
+from piherd.health import report
+from piherd.health.collect import HealthCollector, Snapshot
+from piherd.health.rules import Level
+from piherd.model import Cluster, NodeSetError, expand
+from piherd.transport.pool import ConnectionPool
+
+LEVEL_STYLE = {Level.OK: "green", Level.WARN: "yellow", Level.CRITICAL: "bold red"}
+EXIT_CRITICAL = 1
+
+
+def select(cluster: Cluster, nodeset: str, command: str = "status") -> list[str]:
+    """Expand NODESET against the cluster, or exit 2 naming what is wrong."""
+    try:
+        names = expand(nodeset, cluster.groups, known=cluster.groups["all"])
+    except NodeSetError as exc:
+        fail(f"piherd {command}: {exc}")
+    if not names:
+        fail(f"piherd {command}: node set {nodeset!r} is empty")
+    return names
+
+
+def render_table(snap: Snapshot) -> Table:
+    """The status table: one row per node, the health column coloured by level."""
+    table = Table(title=None, show_lines=False, pad_edge=False, expand=False)
+    for column in (
+        "node",
+        "role",
+        "up",
+        "uptime",
+        "load 1/5/15",
+        "temp",
+        "throttling",
+        "memory",
+        "root",
+        "clock",
+        "storage",
+        "slurm",
+        "health",
+    ):
+        table.add_column(column, overflow="fold")
+    for h in snap.health:
+        verdict = snap.verdicts[h.node]
+        style = LEVEL_STYLE[verdict.level]
+        health = verdict.level.label + (
+            f": {'; '.join(verdict.reasons)}" if verdict.reasons else ""
+        )
+        if not h.reachable and h.error:
+            health += f" ({h.error})"
+        table.add_row(
+            Text(h.node, style=style),
+            snap.roles.get(h.node, ""),
+            Text("yes", style="green") if h.reachable else Text("NO", style="bold red"),
+            report.fmt_uptime(h.uptime_s),
+            report.fmt_load(h),
+            report.fmt_temp(h),
+            h.throttling.describe() if h.reachable else "-",
+            report.fmt_mem(h),
+            report.fmt_root(h),
+            report.fmt_clock(h),
+            report.fmt_storage(h),
+            report.fmt_slurm(h),
+            Text(health, style=style),
+        )
+    return table
+
+
+def summary(snap: Snapshot) -> str:
+    counts = {level: 0 for level in Level}
+    for verdict in snap.verdicts.values():
+        counts[verdict.level] += 1
+    text = (
+        f"{len(snap.health)} nodes: {counts[Level.OK]} ok, {counts[Level.WARN]} warn, "
+        f"{counts[Level.CRITICAL]} critical ({snap.elapsed:.2f}s)"
+    )
+    if snap.slurm_error:
+        text += f"; Slurm: {snap.slurm_error}"
+    return text
+
+
+async def collect(cluster: Cluster, names: Sequence[str], timeout: float) -> Snapshot:
+    async with ConnectionPool(cluster, connect_timeout=timeout) as pool:
+        collector = HealthCollector(cluster, pool, timeout=timeout)
+        try:
+            return await collector.round(names)
+        finally:
+            await collector.close()
+
+
+async def watch_live(
+    cluster: Cluster, names: Sequence[str], timeout: float, interval: float, console: Console
+) -> None:
+    """Refresh the table in place until interrupted, over one warm connection pool."""
+    async with ConnectionPool(cluster, connect_timeout=timeout) as pool:
+        collector = HealthCollector(cluster, pool, timeout=timeout)
+        try:
+            with Live(console=console, auto_refresh=False) as live:
+                while True:
+                    snap = await collector.round(names)
+                    grid = Table.grid()
+                    grid.add_row(render_table(snap))
+                    grid.add_row(Text(summary(snap), style="dim"))
+                    live.update(grid, refresh=True)
+                    await asyncio.sleep(interval)
+        finally:
+            await collector.close()
+
+
+@click.command("status")
+@cluster_file_option
+@click.argument("nodeset", required=False, default="@all")
+@click.option("--json", "as_json", is_flag=True, help="Print the round as JSON for scripts.")
+@click.option("--watch", "live", is_flag=True, help="Refresh the table in place (Ctrl-C stops).")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.5),
+    default=2.0,
+    show_default=True,
+    help="Seconds between refreshes with --watch.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.5),
+    default=5.0,
+    show_default=True,
+    help="Seconds a node has to answer (connecting included) before it counts as unreachable.",
+)
+def command(
+    cluster_file: Path, nodeset: str, as_json: bool, live: bool, interval: float, timeout: float
+) -> None:
+    """Show the health of NODESET (default @all): one row per node.
+
+    Columns: role, reachable, uptime, load, CPU temperature, throttling (under-voltage,
+    frequency capped, throttled, soft temperature limit; now and since boot), memory,
+    root filesystem use and read-only state, clock offset from the head, shared storage,
+    Slurm state and reason, and the health verdict with its reasons.
+
+    Exit status: 0 when no node is critical, 1 when one is, 2 on bad input.
+    """
+    cluster = load_cluster(cluster_file)
+    names = select(cluster, nodeset)
+    if live and as_json:
+        fail("piherd status: --watch and --json cannot be combined")
+    if live:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(watch_live(cluster, names, timeout, interval, Console()))
+        return
+    snap = asyncio.run(collect(cluster, names, timeout))
+    if as_json:
+        click.echo(json.dumps(report.snapshot_dict(snap), indent=2))
+    else:
+        console = Console()
+        console.print(render_table(snap))
+        console.print(summary(snap), style="dim")
+    if any(v.level == Level.CRITICAL for v in snap.verdicts.values()):
+        sys.exit(EXIT_CRITICAL)

@@ -1,0 +1,99 @@
+"""`piherd watch`: drain critical nodes in Slurm, resume them when healthy, log each change."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from pathlib import Path
+
+import click
+
+from piherd.cli.common import cluster_file_option, load_cluster
+from piherd.cli.status import select
+from piherd.health.loop import WatchLog, watch
+
+
+def default_log_dir() -> Path:
+    """/var/log/piherd as root, else ~/.local/state/piherd."""
+    if os.geteuid() == 0:
+        return Path("/var/log/piherd")
+    return Path.home() / ".local" / "state" / "piherd"
+
+
+@click.command("watch")
+@cluster_file_option
+@click.argument("nodeset", required=False, default="@all")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.5),
+    default=None,
+    help="Seconds between rounds [default: health.watch_interval_s of cluster.toml].",
+)
+@click.option("--once", is_flag=True, help="Run one round, act on it, and exit.")
+@click.option(
+    "--dry-run", is_flag=True, help="Log what would be drained or resumed; change nothing."
+)
+@click.option(
+    "--log-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where watch.jsonl and watch.log go [default: /var/log/piherd as root].",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.5),
+    default=3.0,
+    show_default=True,
+    help="Seconds a node has to answer before the probe counts as failed.",
+)
+@click.option(
+    "--unreachable-after",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Failed probes in a row before an unreachable node is drained.",
+)
+@click.option(
+    "--resume-after",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Healthy rounds in a row before a node piherd drained is resumed.",
+)
+def command(
+    cluster_file: Path,
+    nodeset: str,
+    interval: float | None,
+    once: bool,
+    dry_run: bool,
+    log_dir: Path | None,
+    timeout: float,
+    unreachable_after: int,
+    resume_after: int,
+) -> None:
+    """Watch NODESET (default @all) and keep Slurm in step with node health.
+
+    A node that turns critical (under-voltage, over-temperature, unreachable, clock
+    off, shared storage missing, read-only or full root) is drained with reason
+    "piherd: <rule>"; it is resumed once healthy again. Nodes drained by anyone else
+    (a reason without the "piherd:" prefix) are never resumed. Each change is printed
+    and appended to LOG_DIR/watch.log and LOG_DIR/watch.jsonl.
+    """
+    cluster = load_cluster(cluster_file)
+    names = select(cluster, nodeset, "watch")
+    log = WatchLog(log_dir or default_log_dir(), echo=lambda line: click.echo(line))
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(
+            watch(
+                cluster,
+                names,
+                interval=interval or cluster.health.watch_interval_s,
+                log=log,
+                once=once,
+                dry_run=dry_run,
+                timeout=timeout,
+                unreachable_after=unreachable_after,
+                resume_after=resume_after,
+            )
+        )

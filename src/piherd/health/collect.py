@@ -1,0 +1,171 @@
+"""One health round over the transport: probe nodes in parallel, ask Slurm once, judge.
+
+Each node costs one round trip over its pooled (reused) connection; Slurm's view of
+every node comes from one `scontrol show node -o` on the head. A probe that does not
+answer within `timeout` (connect included) marks the node unreachable, and its
+connection is dropped so the next round reconnects instead of waiting on a dead socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from piherd.health.probe import NodeHealth, parse_probe, probe_argv, unreachable, with_clock_offsets
+from piherd.health.rules import Level, Verdict, evaluate
+from piherd.health.slurm import NODES_ARGV, QUEUE_ARGV, Job, SlurmNode, parse_nodes, parse_queue
+from piherd.model import Cluster, expand
+from piherd.transport.base import Transport, TransportError
+from piherd.transport.pool import ConnectionPool
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything one round learned: per-node health and verdicts, Slurm nodes and queue."""
+
+    time: float
+    health: tuple[NodeHealth, ...]
+    verdicts: dict[str, Verdict]
+    slurm: dict[str, SlurmNode] | None  # None: Slurm could not be asked
+    slurm_error: str | None = None
+    jobs: tuple[Job, ...] = ()
+    elapsed: float = 0.0
+    roles: dict[str, str] = field(default_factory=dict)
+
+    def level(self, node: str) -> Level:
+        verdict = self.verdicts.get(node)
+        return verdict.level if verdict else Level.OK
+
+
+def storage_clients(cluster: Cluster) -> set[str]:
+    """Nodes that should have the shared storage mounted (its clients, not its server)."""
+    storage = cluster.services.storage
+    if not storage.enabled:
+        return set()
+    clients = set(expand(storage.clients, cluster.groups, known=cluster.groups["all"]))
+    clients.discard(storage.server or cluster.head.name)
+    return clients
+
+
+class HealthCollector:
+    """Runs health rounds for one cluster over a ConnectionPool the caller owns."""
+
+    def __init__(self, cluster: Cluster, pool: ConnectionPool, *, timeout: float = 5.0) -> None:
+        self.cluster = cluster
+        self.pool = pool
+        self.timeout = timeout
+        self._mounts = storage_clients(cluster)
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def _drop(self, name: str) -> None:
+        # Closing a dead connection can itself wait; do it beside the round, not in it.
+        task = asyncio.ensure_future(self.pool.forget(name))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def run_on(
+        self, name: str, argv: Sequence[str], *, sudo: bool = False, timeout: float | None = None
+    ) -> tuple[str | None, str, float]:
+        """Run argv on a node: (error or None, stdout, elapsed); never raises for the node."""
+        limit = timeout or self.timeout
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(limit):
+                transport: Transport = await self.pool.get(name)
+                result = await transport.run(argv, sudo=sudo, timeout=limit)
+        except TransportError as exc:
+            return exc.reason, "", time.monotonic() - started
+        except TimeoutError:
+            self._drop(name)
+            return f"no answer within {limit:g}s", "", time.monotonic() - started
+        elapsed = time.monotonic() - started
+        if result.error is not None:
+            self._drop(name)
+            return result.error, "", elapsed
+        if result.rc != 0:
+            detail = result.stderr.strip().splitlines()
+            return f"exit {result.rc}: {detail[-1] if detail else ''}".strip(), "", elapsed
+        return None, result.stdout, elapsed
+
+    async def probe(self, name: str) -> tuple[NodeHealth, float]:
+        """One node's health and the wall-clock time its probe was sent."""
+        mount = self.cluster.services.storage.mount if name in self._mounts else ""
+        sent = time.time()
+        started = time.monotonic()
+        limit = self.timeout
+        try:
+            async with asyncio.timeout(limit):
+                transport: Transport = await self.pool.get(name)
+                sent = time.time()
+                started = time.monotonic()
+                result = await transport.run(probe_argv(mount), timeout=limit)
+        except TransportError as exc:
+            return unreachable(name, exc.reason, time.monotonic() - started), sent
+        except TimeoutError:
+            self._drop(name)
+            return unreachable(name, f"no answer within {limit:g}s", limit), sent
+        elapsed = time.monotonic() - started
+        if result.error is not None:
+            self._drop(name)
+            return unreachable(name, result.error, elapsed), sent
+        return parse_probe(name, result.stdout, elapsed=elapsed), sent
+
+    async def slurm_nodes(self) -> tuple[dict[str, SlurmNode] | None, str | None]:
+        if not self.cluster.services.slurm.enabled:
+            return None, "Slurm is not enabled in cluster.toml"
+        error, out, _ = await self.run_on(self.cluster.head.name, NODES_ARGV)
+        if error is not None:
+            return None, f"scontrol on {self.cluster.head.name}: {error}"
+        return parse_nodes(out), None
+
+    async def jobs(self) -> tuple[Job, ...]:
+        if not self.cluster.services.slurm.enabled:
+            return ()
+        error, out, _ = await self.run_on(self.cluster.head.name, QUEUE_ARGV)
+        return () if error is not None else tuple(parse_queue(out))
+
+    async def round(self, names: Sequence[str], *, with_jobs: bool = False) -> Snapshot:
+        """Probe `names` (the head too, as the clock reference) and ask Slurm, in parallel."""
+        started = time.monotonic()
+        head = self.cluster.head.name
+        targets = list(dict.fromkeys([*names, head]))
+        probes = asyncio.gather(*(self.probe(n) for n in targets))
+        slurm_task = asyncio.ensure_future(self.slurm_nodes())
+        jobs_task = asyncio.ensure_future(self.jobs()) if with_jobs else None
+        try:
+            probed = await probes
+            slurm, slurm_error = await slurm_task
+            jobs = await jobs_task if jobs_task is not None else ()
+        finally:
+            for task in (slurm_task, jobs_task):
+                if task is not None and not task.done():
+                    task.cancel()
+        sent_at = {h.node: sent for h, sent in probed}
+        health = with_clock_offsets([h for h, _ in probed], sent_at, head)
+        wanted = set(names)
+        health = [
+            h.with_slurm(slurm.get(h.node) if slurm else None) for h in health if h.node in wanted
+        ]
+        verdicts = {
+            h.node: evaluate(h, self.cluster.health, compute=self._computes(h.node)) for h in health
+        }
+        return Snapshot(
+            time=time.time(),
+            health=tuple(health),
+            verdicts=verdicts,
+            slurm=slurm,
+            slurm_error=slurm_error,
+            jobs=jobs,
+            elapsed=time.monotonic() - started,
+            roles={n.name: n.role for n in self.cluster.nodes},
+        )
+
+    def _computes(self, name: str) -> bool:
+        return self.cluster.services.slurm.enabled and self.cluster.node(name).compute
+
+    async def close(self) -> None:
+        """Wait for connections being dropped (bounded by the transport's own close)."""
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)

@@ -1,0 +1,119 @@
+"""The `piherd watch` loop: health rounds at a fixed rate, the state machine, Slurm actions.
+
+Rounds start every `interval` seconds (not `interval` after the previous one ended), so
+with short probe timeouts a node that loses power is drained within about
+2 x interval + timeout seconds. Every event goes to a JSON-lines log and a human log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from piherd.health.collect import HealthCollector, Snapshot
+from piherd.health.slurm import drain_argv, resume_argv
+from piherd.health.watch import Action, Event, WatchMachine
+from piherd.model import Cluster
+from piherd.transport.pool import ConnectionPool
+
+
+def human_line(event: Event) -> str:
+    """One line of the human log: UTC time, node, what happened."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(event.time))
+    return f"{stamp} {event.node} {event.kind}: {event.message}"
+
+
+@dataclass
+class WatchLog:
+    """Appends events to DIR/watch.jsonl and DIR/watch.log (created on first write)."""
+
+    directory: Path | None
+    echo: Callable[[str], None] | None = None
+
+    def write(self, event: Event) -> None:
+        line = human_line(event)
+        if self.echo is not None:
+            self.echo(line)
+        if self.directory is None:
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with (self.directory / "watch.jsonl").open("a", encoding="utf-8") as f:
+            f.write(json.dumps(event.as_dict(), sort_keys=True) + "\n")
+        with (self.directory / "watch.log").open("a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+
+async def apply_action(
+    collector: HealthCollector, action: Action, *, dry_run: bool, now: float
+) -> Event | None:
+    """Drain or resume through scontrol on the head; an Event when it failed or was skipped."""
+    if action.kind == "drain":
+        argv = drain_argv(action.node, action.reason)
+    else:
+        argv = resume_argv(action.node)
+    if dry_run:
+        return Event(now, action.node, "dry-run", "", "", (), "would run: " + " ".join(argv))
+    error, _, _ = await collector.run_on(collector.cluster.head.name, argv, sudo=True)
+    if error is None:
+        return None
+    return Event(now, action.node, "error", "", "", (error,), f"{action.kind} failed: {error}")
+
+
+async def watch(
+    cluster: Cluster,
+    names: Sequence[str],
+    *,
+    interval: float,
+    log: WatchLog,
+    once: bool = False,
+    dry_run: bool = False,
+    timeout: float = 3.0,
+    unreachable_after: int = 2,
+    resume_after: int = 2,
+    on_round: Callable[[Snapshot], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Watch `names` until `stop` is set (or one round with `once`)."""
+    limit = min(timeout, interval)
+    machine = WatchMachine(unreachable_after=unreachable_after, resume_after=resume_after)
+    async with ConnectionPool(cluster, connect_timeout=limit) as pool:
+        collector = HealthCollector(cluster, pool, timeout=limit)
+        try:
+            next_start = time.monotonic()
+            while True:
+                snap = await collector.round(names)
+                if snap.slurm is None and snap.slurm_error:
+                    log.write(
+                        Event(snap.time, cluster.head.name, "error", "", "", (), snap.slurm_error)
+                    )
+                verdicts = [snap.verdicts[h.node] for h in snap.health]
+                actions, events = machine.step(snap.time, verdicts, snap.slurm)
+                for event in events:
+                    log.write(event)
+                for action in actions:
+                    failure = await apply_action(collector, action, dry_run=dry_run, now=snap.time)
+                    if failure is not None:
+                        log.write(failure)
+                if on_round is not None:
+                    on_round(snap)
+                if once:
+                    return
+                next_start += interval
+                delay = max(0.0, next_start - time.monotonic())
+                if delay == 0.0:
+                    next_start = time.monotonic()
+                if stop is None:
+                    await asyncio.sleep(delay)
+                    continue
+                try:
+                    async with asyncio.timeout(delay):
+                        await stop.wait()
+                    return
+                except TimeoutError:
+                    pass
+        finally:
+            await collector.close()
