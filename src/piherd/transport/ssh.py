@@ -1,0 +1,323 @@
+"""SSH transport on asyncssh: one connection per node, sudo, atomic writes, accept-new keys.
+
+Honours ~/.ssh/config plus the cluster's ssh_config, checks host keys against the
+cluster's known_hosts (or ~/.ssh/known_hosts) with the "accept-new" policy of
+transport/hostkeys.py, and tries the node's static address before its fallbacks
+(a DHCP or bootstrap address). Errors become TransportError with a human reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import hashlib
+import logging
+import random
+import shlex
+import socket
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+
+from piherd.transport import remote_scripts
+from piherd.transport.base import CommandResult, TransportError
+from piherd.transport.hostkeys import (
+    AcceptNewClient,
+    NewKeyCallback,
+    default_known_hosts,
+    known_keys,
+)
+
+log = logging.getLogger(__name__)
+
+# sshd drops connections over its MaxStartups limit before sending its banner: retry
+# those (and only those) a few times with a growing, jittered delay.
+_BANNER_RETRIES = 6
+_BANNER_BACKOFF = 0.25
+# Extra seconds the client waits for a remote `timeout` to report before giving up.
+_TIMEOUT_GRACE = 3.0
+
+
+class _Unreachable(Exception):
+    """This address did not answer; the next fallback address may."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def describe_os_error(exc: OSError, timeout: float) -> str:
+    """A short human reason for a failed TCP connect."""
+    if isinstance(exc, socket.gaierror):
+        return "unreachable (name does not resolve)"
+    if isinstance(exc, TimeoutError):
+        return f"unreachable (timed out after {timeout:g}s)"
+    if isinstance(exc, ConnectionRefusedError):
+        return "unreachable (connection refused)"
+    if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return "unreachable (no route to host)"
+    if exc.errno in (errno.EMFILE, errno.ENFILE):
+        return (
+            "out of file descriptors on this machine (too many open connections): "
+            "lower --fanout or raise `ulimit -n`"
+        )
+    return f"unreachable ({exc.strerror or exc})"
+
+
+def _returncode(result: asyncssh.SSHCompletedProcess) -> int:
+    code = result.returncode
+    if code is None:
+        return 255
+    return 128 - code if code < 0 else int(code)
+
+
+class SshTransport:
+    """A Transport over SSH to one node. Construct cheaply; `connect()` does the I/O."""
+
+    def __init__(
+        self,
+        node: str,
+        host: str,
+        *,
+        port: int = 22,
+        username: str,
+        known_hosts: Path | None,
+        ssh_config: Path | None,
+        client_keys: Sequence[str | Path] | None = None,
+        connect_timeout: float = 10.0,
+        fallback_hosts: Sequence[str] = (),
+        on_new_host_key: NewKeyCallback | None = None,
+        use_sudo: bool | None = None,
+    ) -> None:
+        self.node = node
+        self.host = host
+        self.port = port
+        self.username = username
+        self.known_hosts = known_hosts if known_hosts is not None else default_known_hosts()
+        self.ssh_config = ssh_config
+        self.client_keys = client_keys
+        self.connect_timeout = connect_timeout
+        self.fallback_hosts = tuple(h for h in fallback_hosts if h and h != host)
+        self.on_new_host_key = on_new_host_key
+        # sudo is skipped for root unless forced (tests force it to exercise the wrapper).
+        self.use_sudo = use_sudo if use_sudo is not None else username != "root"
+        self.address: str | None = None  # the address that answered, once connected
+        self._conn: asyncssh.SSHClientConnection | None = None
+        self._lock = asyncio.Lock()
+
+    # -- connection ---------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Connect to `host`, then each fallback; TransportError when none answers."""
+        async with self._lock:
+            if self._conn is not None:
+                return
+            tried: list[str] = []
+            for address in (self.host, *self.fallback_hosts):
+                try:
+                    self._conn = await self._connect_to(address)
+                except _Unreachable as exc:
+                    tried.append(
+                        exc.reason if not self.fallback_hosts else f"{address}: {exc.reason}"
+                    )
+                    continue
+                self.address = address
+                return
+            raise TransportError(self.node, "; ".join(tried))
+
+    def _config_files(self) -> list[str]:
+        files = [str(self.ssh_config)] if self.ssh_config is not None else []
+        user_config = Path.home() / ".ssh" / "config"
+        if user_config.exists():
+            files.append(str(user_config))
+        return files
+
+    async def _connect_to(self, address: str) -> asyncssh.SSHClientConnection:
+        options: dict[str, Any] = {}
+        if self.client_keys is not None:
+            options["client_keys"] = [str(k) for k in self.client_keys]
+        delay = _BANNER_BACKOFF
+        for attempt in range(_BANNER_RETRIES):
+            known = known_keys(self.known_hosts, address, address, self.port)
+            client = AcceptNewClient(
+                self.node, self.known_hosts, known, self.port, self.on_new_host_key
+            )
+            try:
+                async with asyncio.timeout(self.connect_timeout + 1.0):
+                    conn = await asyncssh.connect(
+                        address,
+                        port=self.port,
+                        username=self.username,
+                        known_hosts=(known, [], []),
+                        config=self._config_files(),
+                        client_factory=lambda c=client: c,
+                        connect_timeout=self.connect_timeout,
+                        **options,
+                    )
+                return conn
+            except asyncssh.HostKeyNotVerifiable as exc:
+                raise TransportError(
+                    self.node, client.refusal or f"host key refused: {exc}"
+                ) from None
+            except asyncssh.PermissionDenied:
+                raise TransportError(
+                    self.node, f"authentication refused for user {self.username}"
+                ) from None
+            except (asyncssh.ConnectionLost, ConnectionResetError) as exc:
+                # Closed before the banner: sshd's MaxStartups. Back off and retry.
+                if attempt == _BANNER_RETRIES - 1:
+                    raise _Unreachable(
+                        f"unreachable (connection closed before the SSH banner {attempt + 1} "
+                        f"times: sshd MaxStartups? lower --fanout): {exc}"
+                    ) from None
+                await asyncio.sleep(delay * random.uniform(1.0, 1.5))  # noqa: S311 (jitter)
+                delay *= 2
+            except TimeoutError:
+                raise _Unreachable(
+                    f"unreachable (timed out after {self.connect_timeout:g}s)"
+                ) from None
+            except OSError as exc:
+                raise _Unreachable(describe_os_error(exc, self.connect_timeout)) from None
+            except asyncssh.Error as exc:
+                raise _Unreachable(f"unreachable (ssh: {exc.reason})") from None
+        raise AssertionError("unreachable code")  # pragma: no cover
+
+    async def close(self) -> None:
+        """Close the connection; safe to call twice."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        conn.close()
+        try:
+            async with asyncio.timeout(5.0):
+                await conn.wait_closed()
+        except (TimeoutError, OSError, asyncssh.Error):
+            pass
+
+    async def __aenter__(self) -> SshTransport:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- commands -----------------------------------------------------------------
+
+    def command_line(self, argv: Sequence[str], *, sudo: bool) -> str:
+        """The remote command line for argv (quoted; `sudo -n --` when asked and not root)."""
+        if not argv:
+            raise ValueError("empty command")
+        words = ["sudo", "-n", "--", *argv] if sudo and self.use_sudo else list(argv)
+        return shlex.join(words)
+
+    async def _exec(
+        self, command: str, input: bytes | None, timeout: float | None
+    ) -> tuple[int | None, bytes, bytes, str | None]:
+        """Run a command line: (rc, stdout, stderr, error). Stops it on timeout/cancel."""
+        await self.connect()
+        conn = self._conn
+        if conn is None:  # pragma: no cover - connect() raised instead
+            raise TransportError(self.node, "not connected")
+        try:
+            proc = await conn.create_process(command, encoding=None)
+        except (asyncssh.Error, OSError) as exc:
+            await self.close()
+            return None, b"", b"", f"connection lost ({exc})"
+        finished = False
+        try:
+            async with asyncio.timeout(timeout):
+                if input:
+                    proc.stdin.write(input)
+                    await proc.stdin.drain()
+                proc.stdin.write_eof()
+                result = await proc.wait()
+            finished = True
+            out = result.stdout if isinstance(result.stdout, bytes) else b""
+            err = result.stderr if isinstance(result.stderr, bytes) else b""
+            return _returncode(result), out, err, None
+        except TimeoutError:
+            return None, b"", b"", f"timeout after {timeout:g}s"
+        except (asyncssh.Error, OSError, BrokenPipeError) as exc:
+            await self.close()
+            return None, b"", b"", f"connection lost ({exc})"
+        finally:
+            if not finished:
+                _stop(proc)
+            proc.close()
+
+    async def run(
+        self,
+        argv: Sequence[str],
+        *,
+        sudo: bool = False,
+        input: bytes | None = None,
+        timeout: float | None = None,
+    ) -> CommandResult:
+        """Run argv on the node; a failing command is a result, an unreachable node raises."""
+        started = time.monotonic()
+        if timeout is None:
+            rc, out, err, error = await self._exec(self.command_line(argv, sudo=sudo), input, None)
+        else:
+            # The remote `timeout` kills the command even where sshd refuses signal
+            # requests (root logins run without privilege separation); the local deadline,
+            # a little later, covers a node that stops answering.
+            wrapped = ["timeout", "-k", "2", f"{timeout:.3f}s", *argv]
+            rc, out, err, error = await self._exec(
+                self.command_line(wrapped, sudo=sudo), input, timeout + _TIMEOUT_GRACE
+            )
+            if error is not None and error.startswith("timeout"):
+                error = f"timeout after {timeout:g}s"
+            elif rc in (124, 137) and time.monotonic() - started >= timeout:
+                rc, error = None, f"timeout after {timeout:g}s"
+        return CommandResult(
+            node=self.node,
+            rc=rc,
+            stdout=out.decode("utf-8", "replace"),
+            stderr=err.decode("utf-8", "replace"),
+            error=error,
+            elapsed=time.monotonic() - started,
+        )
+
+    # -- files --------------------------------------------------------------------
+
+    async def write_file(
+        self, path: str, content: bytes, *, mode: int, owner: str = "root", group: str = "root"
+    ) -> None:
+        """Atomically replace `path`: temp file beside it, checked, fsynced, renamed."""
+        argv = [
+            "sh",
+            "-c",
+            remote_scripts.WRITE_FILE,
+            "sh",
+            path,
+            f"{mode:04o}",
+            owner,
+            group,
+            str(len(content)),
+            hashlib.sha256(content).hexdigest(),
+        ]
+        rc, _out, err, error = await self._exec(self.command_line(argv, sudo=True), content, None)
+        if error is not None or rc != 0:
+            detail = error or err.decode("utf-8", "replace").strip() or f"rc={rc}"
+            raise TransportError(self.node, f"cannot write {path}: {detail}")
+
+    async def read_file(self, path: str, *, sudo: bool = False) -> bytes | None:
+        """Contents of `path`, or None when it does not exist."""
+        argv = ["sh", "-c", remote_scripts.READ_FILE, "sh", path]
+        rc, out, err, error = await self._exec(self.command_line(argv, sudo=sudo), None, None)
+        if rc == remote_scripts.READ_MISSING_RC:
+            return None
+        if error is not None or rc != 0:
+            detail = error or err.decode("utf-8", "replace").strip() or f"rc={rc}"
+            raise TransportError(self.node, f"cannot read {path}: {detail}")
+        return out
+
+
+def _stop(proc: asyncssh.SSHClientProcess[bytes]) -> None:
+    """Ask sshd to signal the remote command (sudo relays it), then close the channel."""
+    with contextlib.suppress(asyncssh.Error, OSError, ValueError):
+        proc.send_signal("TERM")
