@@ -10,7 +10,12 @@ from piherd import __version__
 
 # Each module defines a click command or group named `command`.
 # Kept as names so a broken optional part cannot stop `piherd --help`.
-COMMAND_MODULES: tuple[str, ...] = ("piherd.cli.check",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "piherd.cli.check",
+    "piherd.cli.up",
+    "piherd.cli.status",
+    "piherd.cli.watch",
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

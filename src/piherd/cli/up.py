@@ -1,0 +1,132 @@
+"""`piherd up`: bring every node (or a node set) to what cluster.toml describes."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from piherd.cli.common import cluster_file_option, fail, load_cluster
+from piherd.model import Cluster, NodeSetError, expand
+from piherd.ops import askpass
+from piherd.ops.desired import DesiredState
+from piherd.runner.apply import NodeResult, UpOptions, UpResult, up
+from piherd.runner.progress import JsonReporter, LiveReporter, PlainReporter, print_dry_run
+from piherd.transport.base import TransportError
+from piherd.transport.pool import ConnectionPool
+
+EXIT_FAILED = 1
+
+
+def _secrets(cluster: Cluster) -> Any:
+    module = importlib.import_module("piherd.secrets")
+    return module.load_or_create_secrets(cluster)
+
+
+async def _up(
+    cluster: Cluster,
+    names: list[str],
+    options: UpOptions,
+    reporter: Any,
+    password: str | None,
+) -> UpResult:
+    secrets = _secrets(cluster)
+    async with ConnectionPool(cluster) as pool:
+        failed: dict[str, NodeResult] = {}
+        if password is not None:
+            failed = await _first_contact(cluster, pool, names, password, reporter)
+        ready = [n for n in names if n not in failed]
+        result = await up(cluster, pool, DesiredState(secrets), reporter, options, ready)
+        result.results.update(failed)
+        return result
+
+
+async def _first_contact(
+    cluster: Cluster, pool: ConnectionPool, names: list[str], password: str, reporter: Any
+) -> dict[str, NodeResult]:
+    """--ask-pass: key installed by password, key login verified, password login off."""
+    key = askpass.public_key_line(cluster)
+    failed: dict[str, NodeResult] = {}
+
+    async def one(name: str) -> None:
+        reporter.phase(name, "installing the admin key (password login)")
+        try:
+            await askpass.install_key_by_password(cluster, name, password, key)
+            transport = await pool.get(name)  # a key login: proves the key works
+            await askpass.disable_password_login(transport)
+        except TransportError as exc:
+            failed[name] = NodeResult(name, "failed", reason=exc.reason)
+            reporter.done(failed[name])
+
+    await asyncio.gather(*(one(n) for n in names))
+    return failed
+
+
+@click.command("up")
+@cluster_file_option
+@click.argument("nodeset", required=False, default="@all")
+@click.option(
+    "--dry-run", is_flag=True, help="Show each change, its reason and diff; change nothing."
+)
+@click.option("--json", "as_json", is_flag=True, help="JSON lines of events and a summary.")
+@click.option(
+    "--ask-pass",
+    is_flag=True,
+    help="Prompt for the image's password, install the admin key, then turn password login off.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(5, 3600),
+    default=60.0,
+    show_default=True,
+    help="Seconds to reach a node at its new address after a network change.",
+)
+def command(
+    cluster_file: Path,
+    nodeset: str,
+    dry_run: bool,
+    as_json: bool,
+    ask_pass: bool,
+    timeout: float,
+) -> None:
+    """Configure NODESET (default @all): packages, files, services, in dependency order.
+
+    \b
+    The head goes first (time, storage export, DNS/DHCP, package cache, munge,
+    slurmctld), then the workers in parallel (time, storage mount, munge, slurmd).
+    Only what differs is changed; a second run changes nothing.
+    Exit status: 0 all nodes done, 1 some node failed, 2 bad input.
+    """
+    cluster = load_cluster(cluster_file)
+    try:
+        names = expand(nodeset, cluster.groups, known=cluster.groups["all"])
+    except NodeSetError as exc:
+        fail(f"piherd up: {exc}")
+    if not names:
+        fail(f"piherd up: node set {nodeset!r} is empty")
+    password = None
+    if ask_pass:
+        password = click.prompt("Password of the nodes' admin user", hide_input=True, err=True)
+    options = UpOptions(dry_run=dry_run, network_timeout=timeout)
+    console = Console(stderr=False)
+    if as_json:
+        reporter: Any = JsonReporter(sys.stdout)
+        result = asyncio.run(_up(cluster, names, options, reporter, password))
+    elif console.is_terminal and not dry_run:
+        with LiveReporter(console, names) as live:
+            result = asyncio.run(_up(cluster, names, options, live, password))
+        reporter = live
+    else:
+        # A dry run keeps stdout for the plan; its progress lines go to stderr.
+        reporter = PlainReporter(sys.stderr if dry_run else sys.stdout)
+        result = asyncio.run(_up(cluster, names, options, reporter, password))
+    if dry_run and not as_json:
+        print_dry_run(sys.stdout, result.plans)
+    reporter.summary(result.results)
+    if result.failed:
+        sys.exit(EXIT_FAILED)
