@@ -166,6 +166,7 @@ def _build(
             f"no node is called {head_name!r}",
             f"pick one of {', '.join(list(entries)[:4])}{', ...' if len(entries) > 4 else ''}",
         )
+        head_name = None
     if head_name is None and not any(e.get("role") == "head" for e in entries.values()):
         head_name = next(iter(entries))  # the first node of the plan is the head by default
     defaults = {

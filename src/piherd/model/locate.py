@@ -37,13 +37,19 @@ class Locator:
                     table = f"{name}[{index}]"
                 else:
                     table = name
-                self._lines.setdefault(table, number)
+                self._add(table, number)
                 continue
             key = _KEY.match(line)
             if key:
                 name = _name(key.group(1))
-                path = f"{table}.{name}" if table else name
-                self._lines.setdefault(path, number)
+                self._add(f"{table}.{name}" if table else name, number)
+
+    def _add(self, path: str, number: int) -> None:
+        """Record `path` and the tables it implies (`a` and `a.b` for `a.b.c`)."""
+        self._lines.setdefault(path, number)
+        for cut, char in enumerate(path):
+            if char == ".":
+                self._lines.setdefault(path[:cut], number)
 
     def line(self, path: str) -> int:
         """Line of `path`, or of its nearest enclosing table; 0 when unknown."""

@@ -100,8 +100,11 @@ def planned_nodes(reader: Reader, data: dict[str, Any]) -> dict[str, dict[str, A
     prefix = reader.get(table, "naming", "prefix", str, "node")
     width = reader.get(table, "naming", "width", int, 2)
     start = reader.get(table, "naming", "start", int, 1)
-    count = reader.get(table, "naming", "count", int, 0)
+    count = reader.get(table, "naming", "count", int, -1)
     ok = True
+    if "count" not in table:
+        reader.problem("naming", "the number of nodes is missing", "add count = 4 under [naming]")
+        return {}
     if width < 1:
         reader.problem(
             "naming.width", f"must be at least 1, not {width}", "width = 2 gives node01, node02..."
@@ -110,7 +113,9 @@ def planned_nodes(reader: Reader, data: dict[str, Any]) -> dict[str, dict[str, A
     if start < 0:
         reader.problem("naming.start", f"must be 0 or more, not {start}", "start = 1 is usual")
         ok = False
-    if count < 1 or count > MAX_NODES:
+    if count == -1 and type(table["count"]) is not int:
+        ok = False  # its type is already reported
+    elif count < 1 or count > MAX_NODES:
         reader.problem(
             "naming.count",
             f"must be between 1 and {MAX_NODES}, not {count}",

@@ -235,6 +235,7 @@ def _check_slurm(cluster: Cluster, reader: Reader) -> None:
             "Slurm is enabled but no node computes",
             "add a worker, or set head_computes = true",
         )
+        return
     if slurm.slurmd_timeout < 1:
         reader.problem(
             "services.slurm.slurmd_timeout", f"must be positive, not {slurm.slurmd_timeout}"
