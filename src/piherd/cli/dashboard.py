@@ -1,0 +1,98 @@
+"""`piherd dashboard`: serve the live web dashboard and /metrics for the cluster."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+from pathlib import Path
+
+import click
+
+from piherd.cli.common import cluster_file_option, fail, load_cluster
+from piherd.cli.status import select
+from piherd.web.app import Dashboard
+from piherd.web.backend import cluster_backend
+
+TOKEN_ENV = "PIHERD_DASHBOARD_TOKEN"  # noqa: S105 (the name of a variable)
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and "localhost"."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def read_token(token: str | None, token_file: Path | None) -> str | None:
+    """The token from --token-file, $PIHERD_DASHBOARD_TOKEN or --token (in that order)."""
+    if token_file is not None:
+        try:
+            text = token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            fail(f"piherd dashboard: cannot read --token-file {token_file}: {exc.strerror}")
+        if not text:
+            fail(f"piherd dashboard: --token-file {token_file} is empty")
+        return text
+    return os.environ.get(TOKEN_ENV) or token or None
+
+
+@click.command("dashboard")
+@cluster_file_option
+@click.argument("nodeset", required=False, default="@all")
+@click.option("--bind", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8470, show_default=True)
+@click.option(
+    "--token",
+    default=None,
+    help=f"Require this token (header or ?token=); prefer ${TOKEN_ENV} or --token-file, "
+    "which other users cannot see in the process list. Required unless --bind is loopback.",
+)
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Read the token from this file (keep it mode 0600).",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.5),
+    default=2.0,
+    show_default=True,
+    help="Seconds between health rounds.",
+)
+def command(
+    cluster_file: Path,
+    nodeset: str,
+    bind: str,
+    port: int,
+    token: str | None,
+    token_file: Path | None,
+    interval: float,
+) -> None:
+    """Serve a live dashboard of NODESET (default @all) at http://BIND:PORT/.
+
+    A grid of nodes coloured by health, load and temperature over the last hour, each
+    node's reasons, the Slurm queue, and drain/resume buttons that act through Slurm.
+    GET /metrics gives the same figures in Prometheus text format.
+    """
+    import uvicorn  # imported here: only this command needs the web server
+
+    cluster = load_cluster(cluster_file)
+    names = select(cluster, nodeset, "dashboard")
+    secret = read_token(token, token_file)
+    if not is_loopback(bind) and not secret:
+        fail(
+            f"piherd dashboard: --bind {bind} is reachable from other machines, so a token is "
+            f"required: set ${TOKEN_ENV}, --token-file FILE or --token (or bind 127.0.0.1)"
+        )
+    dashboard = Dashboard(lambda: cluster_backend(cluster, names), interval=interval, token=secret)
+    shown = f"[{bind}]" if ":" in bind else bind
+    click.echo(
+        f"piherd dashboard on http://{shown}:{port}/" + (" (token required)" if secret else "")
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn.run(dashboard.app(), host=bind, port=port, log_level="warning", lifespan="on")
