@@ -15,6 +15,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "piherd.cli.up",
     "piherd.cli.status",
     "piherd.cli.watch",
+    "piherd.cli.dashboard",
 )
 
 
