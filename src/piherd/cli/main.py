@@ -12,6 +12,7 @@ from piherd import __version__
 # Kept as names so a broken optional part cannot stop `piherd --help`.
 COMMAND_MODULES: tuple[str, ...] = (
     "piherd.cli.check",
+    "piherd.cli.init",
     "piherd.cli.render",
     "piherd.cli.up",
     "piherd.cli.status",

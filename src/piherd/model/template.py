@@ -1,0 +1,173 @@
+"""Write a new, commented cluster.toml from a few answers (what `piherd init` asks)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+
+import tomlkit
+from tomlkit.items import Table
+
+DEFAULT_UPSTREAM = ("0.debian.pool.ntp.org", "1.debian.pool.ntp.org")
+
+
+@dataclass(frozen=True)
+class Answers:
+    """Everything `piherd init` needs; defaults are those of the loader."""
+
+    nodes: int
+    subnet: IPv4Network
+    first: IPv4Address
+    prefix: str = "node"
+    width: int = 2
+    start: int = 1
+    head: str = ""  # the first node when empty
+    gateway: IPv4Address | None = None
+    dns: tuple[IPv4Address, ...] = ()
+    router_pool: tuple[IPv4Address, IPv4Address] | None = None
+    name: str = "picluster"
+    domain: str = "cluster.lan"
+    admin_user: str = "pi"
+    os: str = "bookworm"
+    ssh_key: str = "~/.ssh/id_ed25519.pub"
+    head_computes: bool = False
+    storage: str = "nfs"  # "nfs", "sshfs" or "none"
+    slurm: bool = True
+    mpi: tuple[str, ...] = ("openmpi",)
+    dnsmasq: bool = False
+    dhcp_range: tuple[IPv4Address, IPv4Address] | None = None
+    macs: Mapping[str, str] = field(default_factory=dict)
+    package_cache: bool = False
+
+
+def _put(table: Table, key: str, value: object, comment: str) -> None:
+    """`key = value  # comment` (tomlkit wraps bools and ints, which cannot take a comment)."""
+    item = tomlkit.item(value)
+    item.comment(comment)
+    table.add(key, item)
+
+
+def default_first(
+    subnet: IPv4Network,
+    count: int,
+    pool: tuple[IPv4Address, IPv4Address] | None = None,
+) -> IPv4Address:
+    """`.11` of the subnet when the nodes fit after it, else the address after the gateway;
+    moved past the router's DHCP pool when they would land in it."""
+    hosts = subnet.num_addresses - 2
+    first = subnet.network_address + (11 if hosts >= 11 + count else 2)
+    if pool and first <= pool[1] and pool[0] <= first + count - 1:
+        first = pool[1] + 1
+    return first
+
+
+def node_names(answers: Answers) -> list[str]:
+    return [
+        f"{answers.prefix}{i:0{answers.width}d}"
+        for i in range(answers.start, answers.start + answers.nodes)
+    ]
+
+
+def _cluster(a: Answers) -> Table:
+    t = tomlkit.table()
+    _put(t, "name", a.name, "short name: lower-case letters, digits, '-'")
+    _put(t, "domain", a.domain, "DNS domain: nodes are also <name>.<domain>")
+    _put(t, "admin_user", a.admin_user, "the user piherd logs in as, with sudo")
+    _put(t, "ssh_public_key", a.ssh_key, "installed for admin_user on every node")
+    _put(t, "os", a.os, "default OS of the nodes: bullseye, bookworm or trixie")
+    return t
+
+
+def _network(a: Answers) -> Table:
+    t = tomlkit.table()
+    _put(t, "subnet", str(a.subnet), "the LAN the nodes live on")
+    gateway = a.gateway or a.subnet.network_address + 1
+    _put(t, "gateway", str(gateway), "the router")
+    _put(t, "dns", [str(d) for d in (a.dns or (gateway,))], "name servers the nodes use")
+    if a.router_pool:
+        t.add(tomlkit.comment("the router's DHCP pool: node addresses must stay out of it"))
+        t.add("router_dhcp_pool", f"{a.router_pool[0]}-{a.router_pool[1]}")
+    else:
+        t.add(tomlkit.comment("the router's DHCP pool, so piherd keeps nodes out of it:"))
+        t.add(tomlkit.comment('router_dhcp_pool = "192.168.1.100-192.168.1.199"'))
+    return t
+
+
+def _naming(a: Answers, names: list[str]) -> Table:
+    t = tomlkit.table()
+    last = a.first + a.nodes - 1
+    t.add(tomlkit.comment(f"{names[0]}..{names[-1]} on {a.first}..{last}: prefix + index"))
+    t.add("prefix", a.prefix)
+    _put(t, "width", a.width, "digits of the index, zero-padded (2: node01)")
+    _put(t, "start", a.start, "index of the first node")
+    _put(t, "count", a.nodes, "every node, the head included")
+    _put(t, "first_address", str(a.first), "the others follow it, one by one")
+    _put(t, "head", a.head or names[0], "serves time, storage and the Slurm controller")
+    return t
+
+
+def _services(a: Answers, head: str) -> Table:
+    s = tomlkit.table(is_super_table=True)
+    time = tomlkit.table()
+    time.add(tomlkit.comment("chrony: the head follows upstream and serves the nodes"))
+    time.add("enabled", True)
+    time.add("upstream", list(DEFAULT_UPSTREAM))
+    s.add("time", time)
+    storage = tomlkit.table()
+    storage.add(tomlkit.comment("a directory of the head shared with the nodes"))
+    storage.add("enabled", a.storage != "none" and a.nodes > 1)
+    _put(storage, "kind", "nfs" if a.storage == "none" else a.storage, '"nfs" or "sshfs"')
+    _put(storage, "export", "/srv/cluster", "on the head")
+    _put(storage, "mount", "/cluster", "on the clients")
+    _put(storage, "clients", "@workers", "node set that mounts it")
+    s.add("storage", storage)
+    slurm = tomlkit.table()
+    slurm.add("enabled", a.slurm)
+    _put(slurm, "head_computes", a.head_computes, "false: the head schedules, the workers compute")
+    s.add("slurm", slurm)
+    mpi = tomlkit.table()
+    mpi.add("enabled", bool(a.mpi))
+    _put(
+        mpi,
+        "implementations",
+        list(a.mpi or ("openmpi",)),
+        'host files for "openmpi" and/or "mpich"',
+    )
+    s.add("mpi", mpi)
+    dnsmasq = tomlkit.table()
+    dnsmasq.add(tomlkit.comment("DHCP reservations (by mac), DNS and TFTP served by the head"))
+    dnsmasq.add("enabled", a.dnsmasq)
+    if a.dhcp_range:
+        dnsmasq.add("dhcp_range", f"{a.dhcp_range[0]}-{a.dhcp_range[1]}")
+    s.add("dnsmasq", dnsmasq)
+    cache = tomlkit.table()
+    cache.add(tomlkit.comment("apt-cacher-ng on the head; workers fetch packages through it"))
+    cache.add("enabled", a.package_cache)
+    s.add("package_cache", cache)
+    return s
+
+
+def cluster_toml(a: Answers) -> str:
+    """The text of a commented cluster.toml for `a` (not validated here: load it)."""
+    names = node_names(a)
+    head = a.head or names[0]
+    doc = tomlkit.document()
+    doc.add(tomlkit.comment("cluster.toml, written by `piherd init`. Every field is explained in"))
+    doc.add(tomlkit.comment("docs/cluster-toml.md. Next: `piherd check`, then `piherd up`."))
+    doc.add(tomlkit.nl())
+    doc.add("cluster", _cluster(a))
+    doc.add("network", _network(a))
+    doc.add("naming", _naming(a, names))
+    if a.macs:
+        doc.add(tomlkit.comment("per-node overrides: any node can set address, mac, serial, role,"))
+        doc.add(tomlkit.comment("groups, cpus, memory_mb, os, interface, network_stack, compute"))
+        nodes = tomlkit.aot()
+        for name in sorted(a.macs):
+            entry = tomlkit.table()
+            entry.add("name", name)
+            entry.add("mac", a.macs[name])
+            nodes.append(entry)
+        doc.add("nodes", nodes)
+    doc.add("services", _services(a, head))
+    return tomlkit.dumps(doc)
