@@ -187,3 +187,10 @@ def test_storage_path_must_be_absolute() -> None:
     with pytest.raises(ValueError, match="absolute"):
         probe_argv("cluster; rm -rf /")
     assert probe_argv("")[-1] == ""
+
+
+def test_storage_not_asked_is_none() -> None:
+    out = HWMON_OUTPUT.replace("@@piherd-health:storage@@\nautofs", "@@piherd-health:storage@@\n-")
+    assert parse_probe("node01", out).storage_fstype is None
+    out = HWMON_OUTPUT.replace("@@piherd-health:storage@@\nautofs\n", "@@piherd-health:storage@@\n")
+    assert parse_probe("node01", out).storage_fstype == ""

@@ -93,3 +93,8 @@ def test_several_reasons_critical_first() -> None:
     assert v.critical == ("under-voltage", "temperature 90.0 C >= 80")
     assert v.reasons == (*v.critical, "disk 95% >= 90")
     assert max(Level.OK, Level.CRITICAL, Level.WARN) == Level.CRITICAL
+
+
+def test_no_systemd_to_ask_is_not_a_warning() -> None:
+    assert evaluate(replace(GOOD, services={"slurmd": "unknown"}), RULES).level == Level.OK
+    assert evaluate(replace(GOOD, services={}), RULES).level == Level.OK

@@ -167,6 +167,8 @@ def command(
         click.echo(json.dumps(report.snapshot_dict(snap), indent=2))
     else:
         console = Console()
+        if not console.is_terminal:
+            console = Console(width=200)  # logs and pipes: one line per node, no wrapping
         console.print(render_table(snap))
         console.print(summary(snap), style="dim")
     if any(v.level == Level.CRITICAL for v in snap.verdicts.values()):

@@ -40,6 +40,8 @@ if [ -n "$1" ]; then
   # Touch the mount point so an automount (x-systemd.automount) comes up; bounded.
   timeout 3 stat -c %i "$1/." >/dev/null 2>&1
   awk -v m="$1" '$2 == m { print $3 }' /proc/mounts
+else
+  echo -
 fi
 sec services
 for u in slurmd slurmctld munge chrony; do
@@ -225,7 +227,7 @@ def parse_probe(node: str, stdout: str, *, elapsed: float = 0.0) -> NodeHealth:
         name, _, state = line.partition(" ")
         services[name] = state.strip() or "unknown"
     storage: str | None = None
-    if "storage" in s:
+    if "storage" in s and s["storage"] != ["-"]:  # "-": this node was not asked to check
         storage = s["storage"][-1] if s["storage"] else ""
     return NodeHealth(
         node=node,

@@ -76,7 +76,12 @@ def evaluate(health: NodeHealth, rules: HealthRules, *, compute: bool = True) ->
         warn.append("clock not synchronised")
     if health.storage_mounted is False:
         crit.append("shared storage not mounted")
-    if compute and health.services.get("slurmd", "active") not in ("active", "activating"):
+    # "unknown": no systemd to ask (a container or a light sim node); nothing to judge.
+    if compute and health.services.get("slurmd", "unknown") not in (
+        "active",
+        "activating",
+        "unknown",
+    ):
         warn.append(f"slurmd {health.services['slurmd']}")
     if crit:
         level = Level.CRITICAL
