@@ -18,6 +18,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "piherd.cli.status",
     "piherd.cli.watch",
     "piherd.cli.dashboard",
+    "piherd.cli.run",
+    "piherd.cli.copy",
+    "piherd.cli.groups",
 )
 
 

@@ -28,13 +28,17 @@ def host_pattern(host: str, port: int) -> str:
     return host if port == 22 else f"[{host}]:{port}"
 
 
+def known_entries(path: Path, host: str, addr: str, port: int | None) -> tuple[Any, ...]:
+    """asyncssh's match of host/addr/port in `path`: (host keys, CA keys, revoked, ...)."""
+    if not path.exists():
+        return ([], [], [])
+    known = asyncssh.import_known_hosts(path.read_text(encoding="utf-8", errors="replace"))
+    return tuple(known.match(host, addr, port))
+
+
 def known_keys(path: Path, host: str, addr: str, port: int) -> list[asyncssh.SSHKey]:
     """Host keys recorded in `path` for host/addr/port (none when the file is missing)."""
-    if not path.exists():
-        return []
-    known = asyncssh.import_known_hosts(path.read_text(encoding="utf-8", errors="replace"))
-    keys, _ca, _revoked, *_ = asyncssh.match_known_hosts(known, host, addr, port)
-    return list(keys)
+    return list(known_entries(path, host, addr, None if port == 22 else port)[0])
 
 
 def record_key(path: Path, host: str, port: int, key: asyncssh.SSHKey) -> None:
@@ -63,10 +67,16 @@ class AcceptNewClient(asyncssh.SSHClient):
     ) -> None:
         self._node = node
         self._known_hosts = known_hosts
-        self._known = list(known)
+        self._known: list[Any] = list(known)  # replaced by lookup() when asyncssh calls it
         self._port = port
         self._on_new_key = on_new_key
         self.refusal: str | None = None
+
+    def lookup(self, host: str, addr: str, port: int | None) -> tuple[Any, ...]:
+        """The `known_hosts` callable for asyncssh (host is the HostKeyAlias when set)."""
+        entries = known_entries(self._known_hosts, host, addr, port)
+        self._known = list(entries[0])
+        return entries
 
     def validate_host_public_key(self, host: str, addr: str, port: int, key: Any) -> bool:
         """Called by asyncssh for a key not already trusted: accept only a new host."""

@@ -29,7 +29,6 @@ from piherd.transport.hostkeys import (
     AcceptNewClient,
     NewKeyCallback,
     default_known_hosts,
-    known_keys,
 )
 
 log = logging.getLogger(__name__)
@@ -142,9 +141,8 @@ class SshTransport:
             options["client_keys"] = [str(k) for k in self.client_keys]
         delay = _BANNER_BACKOFF
         for attempt in range(_BANNER_RETRIES):
-            known = known_keys(self.known_hosts, address, address, self.port)
             client = AcceptNewClient(
-                self.node, self.known_hosts, known, self.port, self.on_new_host_key
+                self.node, self.known_hosts, [], self.port, self.on_new_host_key
             )
             try:
                 async with asyncio.timeout(self.connect_timeout + 1.0):
@@ -152,7 +150,7 @@ class SshTransport:
                         address,
                         port=self.port,
                         username=self.username,
-                        known_hosts=(known, [], []),
+                        known_hosts=client.lookup,
                         config=self._config_files(),
                         client_factory=lambda c=client: c,
                         connect_timeout=self.connect_timeout,

@@ -1,0 +1,94 @@
+"""`piherd groups`: export the cluster's node groups for other tools.
+
+`--clustershell` writes a groups.d YAML source (named after the cluster) that `clush -g`
+and `nodeset` read; `--ansible` writes an Ansible INI inventory with each node's address
+and the cluster's SSH settings.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+import click
+
+from piherd.cli.common import cluster_file_option, fail, load_cluster
+from piherd.model import Cluster, fold
+
+
+def clustershell_yaml(cluster: Cluster) -> str:
+    """A ClusterShell groups.d YAML file: one source (the cluster's name), every group."""
+    lines = [
+        "# ClusterShell node groups of cluster "
+        f"{cluster.name}, written by `piherd groups --clustershell`.",
+        f"{json.dumps(cluster.name)}:",
+    ]
+    for group in sorted(cluster.groups):
+        members = cluster.groups[group]
+        if members:
+            lines.append(f"    {json.dumps(group)}: {json.dumps(fold(members))}")
+    return "\n".join(lines) + "\n"
+
+
+def _ansible_group(name: str) -> str:
+    # Ansible group names must be identifiers.
+    return re.sub(r"[^A-Za-z0-9_]", "_", name)
+
+
+def ansible_inventory(cluster: Cluster) -> str:
+    """An Ansible INI inventory: a section per group, ansible_host per node, SSH settings."""
+    lines = [
+        f"# Ansible inventory of cluster {cluster.name}, written by `piherd groups --ansible`."
+    ]
+    for group in sorted(g for g in cluster.groups if g != "all"):
+        members = cluster.groups[group]
+        if not members:
+            continue
+        lines.append(f"\n[{_ansible_group(group)}]")
+        lines.extend(f"{name} ansible_host={cluster.node(name).address}" for name in members)
+    lines.append("\n[all:vars]")
+    lines.append(f"ansible_user={cluster.admin_user}")
+    lines.append(f"ansible_port={cluster.ssh_port}")
+    ssh_args = []
+    if cluster.ssh_config is not None:
+        ssh_args += ["-F", str(cluster.ssh_config)]
+    if cluster.known_hosts is not None:
+        ssh_args += ["-o", f"UserKnownHostsFile={cluster.known_hosts}"]
+    if ssh_args:
+        lines.append(f"ansible_ssh_common_args={shlex.quote(shlex.join(ssh_args))}")
+    return "\n".join(lines) + "\n"
+
+
+@click.command("groups")
+@cluster_file_option
+@click.option("--clustershell", "kind", flag_value="clustershell", help="groups.d YAML.")
+@click.option("--ansible", "kind", flag_value="ansible", help="Ansible INI inventory.")
+@click.option(
+    "-o", "--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="Write to FILE instead of stdout.",
+)  # fmt: skip
+def command(cluster_file: Path, kind: str | None, out: Path | None) -> None:
+    """Export the cluster's node groups for clush/nodeset or Ansible.
+
+    \b
+    piherd groups --clustershell --out ~/.local/etc/clustershell/groups.d/mycluster.yaml
+    clush -b -g mycluster:workers uptime     # or: nodeset -s mycluster -f @workers
+    piherd groups --ansible --out inventory.ini && ansible -i inventory.ini workers -m ping
+    """
+    if kind is None:
+        fail("piherd groups: choose --clustershell or --ansible")
+    cluster = load_cluster(cluster_file)
+    text = clustershell_yaml(cluster) if kind == "clustershell" else ansible_inventory(cluster)
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.piherd-tmp")
+        tmp.write_text(text)
+        tmp.replace(out)
+    except OSError as exc:
+        fail(f"piherd groups: cannot write {out}: {exc.strerror}")
+    click.echo(f"wrote {out}", err=True)

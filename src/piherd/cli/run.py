@@ -1,0 +1,181 @@
+"""`piherd run NODESET -- COMMAND...`: one command on a node set, outputs folded like clush -b."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Coroutine, MutableMapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from piherd.api import ClusterSession, open_cluster
+from piherd.cli.common import cluster_file_option, fail, load_cluster
+from piherd.model import Cluster, NodeSetError, expand
+from piherd.runner import fold
+from piherd.transport.base import CommandResult
+
+# Characters that mean "this one word is a shell command line", as with ssh and clush.
+_SHELL_CHARS = set(" \t\n|&;<>()$`\\\"'*?[]#~=%{}")
+
+Tick = Callable[[CommandResult], None]
+Job = Callable[
+    [ClusterSession, MutableMapping[str, CommandResult], Tick],
+    Coroutine[Any, Any, list[CommandResult]],
+]
+
+
+def select(cluster: Cluster, nodeset: str, command: str) -> list[str]:
+    """Expand NODESET with the cluster's groups, or exit 2 naming what is wrong."""
+    try:
+        names = expand(nodeset, cluster.groups, known=cluster.groups["all"])
+    except NodeSetError as exc:
+        fail(f"piherd {command}: {exc}")
+    if not names:
+        fail(f"piherd {command}: node set {nodeset!r} is empty")
+    return names
+
+
+def command_argv(words: Sequence[str]) -> list[str]:
+    """COMMAND words as argv; one word holding shell syntax runs under `sh -c` (like ssh)."""
+    if len(words) == 1 and _SHELL_CHARS & set(words[0]):
+        return ["sh", "-c", words[0]]
+    return list(words)
+
+
+def timing_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """--timeout, --fanout, --sudo, --json, --progress: shared by run and copy."""
+    for option in reversed(
+        [
+            click.option(
+                "-t", "--timeout", type=click.FloatRange(min=0.1), default=None,
+                help="Seconds each node has to connect and finish; it is stopped after.",
+            ),
+            click.option(
+                "--fanout", type=click.IntRange(min=1), default=64, show_default=True,
+                help="Nodes worked on at the same time.",
+            ),
+            click.option("--sudo", is_flag=True, help="Run as root on the nodes (sudo -n)."),
+            click.option(
+                "--json", "as_json", is_flag=True,
+                help="One JSON object per node and line: node, rc, stdout, stderr, error, elapsed.",
+            ),
+            click.option(
+                "--progress/--no-progress", default=None,
+                help="Progress bar on stderr (default: when stderr is a terminal).",
+            ),
+        ]
+    ):  # fmt: skip
+        function = option(function)
+    return function
+
+
+def execute(
+    cluster: Cluster, names: Sequence[str], job: Job, *, timeout: float | None, progress: bool
+) -> tuple[list[CommandResult], bool]:
+    """Run `job` over the cluster; (results in node order, interrupted by Ctrl-C)."""
+    collected: dict[str, CommandResult] = {}
+    bar = _progress_bar() if progress else None
+    bar_task = bar.add_task("nodes", total=len(names)) if bar is not None else None
+
+    def tick(_result: CommandResult) -> None:
+        if bar is not None and bar_task is not None:
+            bar.advance(bar_task)
+
+    async def main() -> list[CommandResult]:
+        connect_timeout = min(timeout, 10.0) if timeout is not None else 10.0
+        async with open_cluster(cluster, connect_timeout=connect_timeout) as session:
+            return await job(session, collected, tick)
+
+    interrupted = False
+    try:
+        if bar is not None:
+            bar.start()
+        results = asyncio.run(main())
+    except KeyboardInterrupt:
+        interrupted = True
+        results = [
+            collected.get(name) or CommandResult(name, None, error="interrupted") for name in names
+        ]
+    finally:
+        if bar is not None:
+            bar.stop()
+    return results, interrupted
+
+
+def _progress_bar() -> Progress:
+    return Progress(
+        TextColumn("[bold]piherd"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+
+
+def report(results: Sequence[CommandResult], *, as_json: bool, folded: bool) -> None:
+    """Outputs on stdout (folded, prefixed or JSON), node stderr, reasons and summary on stderr."""
+    if as_json:
+        for result in results:
+            click.echo(json.dumps(fold.result_json(result), ensure_ascii=False))
+    else:
+        render = fold.render_folded if folded else fold.render_prefixed
+        click.echo(render({r.node: r.stdout for r in results}), nl=False)
+        click.echo(render({r.node: r.stderr for r in results}), nl=False, err=True)
+    for line in fold.error_lines(results):
+        click.echo(line, err=True)
+    click.echo(fold.summary_line(results), err=True)
+
+
+@click.command("run", context_settings={"allow_interspersed_args": False})
+@cluster_file_option
+@timing_options
+@click.option("--no-fold", is_flag=True, help="Print `node: line` for every line instead.")
+@click.argument("nodeset")
+@click.argument("command_words", metavar="[--] COMMAND...", nargs=-1, required=True)
+def command(
+    cluster_file: Path,
+    timeout: float | None,
+    fanout: int,
+    sudo: bool,
+    as_json: bool,
+    progress: bool | None,
+    no_fold: bool,
+    nodeset: str,
+    command_words: tuple[str, ...],
+) -> None:
+    """Run COMMAND on every node of NODESET (`node[02-04]`, `@workers`, `@all!@head`).
+
+    \b
+    Identical outputs are printed once under their node set; stderr is kept apart;
+    a summary line ends the run. Exit status: 0 all ok, 1 some command failed,
+    3 some node unreachable or timed out, 2 bad input, 130 interrupted.
+    One quoted word with shell syntax runs under `sh -c`:  piherd run @all -- 'df -h | tail -1'
+    """
+    if command_words[:1] == ("--",):  # click keeps "--" once args stop being interspersed
+        command_words = command_words[1:]
+    if not command_words:
+        fail("piherd run: no COMMAND given (piherd run NODESET -- COMMAND...)")
+    cluster = load_cluster(cluster_file)
+    names = select(cluster, nodeset, "run")
+    argv = command_argv(command_words)
+    show = progress if progress is not None else (sys.stderr.isatty() and not as_json)
+
+    async def job(
+        session: ClusterSession,
+        collected: MutableMapping[str, CommandResult],
+        tick: Callable[[CommandResult], None],
+    ) -> list[CommandResult]:
+        return await session.run(
+            names, argv, sudo=sudo, timeout=timeout, fanout=fanout, progress=tick,
+            results=collected,
+        )  # fmt: skip
+
+    results, interrupted = execute(cluster, names, job, timeout=timeout, progress=show)
+    report(results, as_json=as_json, folded=not no_fold)
+    sys.exit(fold.exit_code(results, interrupted=interrupted))

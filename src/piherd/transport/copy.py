@@ -1,0 +1,102 @@
+"""Copying files and directories to and from nodes as tar streams over any Transport.
+
+To nodes: one tar archive (modes kept) is built once and fed on stdin to a fixed remote
+script that unpacks it in one round trip, as root with sudo when asked; a single source
+onto a path that is not a directory replaces it by rename (like cp/scp). From nodes: the
+node tars the path and sends it base64-encoded (the Transport's stdout is text); it is
+unpacked under DEST/<node>/ with tarfile's "tar" filter (no paths outside DEST).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import tarfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from piherd.transport.base import CommandResult, Transport
+
+# $1 destination, $2 name of the only top-level entry ("" when several). Tar arrives on
+# stdin; files belong to the user running tar (root with sudo), modes are kept.
+UNPACK = r"""
+set -eu
+dest=$1 single=$2
+if [ -d "$dest" ]; then
+    exec tar -C "$dest" --no-same-owner -xpf -
+fi
+if [ -z "$single" ]; then
+    echo "$dest: not a directory (several sources need a directory)" >&2
+    exit 1
+fi
+parent=$(dirname -- "$dest")
+tmp=$(mktemp -d -- "$parent/.piherd-tmp-copy.XXXXXX")
+trap 'rm -rf -- "$tmp"' EXIT
+tar -C "$tmp" --no-same-owner -xpf -
+if [ -d "$tmp/$single" ] && [ -e "$dest" ]; then
+    echo "$dest: exists and is not a directory" >&2
+    exit 1
+fi
+mv -f -T -- "$tmp/$single" "$dest"
+"""
+
+# $1 the path to send; tar of its last component, base64 on stdout.
+PACK = r"""
+set -eu
+if [ ! -e "$1" ]; then echo "$1: no such file or directory" >&2; exit 1; fi
+cd -- "$(dirname -- "$1")"
+tar -cf - -- "$(basename -- "$1")" | base64 -w 0
+"""
+
+
+def pack(sources: Sequence[Path]) -> bytes:
+    """A tar archive of `sources` (files or directories, modes kept, symlinks as links)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for source in sources:
+            archive.add(source, arcname=source.name, recursive=True)
+    return buffer.getvalue()
+
+
+async def copy_to(
+    transport: Transport,
+    archive: bytes,
+    sources: Sequence[Path],
+    dest: str,
+    *,
+    sudo: bool = False,
+    timeout: float | None = None,
+) -> CommandResult:
+    """Unpack `archive` (made by pack(sources)) at `dest` on the node."""
+    single = sources[0].name if len(sources) == 1 else ""
+    argv = ["sh", "-c", UNPACK, "sh", dest, single]
+    return await transport.run(argv, sudo=sudo, input=archive, timeout=timeout)
+
+
+async def gather_from(
+    transport: Transport,
+    source: str,
+    dest: Path,
+    *,
+    sudo: bool = False,
+    timeout: float | None = None,
+) -> CommandResult:
+    """Fetch `source` from the node into dest/<node>/<basename of source>."""
+    started = time.monotonic()
+    result = await transport.run(["sh", "-c", PACK, "sh", source], sudo=sudo, timeout=timeout)
+    if not result.ok:
+        return result
+    target = dest / transport.node
+    try:
+        data = base64.b64decode(result.stdout, validate=True)
+        target.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as archive:
+            archive.extractall(target, filter="tar")
+    except (binascii.Error, tarfile.TarError, OSError) as exc:
+        return CommandResult(
+            transport.node, 1, "", f"cannot unpack {source} into {target}: {exc}\n",
+            None, time.monotonic() - started,
+        )  # fmt: skip
+    return CommandResult(transport.node, 0, "", result.stderr, None, time.monotonic() - started)
