@@ -38,7 +38,8 @@ def known_entries(path: Path, host: str, addr: str, port: int | None) -> tuple[A
 
 def known_keys(path: Path, host: str, addr: str, port: int) -> list[asyncssh.SSHKey]:
     """Host keys recorded in `path` for host/addr/port (none when the file is missing)."""
-    return list(known_entries(path, host, addr, None if port == 22 else port)[0])
+    keys = known_entries(path, host, addr, None if port == 22 else port)[0]
+    return list(dict.fromkeys(keys))  # host and addr may both match the same line
 
 
 def record_key(path: Path, host: str, port: int, key: asyncssh.SSHKey) -> None:
