@@ -127,9 +127,14 @@ def test_loader_only_raises_config_error_on_any_structure(data: dict[str, Any]) 
     except (TypeError, ValueError):
         return  # not representable as TOML (e.g. a list of mixed tables and values)
     try:
-        loads(text)
+        cluster = loads(text)
     except ConfigError as exc:
         assert exc.problems
+    else:  # whatever loads is usable: a head, unique names and addresses
+        assert cluster.nodes
+        assert cluster.head.is_head
+        assert len({n.name for n in cluster.nodes}) == len(cluster.nodes)
+        assert len({n.address for n in cluster.nodes}) == len(cluster.nodes)
 
 
 NAMES = st.builds(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 import tomllib
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
 
 from piherd.model import plan
-from piherd.model.cluster import DEFAULT_STACK, Cluster, Node, Services
+from piherd.model.cluster import DEFAULT_STACK, Cluster, Network, Node, Services
 from piherd.model.locate import Locator
 from piherd.model.origin import Origin
 from piherd.model.problems import ConfigError, Problem
@@ -50,6 +50,9 @@ NODE_KEYS = (
 # such a node always comes with a problem, so it never leaves the loader.
 NO_ADDRESS = IPv4Address("0.0.0.0")  # noqa: S104 (a placeholder, never bound)
 
+# Stands in for a missing or bad [network] (always reported), so other checks still run.
+NO_NETWORK = Network(IPv4Network("0.0.0.0/32"), None, ())
+
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)")
 
 
@@ -84,9 +87,8 @@ def loads(text: str, file: str = "cluster.toml", base: Path | None = None) -> Cl
         raise ConfigError([_syntax_problem(exc, text, file)]) from None
     reader = Reader(Locator(text), file)
     cluster, origins, unaddressed = _build(data, reader, base)
-    if cluster is not None:
-        check_cluster(cluster, origins, reader, unaddressed)
-    if reader.problems or cluster is None:
+    check_cluster(cluster, origins, reader, unaddressed, cluster.network is not NO_NETWORK)
+    if reader.problems:
         raise ConfigError(reader.problems)
     return cluster
 
@@ -140,21 +142,21 @@ def _entries(
 
 def _build(
     data: dict[str, Any], reader: Reader, base: Path | None
-) -> tuple[Cluster | None, dict[str, Origin], set[str]]:
+) -> tuple[Cluster, dict[str, Origin], set[str]]:
+    """The cluster as far as it can be built; with NO_NETWORK and no nodes when those
+    are missing (always with a problem), so every other section is still checked."""
     reader.check_keys(data, "", TOP_KEYS)
     top = reader.table(data, "cluster", "cluster", CLUSTER_KEYS)
     network = plan.network(reader, data)
     svc = services(reader, data)
     rules = health(reader, data)
     entries, origins = _entries(reader, data)
-    if not entries:
-        if "naming" not in data:
-            reader.problem(
-                "",
-                "the cluster has no nodes",
-                "add a [naming] plan (prefix, count, first_address) or [[nodes]] entries",
-            )
-        return None, {}, set()
+    if not entries and not any(p.field.startswith("naming") for p in reader.problems):
+        reader.problem(
+            "",
+            "the cluster has no nodes",
+            "add a [naming] plan (prefix, count, first_address) or [[nodes]] entries",
+        )
     naming = data.get("naming") if isinstance(data.get("naming"), dict) else {}
     head_name = naming.get("head") if isinstance(naming, dict) else None
     if head_name is not None and not isinstance(head_name, str):
@@ -167,7 +169,7 @@ def _build(
             f"pick one of {', '.join(list(entries)[:4])}{', ...' if len(entries) > 4 else ''}",
         )
         head_name = None
-    if head_name is None and not any(e.get("role") == "head" for e in entries.values()):
+    if entries and head_name is None and not any(e.get("role") == "head" for e in entries.values()):
         head_name = next(iter(entries))  # the first node of the plan is the head by default
     defaults = {
         "os": reader.get(top, "cluster", "os", str, "bookworm"),
@@ -183,7 +185,7 @@ def _build(
         nodes.append(node)
     groups = _groups(reader, data, nodes)
     if network is None:
-        return None, origins, unaddressed
+        unaddressed = {n.name for n in nodes}  # their addresses cannot be checked
 
     def local_path(key: str, default: str) -> Path | None:
         raw = reader.get(top, "cluster", key, str, default)
@@ -203,7 +205,7 @@ def _build(
         name=name,
         domain=reader.get(top, "cluster", "domain", str, "cluster.lan"),
         admin_user=reader.get(top, "cluster", "admin_user", str, "pi"),
-        network=network,
+        network=network or NO_NETWORK,
         nodes=tuple(nodes),
         groups=groups,
         services=svc,

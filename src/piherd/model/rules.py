@@ -68,14 +68,21 @@ def resolve_groups(
 
 
 def check_cluster(
-    cluster: Cluster, origins: Mapping[str, Origin], reader: Reader, unaddressed: Set[str]
+    cluster: Cluster,
+    origins: Mapping[str, Origin],
+    reader: Reader,
+    unaddressed: Set[str],
+    network_ok: bool = True,
 ) -> None:
-    """Run every rule; problems go to `reader`."""
+    """Run every rule that the parts of the file which loaded allow; problems go to `reader`."""
     _check_identity(cluster, reader)
-    _check_network(cluster, reader)
     _check_health(cluster, reader)
-    check_nodes(cluster, origins, reader, unaddressed)
-    _check_services(cluster, reader)
+    if network_ok:
+        _check_network(cluster, reader)
+    if cluster.nodes:
+        check_nodes(cluster, origins, reader, unaddressed)
+        if network_ok:
+            _check_services(cluster, reader)
 
 
 def _check_identity(cluster: Cluster, reader: Reader) -> None:
