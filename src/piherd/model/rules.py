@@ -31,6 +31,9 @@ _SYSTEM_DIRS = frozenset(
         "/var",
     )
 )
+# The same shapes render/apt.py accepts: an apt URL and a name usable in a config key.
+_URL = re.compile(r"^https?://[A-Za-z0-9.\-]+(:[0-9]+)?(/[A-Za-z0-9._~/\-]*)?$")
+_UPSTREAM_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _PARTITION = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 
 
@@ -154,7 +157,8 @@ def _nodeset(cluster: Cluster, reader: Reader, path: str, expression: str) -> li
     try:
         members = expand(expression, cluster.groups, cluster.groups["all"])
     except NodeSetError as exc:
-        reader.problem(path, str(exc), "use node names and groups of this cluster (@all, @workers)")
+        known = ", ".join("@" + g for g in cluster.groups)
+        reader.problem(path, str(exc), f"use node names and groups of this cluster: {known}")
         return []
     if not members:
         reader.problem(path, f"node set {expression!r} is empty", "it must name at least one node")
@@ -177,6 +181,14 @@ def _check_services(cluster: Cluster, reader: Reader) -> None:
                 )
     if svc.dnsmasq.enabled:
         _check_dnsmasq(cluster, reader)
+    if svc.package_cache.enabled:
+        for name, url in svc.package_cache.upstreams.items():
+            if not (_UPSTREAM_NAME.match(name) and _URL.match(url)):
+                reader.problem(
+                    "services.package_cache.upstreams",
+                    f"bad upstream {name} = {url!r}",
+                    'a lower-case name and an http(s) URL, e.g. debian = "http://deb.debian.org/debian/"',
+                )
     if not 0 < svc.package_cache.port < 65536:
         reader.problem(
             "services.package_cache.port",
@@ -243,6 +255,8 @@ def _check_slurm(cluster: Cluster, reader: Reader) -> None:
             "add a worker, or set head_computes = true",
         )
         return
+    if slurm.cgroup_mountpoint:
+        _absolute(reader, "services.slurm.cgroup_mountpoint", slurm.cgroup_mountpoint)
     if slurm.slurmd_timeout < 1:
         reader.problem(
             "services.slurm.slurmd_timeout", f"must be positive, not {slurm.slurmd_timeout}"
