@@ -57,8 +57,10 @@ function showError(text) {
 }
 
 function nodeCard(n, hist) {
-  const slurm = n.slurm ? n.slurm.state.replace("*", "") : "none";
-  const card = el("div", "node level-" + n.level + " slurm-" + slurm.replace("+", "-")
+  const flags = n.slurm ? n.slurm.flags : [];
+  const card = el("div", "node level-" + n.level
+    + (flags.includes("DRAIN") ? " drained" : "")
+    + (n.slurm && n.slurm.base_state === "down" ? " down" : "")
     + (n.reachable ? "" : " unreachable"));
   card.id = "node-" + n.node;
   card.dataset.node = n.node;
@@ -76,8 +78,8 @@ function nodeCard(n, hist) {
   const temp = n.temperature_c === null ? "-" : n.temperature_c.toFixed(1) + " °C";
   card.appendChild(el("div", "figures", "load " + load + " · " + temp
     + " · " + (n.throttling ? n.throttling.text : "-")));
-  const reasons = n.critical.concat(n.warnings);
-  if (n.error) reasons.push(n.error);
+  const reasons = n.critical.concat(n.warnings)
+    .map((r) => (r === "unreachable" && n.error ? "unreachable: " + n.error : r));
   if (reasons.length) {
     const ul = el("ul", "reasons");
     reasons.forEach((r) => ul.appendChild(el("li", null, r)));
