@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import tomllib
 from ipaddress import IPv4Address
 from pathlib import Path
 
@@ -207,3 +209,24 @@ def test_rpinode_example_reserves_every_node_by_mac() -> None:
     assert len(set(macs)) == 15
     span = cluster.services.dnsmasq.dhcp_range
     assert span == (IPv4Address("192.168.2.20"), IPv4Address("192.168.2.250"))
+
+
+def test_short_ranges() -> None:
+    text = BASE.replace(
+        'gateway = "192.168.1.1"', 'gateway = "192.168.1.1"\nrouter_dhcp_pool = "192.168.1.100-199"'
+    )
+    pool = loads(text).network.router_dhcp_pool
+    assert pool == (IPv4Address("192.168.1.100"), IPv4Address("192.168.1.199"))
+
+
+def test_docs_snippets() -> None:
+    """The smallest file of docs/cluster-toml.md is what it says; every snippet is TOML."""
+    docs = (EXAMPLES.parent / "docs" / "cluster-toml.md").read_text()
+    blocks = re.findall(r"```toml\n(.*?)```", docs, re.S)
+    assert len(blocks) >= 3
+    for block in blocks:
+        tomllib.loads(block)
+    smallest = loads(blocks[0])
+    assert [n.name for n in smallest.nodes] == ["node01", "node02", "node03", "node04"]
+    assert str(smallest.nodes[-1].address) == "192.168.1.14"
+    assert smallest.services.storage.export == "/srv/cluster"

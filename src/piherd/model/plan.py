@@ -39,6 +39,11 @@ def address(reader: Reader, raw: object, path: str) -> IPv4Address | None:
 def address_range(reader: Reader, raw: object, path: str) -> tuple[IPv4Address, IPv4Address] | None:
     """An address range written "A-B" or ["A", "B"]."""
     parts = raw.split("-") if isinstance(raw, str) else raw
+    if isinstance(parts, list) and len(parts) == 2 and all(isinstance(p, str) for p in parts):
+        low, high = parts[0].strip(), parts[1].strip()
+        if "." in low and high.isdigit():  # "192.168.1.100-199": the last octet only
+            high = f"{low.rsplit('.', 1)[0]}.{high}"
+        parts = [low, high]
     if not (isinstance(parts, list) and len(parts) == 2):
         reader.problem(path, f"must be a range, not {raw!r}", 'write "192.168.1.100-192.168.1.199"')
         return None
