@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from piherd.health.slurm import (
+    down_argv,
     drain_argv,
     parse_nodes,
     parse_queue,
@@ -95,6 +96,13 @@ def test_drain_and_resume_argv() -> None:
         "Reason=piherd: under-voltage",
     ]
     assert drain_argv("n1", "two\nlines")[-1] == "Reason=two lines"
+    assert down_argv("node03", "piherd: unreachable") == [
+        "scontrol",
+        "update",
+        "NodeName=node03",
+        "State=DOWN",
+        "Reason=piherd: unreachable",
+    ]
     assert resume_argv("node02") == ["scontrol", "update", "NodeName=node02", "State=RESUME"]
     with pytest.raises(ValueError):
         resume_argv("node02 State=DOWN")

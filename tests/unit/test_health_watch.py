@@ -56,7 +56,8 @@ def test_unreachable_needs_consecutive_failures() -> None:
     actions, events = m.step(1.0, [GONE], IDLE)
     assert actions == [] and events == []  # one failed probe is not enough
     actions, events = m.step(2.0, [GONE], IDLE)
-    assert actions == [Action("drain", "node02", "piherd: unreachable")]
+    # Dead: marked down first (Slurm requeues its jobs now), then drained.
+    assert actions == [Action("drain", "node02", "piherd: unreachable", down=True)]
     # A failure, then a success, then a failure: the count starts again.
     m2 = WatchMachine(unreachable_after=2)
     for t, v in enumerate([GONE, OK, GONE, OK]):
@@ -85,3 +86,31 @@ def test_event_as_dict_is_json_ready() -> None:
     _, events = WatchMachine().step(5.0, [UV], IDLE)
     d = events[1].as_dict()
     assert d["node"] == "node02" and d["kind"] == "drain" and d["reasons"] == ["under-voltage"]
+
+
+def test_dead_node_already_down_and_drained_is_left_as_is() -> None:
+    m = WatchMachine(unreachable_after=1)
+    done = {
+        "node02": SlurmNode(
+            "node02", "down", frozenset({"DRAIN", "NOT_RESPONDING"}), "piherd: unreachable"
+        )
+    }
+    assert m.step(1.0, [GONE], done)[0] == []
+    # Down by piherd but not yet drained: only the drain is missing.
+    half = {"node02": SlurmNode("node02", "down", frozenset(), "piherd: unreachable")}
+    assert m.step(2.0, [GONE], half)[0] == [
+        Action("drain", "node02", "piherd: unreachable", down=False)
+    ]
+
+
+def test_node_set_down_by_an_admin_is_left_alone() -> None:
+    m = WatchMachine(resume_after=1)
+    admin = {"node02": SlurmNode("node02", "down", frozenset(), "power supply swap", "bob")}
+    assert m.step(1.0, [OK], admin)[0] == []
+    assert m.step(2.0, [UV], admin)[0] == []
+    # Down without a reason (Slurm's own "not responding") is not an admin decision.
+    plain = {"node02": SlurmNode("node02", "down", frozenset({"NOT_RESPONDING"}))}
+    assert m.step(2.5, [OK], plain)[0] == []
+    slurm = {"node02": SlurmNode("node02", "down", frozenset(), "Not responding", "slurm")}
+    assert m.step(2.7, [UV], slurm)[0] == [Action("drain", "node02", "piherd: under-voltage")]
+    assert m.step(3.0, [UV], plain)[0] == [Action("drain", "node02", "piherd: under-voltage")]

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shlex
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from piherd.health.collect import HealthCollector, Snapshot
-from piherd.health.slurm import drain_argv, resume_argv
+from piherd.health.slurm import down_argv, drain_argv, resume_argv
 from piherd.health.watch import Action, Event, WatchMachine
 from piherd.model import Cluster
 from piherd.transport.pool import ConnectionPool
@@ -51,16 +52,23 @@ async def apply_action(
     collector: HealthCollector, action: Action, *, dry_run: bool, now: float
 ) -> Event | None:
     """Drain or resume through scontrol on the head; an Event when it failed or was skipped."""
+    commands: list[list[str]] = []
     if action.kind == "drain":
-        argv = drain_argv(action.node, action.reason)
+        if action.down:
+            commands.append(down_argv(action.node, action.reason))
+        commands.append(drain_argv(action.node, action.reason))
     else:
-        argv = resume_argv(action.node)
+        commands.append(resume_argv(action.node))
     if dry_run:
-        return Event(now, action.node, "dry-run", "", "", (), "would run: " + " ".join(argv))
-    error, _, _ = await collector.run_on(collector.cluster.head.name, argv, sudo=True)
-    if error is None:
-        return None
-    return Event(now, action.node, "error", "", "", (error,), f"{action.kind} failed: {error}")
+        text = " && ".join(shlex.join(argv) for argv in commands)
+        return Event(now, action.node, "dry-run", "", "", (), f"would run: {text}")
+    for argv in commands:
+        error, _, _ = await collector.run_on(collector.cluster.head.name, argv, sudo=True)
+        if error is not None:
+            return Event(
+                now, action.node, "error", "", "", (error,), f"{action.kind} failed: {error}"
+            )
+    return None
 
 
 async def watch(

@@ -40,8 +40,15 @@ class SlurmNode:
         return self.state == "down"
 
     @property
+    def held(self) -> bool:
+        """Out of service by someone's decision: drained, or set down with a reason by a
+        person (Slurm's own "Not responding" is reported by user "slurm": not a decision)."""
+        return self.drain or (self.down and bool(self.reason) and self.reason_user != "slurm")
+
+    @property
     def drained_by_piherd(self) -> bool:
-        return self.drain and self.reason.startswith(PIHERD_REASON_PREFIX)
+        """Drained or set down by piherd (its reason starts with "piherd:")."""
+        return self.held and self.reason.startswith(PIHERD_REASON_PREFIX)
 
     @property
     def label(self) -> str:
@@ -157,6 +164,13 @@ def drain_argv(node: str, reason: str) -> list[str]:
         "State=DRAIN",
         f"Reason={reason}",
     ]
+
+
+def down_argv(node: str, reason: str) -> list[str]:
+    """`scontrol update` that marks `node` down: Slurm requeues (--requeue) or ends its jobs."""
+    argv = drain_argv(node, reason)
+    argv[3] = "State=DOWN"
+    return argv
 
 
 def resume_argv(node: str) -> list[str]:

@@ -1,11 +1,13 @@
 """The watch state machine: observations in, Slurm actions and log events out (no I/O).
 
 Rules it keeps:
-- a node that is critical is drained with reason "piherd: <reasons>";
+- a node that is critical is drained with reason "piherd: <reasons>"; an unreachable
+  one is first marked down, so Slurm requeues its jobs now, not after SlurmdTimeout;
 - an unreachable node counts as critical only after `unreachable_after` failed probes
   in a row (short timeouts make that a few seconds), so one lost packet drains nothing;
 - a node drained by piherd is resumed after `resume_after` healthy rounds in a row;
-- a node drained by anyone else (reason without the "piherd:" prefix) is never touched.
+- a node drained (or set down with a reason) by anyone else, i.e. a reason without the
+  "piherd:" prefix, is never touched.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ class Action:
     kind: str
     node: str
     reason: str = ""
+    # Mark the node down first (a dead node: Slurm requeues its --requeue jobs at once
+    # instead of after SlurmdTimeout), then drain it.
+    down: bool = False
 
 
 @dataclass(frozen=True)
@@ -115,7 +120,7 @@ class WatchMachine:
         now: float,
         events: list[Event],
     ) -> Action | None:
-        if node.drain and not node.drained_by_piherd:
+        if node.held and not node.drained_by_piherd:
             if not mem.held:
                 events.append(
                     Event(
@@ -134,7 +139,8 @@ class WatchMachine:
         mem.held = False
         if level == Level.CRITICAL:
             reason = piherd_reason(verdict.critical)
-            if node.drain and node.reason == reason:
+            dead = verdict.critical == ("unreachable",)
+            if node.drain and node.reason == reason and (node.down or not dead):
                 return None
             events.append(
                 Event(
@@ -147,7 +153,7 @@ class WatchMachine:
                     f"drain: {reason}",
                 )
             )
-            return Action("drain", node.name, reason)
+            return Action("drain", node.name, reason, down=dead and not node.down)
         if (
             node.drained_by_piherd
             and verdict.level != Level.CRITICAL
