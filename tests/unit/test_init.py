@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import pty
 import stat
+import subprocess
 from ipaddress import IPv4Address
 from pathlib import Path
 
@@ -156,3 +159,37 @@ def test_default_first_address_avoids_the_router_pool(tmp_path: Path) -> None:
     args = ["--nodes", "4", "--subnet", "192.168.1.0/24", "--router-pool", "192.168.1.2-99"]
     assert run_init(path, *args)[0] == 0
     assert load(path).nodes[0].address == IPv4Address("192.168.1.100")
+
+
+def test_asks_on_a_terminal(tmp_path: Path) -> None:
+    """On a real terminal (a pty), missing --nodes and --subnet are asked for."""
+    piherd = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "piherd"
+    path = tmp_path / "asked.toml"
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [str(piherd), "init", str(path), "--prefix", "rpi", "--width", "1"],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            close_fds=True,
+        )
+        os.close(slave)
+        os.write(master, b"3\n10.9.8.0/24\n")  # the terminal buffers the two answers
+        output = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+        assert proc.wait(timeout=60) == 0, output.decode(errors="replace")
+    finally:
+        os.close(master)
+    text = output.decode(errors="replace")
+    assert "--nodes" in text and "--subnet" in text
+    cluster = load(path)
+    assert [n.name for n in cluster.nodes] == ["rpi1", "rpi2", "rpi3"]
+    assert str(cluster.nodes[0].address) == "10.9.8.11"
