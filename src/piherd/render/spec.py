@@ -144,19 +144,18 @@ def unit_name_for_path(path: str, suffix: str) -> str:
     The same algorithm as `systemd-escape --path`, written here because render
     must not run programs.
     """
-    parts = [p for p in path.split("/") if p]
+    parts = [p for p in path.split("/") if p and p != "."]
     if not parts:
         return f"-.{suffix}"
-    escaped = []
-    for part in parts:
-        chars = []
-        for index, char in enumerate(part):
-            if _UNIT_SAFE.match(char) and not (index == 0 and char == "."):
-                chars.append(char)
-            else:
-                chars.append("".join(f"\\x{b:02x}" for b in char.encode()))
-        escaped.append("".join(chars))
-    return "-".join(escaped) + f".{suffix}"
+    chars = []
+    for index, char in enumerate("/".join(parts)):
+        if char == "/":
+            chars.append("-")
+        elif _UNIT_SAFE.match(char) and not (index == 0 and char == "."):
+            chars.append(char)
+        else:
+            chars.append("".join(f"\\x{b:02x}" for b in char.encode()))
+    return "".join(chars) + f".{suffix}"
 
 
 def safe_path(value: str, what: str) -> str:
