@@ -13,42 +13,48 @@ from piherd.health.slurm import SlurmNode
 
 MARKER = "@@piherd-health:"
 
+# Few processes per probe (builtins where the shell can read a file itself): the same
+# script runs on hundreds of nodes at once, and on a Pi every fork costs.
 SCRIPT = r"""
 sec() { printf '\n@@piherd-health:%s@@\n' "$1"; }
+line() { l=""; read -r l < "$1"; [ -n "$l" ] && printf '%s\n' "$l"; } 2>/dev/null
 sec clock; date +%s.%N
-sec uptime; cat /proc/uptime
-sec loadavg; cat /proc/loadavg
-sec temp; cat /sys/class/thermal/thermal_zone0/temp 2>/dev/null
+sec uptime; line /proc/uptime
+sec loadavg; line /proc/loadavg
+sec temp; line /sys/class/thermal/thermal_zone0/temp
 sec throttled
 if command -v vcgencmd >/dev/null 2>&1; then
   printf 'vcgencmd %s\n' "$(vcgencmd get_throttled 2>/dev/null)"
 else
   found=""
   for h in /sys/class/hwmon/hwmon*; do
-    if [ "$(cat "$h/name" 2>/dev/null)" = rpi_volt ]; then
-      printf 'hwmon %s\n' "$(cat "$h/in0_lcrit_alarm" 2>/dev/null)"; found=1; break
+    n=""; read -r n 2>/dev/null < "$h/name"
+    if [ "$n" = rpi_volt ]; then
+      a=""; read -r a 2>/dev/null < "$h/in0_lcrit_alarm"
+      printf 'hwmon %s\n' "$a"; found=1; break
     fi
   done
   [ -n "$found" ] || echo n/a
 fi
-sec meminfo; grep -E '^(MemTotal|MemAvailable):' /proc/meminfo
-sec df; df -P -k / 2>/dev/null | tail -n 1
-sec rootfs; awk '$2 == "/" { print $4 }' /proc/mounts
+sec meminfo
+while read -r k v rest; do
+  case $k in MemTotal:|MemAvailable:) printf '%s %s kB\n' "$k" "$v" ;; esac
+done < /proc/meminfo
+sec df; df -P -k / 2>/dev/null
 sec chrony; chronyc -c tracking 2>/dev/null
-sec storage
-if [ -n "$1" ]; then
-  # Touch the mount point so an automount (x-systemd.automount) comes up; bounded.
-  timeout 3 stat -c %i "$1/." >/dev/null 2>&1
-  awk -v m="$1" '$2 == m { print $3 }' /proc/mounts
-else
-  echo -
-fi
-sec services
-for u in slurmd slurmctld munge chrony; do
-  printf '%s %s\n' "$u" "$(systemctl is-active "$u" 2>/dev/null)"
-done
+# Touch the shared mount point so an automount (x-systemd.automount) comes up; bounded.
+[ -z "$1" ] || timeout 3 stat -c %i "$1/." >/dev/null 2>&1
+awk -v m="$1" '
+  $2 == "/" { root = $4 }
+  m != "" && $2 == m { fs = fs $3 "\n" }
+  END {
+    print "\n@@piherd-health:rootfs@@"; print root
+    print "\n@@piherd-health:storage@@"; if (m == "") print "-"; else printf "%s", fs
+  }' /proc/mounts
+sec services; systemctl is-active slurmd slurmctld munge chrony 2>/dev/null
 sec end
 """
+SERVICES: tuple[str, ...] = ("slurmd", "slurmctld", "munge", "chrony")  # in SCRIPT's order
 
 # Bits of `vcgencmd get_throttled` (see docs/health.md and the Raspberry Pi notes).
 THROTTLE_FLAGS: tuple[tuple[int, str], ...] = (
@@ -218,14 +224,16 @@ def parse_probe(node: str, stdout: str, *, elapsed: float = 0.0) -> NodeHealth:
         number = rest.split()[0] if rest.split() else ""
         if number.isdigit():
             mem[key] = int(number)
-    df = _first(s, "df").split()
+    df_lines = s.get("df", [])
+    df = df_lines[-1].split() if df_lines else []  # the header, then the line for /
     root_use = _float(df[4].rstrip("%")) if len(df) >= 6 else None
-    rootfs_opts = _first(s, "rootfs")
+    rootfs_opts = s["rootfs"][-1] if s.get("rootfs") else ""
     chrony_offset, chrony_synced = parse_chrony(_first(s, "chrony"))
-    services = {}
-    for line in s.get("services", []):
-        name, _, state = line.partition(" ")
-        services[name] = state.strip() or "unknown"
+    # One state per line, in SERVICES order; no lines when there is no systemd to ask.
+    states = s.get("services", [])
+    services = {
+        name: states[i] if i < len(states) else "unknown" for i, name in enumerate(SERVICES)
+    }
     storage: str | None = None
     if "storage" in s and s["storage"] != ["-"]:  # "-": this node was not asked to check
         storage = s["storage"][-1] if s["storage"] else ""
