@@ -291,6 +291,9 @@ async def apply_plan(
     except (ApplyError, TransportError) as exc:
         result.status = "failed"
         result.reason = exc.reason if isinstance(exc, TransportError) else str(exc)
+    except Exception as exc:  # a bug or an odd node must not stop the other nodes
+        result.status = "failed"
+        result.reason = f"internal error: {exc!r}"
     finally:
         result.elapsed = time.monotonic() - started
     reporter.done(result)

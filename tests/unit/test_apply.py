@@ -1,0 +1,136 @@
+"""Applying plans on the real local transport (files under a scratch dir, real sh/stat).
+
+No systemd here (PID 1 is not systemd), so these plans carry files and directories only;
+units are exercised on the sim (tests/integration/test_up.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import grp
+import os
+import pwd
+from collections.abc import Mapping
+from pathlib import Path
+
+from piherd.facts.types import NodeFacts
+from piherd.model import Cluster, load
+from piherd.ops.types import Change, DesiredDir, DesiredFile, DesiredNode
+from piherd.runner.apply import NodeResult, UpOptions, up
+from piherd.transport.base import Transport, TransportError
+from piherd.transport.local import LocalTransport
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "cluster.toml"
+USER = pwd.getpwuid(os.getuid()).pw_name
+GROUP = grp.getgrgid(os.getgid()).gr_name
+
+
+class LocalPool:
+    """Every node is this machine; `down` nodes are unreachable."""
+
+    def __init__(self, down: set[str] | None = None) -> None:
+        self.down = down or set()
+        self.forgotten: list[str] = []
+
+    async def get(self, name: str) -> Transport:
+        if name in self.down:
+            raise TransportError(name, "unreachable (no route to host)")
+        return LocalTransport(name)
+
+    async def forget(self, name: str) -> None:
+        self.forgotten.append(name)
+
+
+class Events:
+    def __init__(self) -> None:
+        self.changes: list[tuple[str, str, str]] = []
+        self.results: dict[str, NodeResult] = {}
+
+    def phase(self, node: str, text: str) -> None:
+        pass
+
+    def change(self, node: str, change: Change) -> None:
+        self.changes.append((node, change.kind, change.target))
+
+    def done(self, result: NodeResult) -> None:
+        self.results[result.node] = result
+
+
+def builder(root: Path, text: str = "v1"):  # type: ignore[no-untyped-def]
+    def build(cluster: Cluster, facts: Mapping[str, NodeFacts]) -> dict[str, DesiredNode]:
+        nodes = {}
+        for node in cluster.nodes:
+            base = root / node.name
+            nodes[node.name] = DesiredNode(
+                node=node.name,
+                hostname="",  # the test machine keeps its name
+                dirs=(DesiredDir(str(base / "export"), 0o750, USER, GROUP),),
+                files=(
+                    DesiredFile(
+                        str(base / "etc" / "a.conf"),
+                        f"{text} {node.name}\n".encode(),
+                        0o640,
+                        USER,
+                        GROUP,
+                    ),
+                    DesiredFile(str(base / "key"), b"secret\n", 0o600, USER, GROUP, secret=True),
+                ),
+            )
+        return nodes
+
+    return build
+
+
+def run_up(root: Path, pool: LocalPool, text: str = "v1", dry: bool = False) -> tuple:  # type: ignore[type-arg]
+    cluster = load(EXAMPLE)
+    events = Events()
+    names = [n.name for n in cluster.nodes]
+    result = asyncio.run(
+        up(cluster, pool, builder(root, text), events, UpOptions(dry_run=dry), names)
+    )
+    return cluster, result, events
+
+
+def test_first_run_changes_second_run_nothing(tmp_path: Path) -> None:
+    _, first, _ = run_up(tmp_path, LocalPool())
+    assert {r.status for r in first.results.values()} == {"changed"}
+    conf = tmp_path / "node02" / "etc" / "a.conf"
+    assert conf.read_text() == "v1 node02\n"
+    assert oct(conf.stat().st_mode & 0o777) == "0o640"
+    assert (tmp_path / "node02" / "export").is_dir()
+    _, second, events = run_up(tmp_path, LocalPool())
+    assert {r.status for r in second.results.values()} == {"unchanged"}
+    assert events.changes == []
+    assert all(p.empty for p in second.plans.values())
+
+
+def test_dry_run_shows_diff_and_changes_nothing(tmp_path: Path) -> None:
+    run_up(tmp_path, LocalPool())
+    _, result, events = run_up(tmp_path, LocalPool(), text="v2", dry=True)
+    conf = tmp_path / "node03" / "etc" / "a.conf"
+    assert conf.read_text() == "v1 node03\n"
+    (change,) = result.plans["node03"].changes
+    assert "-v1 node03" in change.diff and "+v2 node03" in change.diff
+    assert ("node03", "file", str(conf)) in events.changes
+
+
+def test_one_node_down_others_finish(tmp_path: Path) -> None:
+    _, result, events = run_up(tmp_path, LocalPool(down={"node03"}))
+    assert result.failed == ["node03"]
+    assert "unreachable" in result.results["node03"].reason
+    assert result.results["node02"].status == "changed"
+    assert result.results["node04"].status == "changed"
+    assert not (tmp_path / "node03").exists()
+    # and the next run, with the node back, converges
+    _, again, _ = run_up(tmp_path, LocalPool())
+    assert again.results["node03"].status == "changed"
+    assert again.results["node02"].status == "unchanged"
+
+
+def test_failed_change_is_reported_with_reason(tmp_path: Path) -> None:
+    (tmp_path / "node02").mkdir()
+    (tmp_path / "node02" / "etc").write_text("a file where a directory must be\n")
+    _, result, _ = run_up(tmp_path, LocalPool())
+    assert result.failed == ["node02"]
+    assert "mkdir" in result.results["node02"].reason
+    assert result.results["node04"].status == "changed"
