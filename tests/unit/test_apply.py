@@ -115,7 +115,7 @@ def test_dry_run_shows_diff_and_changes_nothing(tmp_path: Path) -> None:
 
 
 def test_one_node_down_others_finish(tmp_path: Path) -> None:
-    _, result, events = run_up(tmp_path, LocalPool(down={"node03"}))
+    _, result, _ = run_up(tmp_path, LocalPool(down={"node03"}))
     assert result.failed == ["node03"]
     assert "unreachable" in result.results["node03"].reason
     assert result.results["node02"].status == "changed"
