@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "piherd.cli.run",
     "piherd.cli.copy",
     "piherd.cli.groups",
+    "piherd.cli.sim",
 )
 
 

@@ -1,0 +1,178 @@
+"""`piherd sim`: a virtual Raspberry Pi cluster on this machine (presentation only)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from piherd.cli.common import fail
+from piherd.sim.cluster import VirtualCluster
+from piherd.sim.names import STATE_ROOT
+from piherd.sim.pisys import INJECTIONS
+from piherd.sim.proc import SimError
+
+T = TypeVar("T")
+DEFAULT_NAME = "sim"
+
+name_option = click.option(
+    "--name",
+    default=DEFAULT_NAME,
+    show_default=True,
+    help="Name of the virtual cluster (several can run side by side).",
+)
+
+
+def _go(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(coro)
+    except (SimError, ValueError) as exc:
+        fail(f"piherd sim: {exc}", 1 if isinstance(exc, SimError) else 2)
+
+
+def _attach(name: str) -> VirtualCluster:
+    if os.geteuid() != 0:
+        fail("piherd sim needs root (namespaces, bridges, containers)")
+    try:
+        return VirtualCluster.attach(name)
+    except (SimError, ValueError) as exc:
+        fail(f"piherd sim: {exc}; start it with `piherd sim up --name {name}`")
+
+
+@click.group("sim")
+def command() -> None:
+    """A virtual Pi cluster on this machine, reached over real SSH like Pis on a switch.
+
+    \b
+      piherd sim up --workers 3          # head + 3 workers (systemd containers)
+      piherd sim up --light --workers 100 --name big   # sshd-only nodes, for scale
+      ssh -F /var/lib/piherd/sim/sim/ssh_config node02
+      piherd sim kill node03; piherd sim revive node03
+      piherd sim down
+    """
+
+
+@command.command("up")
+@name_option
+@click.option("--workers", default=3, show_default=True, type=click.IntRange(0, 1000))
+@click.option("--light", is_flag=True, help="Namespace nodes running only sshd (no systemd).")
+@click.option("--subnet", default=None, help="The virtual LAN (default: derived from the name).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the cluster.toml here.")  # fmt: skip
+def up(name: str, workers: int, light: bool, subnet: str | None, out: Path | None) -> None:
+    """Start the cluster (or complete / resize a running one) and print its cluster.toml path."""
+    if os.geteuid() != 0:
+        fail("piherd sim needs root (namespaces, bridges, containers)")
+    if not light and workers > 99:
+        fail("full nodes: at most 99 workers (the router's DHCP pool); use --light for more")
+    try:
+        vc = VirtualCluster(name, workers, light=light, subnet=subnet, out=out)
+    except ValueError as exc:
+        fail(f"piherd sim up: {exc}")
+    path = _go(vc.up())
+    click.echo(f"sim {name}: {vc.state.count} nodes up; ssh -F {vc.files.ssh_config} node01")
+    click.echo(str(out or path))
+
+
+@command.command("down")
+@name_option
+def down(name: str) -> None:
+    """Stop every node and remove everything the cluster created."""
+    _go(_attach(name).down())
+    click.echo(f"sim {name}: down, nothing left")
+
+
+@command.command("status")
+@name_option
+@click.option("--json", "as_json", is_flag=True)
+def status(name: str, as_json: bool) -> None:
+    """One line per node: address, power, cable, Pi signals."""
+    rows = _attach(name).status()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo(f"{'NODE':8} {'ADDRESS':16} {'POWER':6} {'CABLE':8} {'TEMP':>6} UV THROTTLED")
+    for r in rows:
+        click.echo(
+            f"{r['node']:8} {r['address']:16} {'on' if r['running'] else 'off':6} "
+            f"{'plugged' if r['cable'] else 'pulled':8} {int(r['temp_mc']) / 1000:6.1f} "
+            f"{r['undervoltage']:2} {r['throttled']}"
+        )
+
+
+def _node_op(verb: str, doc: str, action: Callable[[VirtualCluster, str], Any]) -> None:
+    @command.command(verb, help=doc)
+    @name_option
+    @click.argument("node")
+    def op(name: str, node: str) -> None:
+        vc = _attach(name)
+        result = action(vc, node)
+        if asyncio.iscoroutine(result):
+            _go(result)
+        click.echo(f"sim {name}: {verb} {node}")
+
+
+_node_op("kill", "Power cut: SIGKILL the node.", lambda vc, n: vc.kill(n))
+_node_op("revive", "Power the node on again and wait for SSH.", lambda vc, n: vc.revive(n))
+_node_op("partition", "Pull the node's network cable.", lambda vc, n: vc.partition(n))
+_node_op("heal", "Plug the node's network cable back in.", lambda vc, n: vc.heal(n))
+_node_op("reset", "Re-flash the card: wipe the node's overlay and boot.", lambda vc, n: vc.reset(n))
+
+
+@command.command("inject")
+@name_option
+@click.argument("node")
+@click.argument("kind", type=click.Choice(INJECTIONS))
+def inject(name: str, node: str, kind: str) -> None:
+    """Pi hardware signals: undervoltage, overtemp or clear."""
+    vc = _attach(name)
+    try:
+        vc.inject(node, kind)
+    except ValueError as exc:
+        fail(f"piherd sim inject: {exc}")
+    click.echo(f"sim {name}: {node} {kind}")
+
+
+@command.command("shell")
+@name_option
+@click.argument("node")
+def shell(name: str, node: str) -> None:
+    """A root shell inside the node, without SSH (nsenter into its namespaces)."""
+    vc = _attach(name)
+    try:
+        argv = vc.shell_argv(node)
+    except (SimError, ValueError) as exc:
+        fail(f"piherd sim shell: {exc}")
+    os.execvp(argv[0], argv)  # noqa: S606 (argv list, no shell)
+
+
+@command.command("console")
+@name_option
+@click.argument("node")
+def console(name: str, node: str) -> None:
+    """The node's console output (what a screen on the HDMI port would show)."""
+    vc = _attach(name)
+    try:
+        log = vc.console_log(node)
+    except ValueError as exc:
+        fail(f"piherd sim console: {exc}")
+    os.execvp("tail", ["tail", "-n", "60", "-f", str(log)])  # noqa: S606
+
+
+@command.command("image")
+@click.option("--rebuild", is_flag=True, help="Build the base image again even when cached.")
+def image(rebuild: bool) -> None:
+    """Build (once) the base root filesystem full nodes boot from; print its path."""
+    from piherd.sim.image import ensure_base
+
+    if os.geteuid() != 0:
+        fail("piherd sim image needs root (debootstrap)")
+    click.echo(str(_go(ensure_base(rebuild=rebuild, log=lambda m: click.echo(m, err=True)))))
+
+
+__all__ = ["STATE_ROOT", "command"]

@@ -1,0 +1,333 @@
+"""VirtualCluster: bring a virtual Pi cluster up, operate it, take it down.
+
+    async with VirtualCluster("tsim", workers=2) as vc:
+        cluster = piherd.model.load(vc.cluster_file)
+        await vc.kill("node02"); await vc.revive("node02")
+
+Light nodes live in light.py, full (systemd) nodes in full.py; this module wires the
+network, keys and files around them and keeps the shape on disk (state.py) so
+`VirtualCluster.attach(name)` works from another process.
+"""
+
+# Small local files (state dir, /proc, /sys): blocking access is intended and brief.
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import shutil
+import time
+from collections.abc import AsyncIterator
+from ipaddress import IPv4Network
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from piherd.sim import full, keys, light, network, pisys
+from piherd.sim import state as simstate
+from piherd.sim.clusterfile import (
+    SimFiles,
+    SimNode,
+    render_cluster,
+    render_known_hosts,
+    render_ssh_config,
+)
+from piherd.sim.leftovers import leftovers
+from piherd.sim.names import STATE_ROOT, check_name, pick_subnet
+from piherd.sim.proc import SimError, alive, read_pid
+from piherd.sim.state import SimState
+
+PARALLEL = 8  # node starts at a time: the machine has 2 cores shared with others
+
+
+class VirtualCluster:
+    """A head and `workers` workers on this machine; constructing it does no I/O."""
+
+    def __init__(
+        self,
+        name: str,
+        workers: int = 2,
+        *,
+        light: bool = False,
+        state_root: Path = STATE_ROOT,
+        subnet: str | None = None,
+        out: Path | None = None,
+        state_dir: Path | None = None,
+    ) -> None:
+        self.name = check_name(name)
+        if workers < 0:
+            raise ValueError(f"workers must be 0 or more, not {workers}")
+        self.state_dir = state_dir or state_root / name
+        net = IPv4Network(subnet) if subnet else pick_subnet(name, workers + 1)
+        self.state = SimState(name, light, workers, str(net), str(self.state_dir))
+        self.out = out
+
+    # ----- lifecycle -------------------------------------------------------------
+
+    @classmethod
+    def attach(cls, name: str, state_root: Path = STATE_ROOT) -> VirtualCluster:
+        """Operate a cluster another process brought up; SimError when there is none."""
+        found = simstate.load(state_root / check_name(name))
+        if found is None:
+            raise SimError(f"no sim cluster {name!r} (nothing in {state_root / name})")
+        vc = cls(name, found.workers, light=found.light, subnet=found.subnet)
+        vc.state_dir = Path(found.state_dir)
+        vc.state = found
+        return vc
+
+    async def __aenter__(self) -> VirtualCluster:
+        try:
+            await self.up()
+        except BaseException:
+            await self.down()
+            raise
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.down()
+
+    @contextlib.asynccontextmanager
+    async def _locked(self) -> AsyncIterator[None]:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir.chmod(0o755)
+        with (self.state_dir / "lock").open("w") as handle:
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    await asyncio.sleep(0.2)
+            yield
+
+    @property
+    def cluster_file(self) -> Path:
+        return self.state_dir / "cluster.toml"
+
+    @property
+    def files(self) -> SimFiles:
+        key = self.state_dir / "id_ed25519"
+        return SimFiles(
+            key, key.with_name("id_ed25519.pub"), self.state_dir / "ssh_config",
+            self.state_dir / "known_hosts",
+        )  # fmt: skip
+
+    def node_names(self) -> list[str]:
+        return self.state.node_names()
+
+    async def up(self, timeout: float = 180.0) -> Path:
+        """Bring every node up (completing a half-up cluster); the cluster.toml path."""
+        async with self._locked():
+            previous = simstate.load(self.state_dir)
+            if previous is not None:
+                if previous.light != self.state.light:
+                    kind = "light" if previous.light else "full"
+                    raise SimError(f"sim cluster {self.name!r} is already up with {kind} nodes")
+                self.state = SimState(
+                    self.name, previous.light, self.state.workers, previous.subnet,
+                    str(self.state_dir),
+                )  # fmt: skip
+                for node in previous.node_names()[self.state.count :]:
+                    await self._remove_node(previous, node)
+            simstate.save(self.state)
+            await self._prepare()
+            names = self.state.names
+            await network.bridge_up(names)
+            if not self.state.light:
+                await full.router_up(self.state, self.files)
+            await network.nodes_up(names, [self._link(n) for n in self.node_names()])
+            gate = asyncio.Semaphore(PARALLEL)
+
+            async def boot(node: str) -> None:
+                async with gate:
+                    await self._start(node)
+
+            await asyncio.gather(*(boot(n) for n in self.node_names() if not self._running(n)))
+            self._write_files()
+            await self.wait_reachable(timeout=timeout)
+            return self.cluster_file
+
+    async def down(self) -> None:
+        """Stop every node and remove everything named after the cluster."""
+        async with self._locked():
+            found = simstate.load(self.state_dir) or self.state
+            gate = asyncio.Semaphore(PARALLEL * 2)
+
+            async def remove(node: str) -> None:
+                async with gate:
+                    await self._remove_node(found, node)
+
+            await asyncio.gather(*(remove(n) for n in found.node_names()))
+            if not found.light:
+                await full.router_down(found)
+            await network.bridge_down(found.names)
+            await full.cgroups_remove(found.names, None)
+        left = leftovers(self.name, self.state_dir.parent)
+        if left:
+            raise SimError(f"sim {self.name!r} left behind: " + "; ".join(left))
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    # ----- nodes -------------------------------------------------------------------
+
+    def _link(self, node: str) -> network.NodeLink:
+        index, names = self.state.index(node), self.state.names
+        address = names.address(index) if self.state.light else None
+        ifname = "eth0" if self.state.light else "host0"
+        return network.NodeLink(index, node, ifname, names.mac(index), address)
+
+    def _running(self, node: str) -> bool:
+        node_dir = self.state.node_dir(node)
+        return light.running(node_dir) if self.state.light else full.running(node_dir)
+
+    async def _prepare(self) -> None:
+        files = self.files
+        await keys.ensure_user_key(files.private_key, f"piherd-sim-{self.name}")
+        auth = self.state_dir / "authorized_keys"
+        auth.write_text(files.public_key.read_text())
+        auth.chmod(0o644)
+        await keys.ensure_many_host_keys(
+            {n: self.state.node_dir(n) / "ssh" for n in self.node_names()}
+        )
+        for node in self.node_names():
+            index = self.state.index(node)
+            if self.state.light:
+                address = str(self.state.names.address(index))
+                light.prepare(self.state.node_dir(node), address, auth)
+
+    async def _start(self, node: str) -> None:
+        node_dir = self.state.node_dir(node)
+        if self.state.light:
+            await light.start(node_dir, node, self.state.names.netns(node))
+        else:
+            await full.start(self.state, node, self.files)
+
+    async def _stop(self, state: SimState, node: str, *, power_cut: bool = False) -> None:
+        node_dir = state.node_dir(node)
+        if state.light:
+            await light.stop(node_dir, power_cut=power_cut)
+        else:
+            await full.stop(state, node, power_cut=power_cut)
+
+    async def _remove_node(self, state: SimState, node: str) -> None:
+        await self._stop(state, node)
+        await network.node_down(state.names, state.index(node), node)
+        if not state.light:
+            await full.cgroups_remove(state.names, node)
+        shutil.rmtree(state.node_dir(node), ignore_errors=True)
+
+    def sim_nodes(self) -> list[SimNode]:
+        names, nodes = self.state.names, []
+        for node in self.node_names():
+            index = self.state.index(node)
+            address = str(names.address(index))
+            reach = address if self.state.light else str(names.dhcp_address(index))
+            host_keys = tuple(keys.public_keys(self.state.node_dir(node) / "ssh"))
+            nodes.append(SimNode(index, node, address, reach, host_keys))
+        return nodes
+
+    def _write_files(self) -> None:
+        nodes, files = self.sim_nodes(), self.files
+        user = "root" if self.state.light else "pi"
+        files.ssh_config.write_text(render_ssh_config(nodes, files, user))
+        files.known_hosts.write_text(render_known_hosts(nodes))
+        text = render_cluster(self.state.names, nodes, files, light=self.state.light)
+        for path in (self.cluster_file, *([self.out] if self.out else [])):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+
+    async def wait_reachable(self, nodes: list[str] | None = None, timeout: float = 180.0) -> None:
+        """Wait until each node's sshd answers with an SSH banner; SimError naming the rest."""
+        reach = {n.name: n.reach for n in self.sim_nodes()}
+        pending = set(nodes or self.node_names())
+        deadline = time.monotonic() + timeout
+        while pending:
+            results = await asyncio.gather(*(_ssh_banner(reach[n]) for n in sorted(pending)))
+            pending -= {n for n, ok in zip(sorted(pending), results, strict=True) if ok}
+            if pending and time.monotonic() > deadline:
+                raise SimError(f"not reachable over SSH after {timeout:.0f}s: {sorted(pending)}")
+            if pending:
+                await asyncio.sleep(0.3)
+
+    # ----- operations (named after what they do to a real Pi) --------------------------
+
+    async def kill(self, node: str) -> None:
+        """Power cut: SIGKILL the node."""
+        await self._stop(self.state, self._check(node), power_cut=True)
+
+    async def revive(self, node: str, timeout: float = 120.0) -> None:
+        """Power on again: boot the node, wait for sshd."""
+        if not self._running(self._check(node)):
+            pisys.inject(self.state.node_dir(node) / "pi", "clear")
+            await self._start(node)
+        await self.wait_reachable([node], timeout=timeout)
+
+    async def partition(self, node: str) -> None:
+        """Pull the node's network cable (its switch port goes down)."""
+        await network.set_cable(self.state.names, self.state.index(self._check(node)), False)
+
+    async def heal(self, node: str) -> None:
+        """Plug the cable back in."""
+        await network.set_cable(self.state.names, self.state.index(self._check(node)), True)
+
+    async def reset(self, node: str, timeout: float = 120.0) -> None:
+        """Re-flash the card: stop, wipe the overlay, same identity, boot."""
+        self._check(node)
+        await self._stop(self.state, node)
+        if not self.state.light:
+            full.wipe(self.state, node)
+        await self._start(node)
+        await self.wait_reachable([node], timeout=timeout)
+
+    def inject(self, node: str, kind: str) -> None:
+        """Pi signals: undervoltage, overtemp or clear."""
+        pisys.inject(self.state.node_dir(self._check(node)) / "pi", kind)
+
+    def status(self) -> list[dict[str, Any]]:
+        rows = []
+        for sim_node in self.sim_nodes():
+            node_dir = self.state.node_dir(sim_node.name)
+            rows.append(
+                {
+                    "node": sim_node.name,
+                    "address": sim_node.reach,
+                    "running": self._running(sim_node.name),
+                    "cable": network.cable_plugged(self.state.names, sim_node.index),
+                    **pisys.read_signals(node_dir / "pi"),
+                }
+            )
+        return rows
+
+    def shell_argv(self, node: str) -> list[str]:
+        """argv of a root login shell inside the node's namespaces (no SSH involved)."""
+        node_dir = self.state.node_dir(self._check(node))
+        if self.state.light:
+            pid = read_pid(node_dir / "child.pid")
+            if not alive(pid):
+                raise SimError(f"{node} is powered off")
+            return ["nsenter", "-t", str(pid), "-n", "-u", "-m", "--", "/bin/bash", "-l"]
+        return full.shell_argv(self.state, node)
+
+    def console_log(self, node: str) -> Path:
+        return self.state.node_dir(self._check(node)) / "node.log"
+
+    def _check(self, node: str) -> str:
+        self.state.index(node)
+        return node
+
+
+async def _ssh_banner(address: str, timeout: float = 2.0) -> bool:
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(address, 22), timeout)
+    except (OSError, TimeoutError):
+        return False
+    try:
+        line = await asyncio.wait_for(reader.readline(), timeout)
+        return line.startswith(b"SSH-")
+    except (OSError, TimeoutError):
+        return False
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()

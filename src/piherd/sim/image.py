@@ -1,0 +1,116 @@
+"""The base root filesystem full nodes boot from: a freshly flashed Pi OS Lite lookalike.
+
+Debian bookworm (debootstrap minbase) with systemd, NetworkManager, sshd, sudo and
+python3, and the admin user `pi` in sudo without password, as Raspberry Pi Imager sets
+it up. Built once per recipe into /var/cache/piherd/base-<hash>, under a file lock so
+concurrent `sim up`s share one build. Slurm, munge, chrony... are NOT here: `piherd up`
+installs them through the sim's package cache, as on real Pis.
+"""
+
+# Small local files (state dir, /proc, /sys): blocking access is intended and brief.
+# ruff: noqa: ASYNC240
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import hashlib
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from piherd.sim.names import CACHE_ROOT
+from piherd.sim.pisys import VCGENCMD
+from piherd.sim.proc import SimError, run
+
+SUITE = "bookworm"
+MIRROR = "http://deb.debian.org/debian/"
+PACKAGES: tuple[str, ...] = (
+    "systemd", "systemd-sysv", "dbus", "openssh-server", "network-manager", "sudo",
+    "python3", "iproute2", "ca-certificates", "curl", "less", "procps", "iputils-ping",
+    "kmod", "fuse3",
+)  # fmt: skip
+
+# Runs in the new tree (chroot). Shapes it like a Pi OS Lite card after Imager.
+CUSTOMISE = r"""
+set -e
+systemctl disable systemd-networkd.service systemd-networkd.socket \
+  systemd-networkd-wait-online.service >/dev/null 2>&1 || true
+systemctl enable NetworkManager.service ssh.service
+systemctl disable apt-daily.timer apt-daily-upgrade.timer >/dev/null 2>&1 || true
+useradd -m -s /bin/bash -G sudo,adm,dialout,video,plugdev,users pi
+passwd -l pi >/dev/null
+echo 'pi ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/010_pi-nopasswd
+chmod 0440 /etc/sudoers.d/010_pi-nopasswd
+echo raspberrypi > /etc/hostname
+rm -f /etc/ssh/ssh_host_* /var/lib/dbus/machine-id
+: > /etc/machine-id
+apt-get clean
+rm -rf /var/lib/apt/lists/*
+"""
+
+
+def recipe_hash() -> str:
+    """Hash of everything that shapes the base: change the recipe, get a new base."""
+    recipe = {
+        "suite": SUITE,
+        "mirror": MIRROR,
+        "packages": PACKAGES,
+        "customise": CUSTOMISE,
+        "vcgencmd": VCGENCMD,
+        "version": 1,
+    }
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def base_path(cache: Path = CACHE_ROOT) -> Path:
+    return cache / f"base-{recipe_hash()}"
+
+
+async def ensure_base(
+    *, rebuild: bool = False, cache: Path = CACHE_ROOT, log: Callable[[str], None] = print
+) -> Path:
+    """The cached base tree, built first when missing (or when `rebuild`)."""
+    target = base_path(cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    with (cache / "base.lock").open("w") as lock:
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                await asyncio.sleep(1.0)
+        if (target / ".piherd-complete").exists() and not rebuild:
+            return target
+        await _build(target, log)
+    return target
+
+
+async def _build(target: Path, log: Callable[[str], None]) -> None:
+    work = target.with_name(target.name + ".building")
+    shutil.rmtree(work, ignore_errors=True)
+    log(f"building the base image in {work} (debootstrap {SUITE}, a few minutes)")
+    try:
+        await run(
+            [
+                "debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}",
+                SUITE, str(work), MIRROR,
+            ],
+            timeout=1800,
+        )  # fmt: skip
+        vcgencmd = work / "usr/bin/vcgencmd"
+        vcgencmd.write_text(VCGENCMD)
+        vcgencmd.chmod(0o755)
+        await run(["chroot", str(work), "/bin/sh", "-c", CUSTOMISE], timeout=300)
+        (work / ".piherd-complete").write_text(recipe_hash() + "\n")
+    except (SimError, OSError):
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    if target.exists():
+        old = target.with_name(target.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        target.rename(old)
+        shutil.rmtree(old, ignore_errors=True)
+    work.rename(target)
+    log(f"base image ready: {target}")

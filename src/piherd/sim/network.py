@@ -1,0 +1,119 @@
+"""The sim's LAN: one bridge (the switch), a veth "cable" and a netns per node.
+
+Nothing is routed off the machine: no NAT, no default route handed out, and an nft
+table named after the cluster drops anything the host would forward from the bridge.
+"""
+
+# Small local files (state dir, /proc, /sys): blocking access is intended and brief.
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from pathlib import Path
+
+from piherd.sim.names import SimNames
+from piherd.sim.proc import run
+
+NETNS_DIR = Path("/run/netns")
+
+
+@dataclass(frozen=True)
+class NodeLink:
+    """One node's cable: its index, name, interface name inside and MAC."""
+
+    index: int
+    node: str
+    ifname: str  # eth0 (light) or host0 (nspawn's name)
+    mac: str
+    address: IPv4Address | None  # set statically (light); None = DHCP inside (full)
+
+
+def link_exists(name: str) -> bool:
+    return Path("/sys/class/net", name).exists()
+
+
+def netns_exists(name: str) -> bool:
+    return (NETNS_DIR / name).exists()
+
+
+async def _batch(lines: Sequence[str], netns: str | None = None) -> None:
+    if not lines:
+        return
+    argv = ["ip", *(["-n", netns] if netns else []), "-batch", "-"]
+    await run(argv, input=("\n".join(lines) + "\n").encode(), timeout=300)
+
+
+async def bridge_up(names: SimNames) -> None:
+    """The switch with the router's address (.1); idempotent."""
+    prefix = names.subnet.prefixlen
+    if not link_exists(names.bridge):
+        await _batch(
+            [
+                f"link add {names.bridge} type bridge",
+                f"addr add {names.gateway}/{prefix} dev {names.bridge}",
+                f"link set {names.bridge} up",
+            ]
+        )
+    ruleset = (
+        f"table inet {names.nft_table} {{\n"
+        "  chain forward {\n"
+        "    type filter hook forward priority 0; policy accept;\n"
+        f'    iifname "{names.bridge}" drop\n'
+        f'    oifname "{names.bridge}" drop\n'
+        "  }\n"
+        "}\n"
+    )
+    await run(["nft", "delete", "table", "inet", names.nft_table], check=False)
+    await run(["nft", "-f", "-"], input=ruleset.encode())
+
+
+async def nodes_up(names: SimNames, links: Sequence[NodeLink]) -> None:
+    """Create netns + cable for each node not wired yet (batched: hundreds of nodes)."""
+    todo = [link for link in links if not link_exists(names.veth(link.index))]
+    host: list[str] = []
+    for link in todo:
+        ns = names.netns(link.node)
+        if not netns_exists(ns):
+            host.append(f"netns add {ns}")
+        veth = names.veth(link.index)
+        host.append(f"link add {veth} type veth peer name {link.ifname} netns {ns}")
+        host.append(f"link set {veth} master {names.bridge} up")
+    await _batch(host)
+    for link in todo:
+        inside = [
+            "link set lo up",
+            f"link set {link.ifname} address {link.mac}",
+            f"link set {link.ifname} up",
+        ]
+        if link.address is not None:
+            inside.append(f"addr add {link.address}/{names.subnet.prefixlen} dev {link.ifname}")
+        await _batch(inside, names.netns(link.node))
+
+
+async def node_down(names: SimNames, index: int, node: str) -> None:
+    """Remove one node's cable and namespace (by name)."""
+    if link_exists(names.veth(index)):
+        await run(["ip", "link", "del", names.veth(index)], check=False)
+    if netns_exists(names.netns(node)):
+        await run(["ip", "netns", "del", names.netns(node)], check=False)
+
+
+async def bridge_down(names: SimNames) -> None:
+    await run(["nft", "delete", "table", "inet", names.nft_table], check=False)
+    if link_exists(names.bridge):
+        await run(["ip", "link", "del", names.bridge], check=False)
+
+
+async def set_cable(names: SimNames, index: int, plugged: bool) -> None:
+    """Pull (down) or plug (up) node `index`'s cable at the switch."""
+    await run(["ip", "link", "set", names.veth(index), "up" if plugged else "down"])
+
+
+def cable_plugged(names: SimNames, index: int) -> bool:
+    try:
+        flags = int(Path("/sys/class/net", names.veth(index), "flags").read_text(), 16)
+    except OSError:
+        return False
+    return bool(flags & 1)

@@ -1,0 +1,139 @@
+"""Raspberry Pi hardware signals of a virtual node, at the paths a real Pi exposes.
+
+Each node's state dir holds a small tree (class/thermal, class/hwmon, class/leds,
+firmware/get_throttled). Inside the node, /sys/class is covered by a tmpfs that
+re-binds every real class entry and binds these three from the tree, so
+/sys/class/thermal/thermal_zone0/temp, the hwmon device named `rpi_volt` and
+/sys/class/leds/ACT|PWR read and write like on a Pi, and `vcgencmd get_throttled`
+(a small firmware emulation installed in the base image) reports the same state.
+`sim inject` only rewrites files in the tree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+IDLE_TEMP_MC = 45000
+HOT_TEMP_MC = 85000  # the Pi's hard limit
+# get_throttled bits: 0 under-voltage, 1 freq capped, 2 throttled, 3 soft temp limit;
+# bits 16-19: the same "has occurred since boot".
+UNDERVOLTAGE = 0x50005
+OVERTEMP = 0xE000E
+STICKY = 0xF0000
+LED_TRIGGERS = "none rc-feedback kbd-scrolllock timer oneshot heartbeat default-on input"
+INJECTIONS = ("undervoltage", "overtemp", "clear")
+
+# Runs inside the node's mount namespace: $1 = the node's pi tree as seen there.
+# Keeps every real /sys/class entry (net, tty, ...) and adds thermal, hwmon and leds.
+SYS_OVERLAY_SCRIPT = r"""
+set -e
+src=$1
+orig=$src/.orig-class
+mkdir -p "$orig"
+mount --rbind /sys/class "$orig"
+mount -t tmpfs -o mode=0755,size=256k piherd-sysclass /sys/class
+for entry in "$orig"/*; do
+  base=${entry##*/}
+  case $base in thermal|hwmon|leds) continue ;; esac
+  mkdir "/sys/class/$base"
+  mount --rbind "$entry" "/sys/class/$base"
+done
+for base in thermal hwmon leds; do
+  mkdir "/sys/class/$base"
+  mount --bind "$src/class/$base" "/sys/class/$base"
+done
+umount -l "$orig"
+"""
+
+VCGENCMD = r'''#!/usr/bin/python3
+"""vcgencmd for piherd virtual nodes: answers from the emulated firmware state."""
+import sys
+
+FIRMWARE = "/run/piherd-sim/pi/firmware/get_throttled"
+TEMP = "/sys/class/thermal/thermal_zone0/temp"
+
+
+def read(path, default):
+    try:
+        with open(path) as handle:
+            return handle.read().strip()
+    except OSError:
+        return default
+
+
+def main(argv):
+    if not argv:
+        print("usage: vcgencmd get_throttled | measure_temp | measure_volts", file=sys.stderr)
+        return 1
+    if argv[0] == "get_throttled":
+        print("throttled=0x%x" % int(read(FIRMWARE, "0x0"), 16))
+    elif argv[0] == "measure_temp":
+        print("temp=%.1f'C" % (int(read(TEMP, "0")) / 1000))
+    elif argv[0] == "measure_volts":
+        low = int(read(FIRMWARE, "0x0"), 16) & 1
+        print("volt=%.4fV" % (0.8 if low else 0.88))
+    else:
+        print("error=1 error_msg=\"Command not registered\"")
+        return 1
+    return 0
+
+
+sys.exit(main(sys.argv[1:]))
+'''
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def seed(tree: Path) -> None:
+    """A freshly booted Pi: cool, good power, ACT on mmc0, PWR on."""
+    thermal = tree / "class/thermal/thermal_zone0"
+    _write(thermal / "type", "cpu-thermal\n")
+    _write(thermal / "temp", f"{IDLE_TEMP_MC}\n")
+    hwmon = tree / "class/hwmon/hwmon0"
+    _write(hwmon / "name", "rpi_volt\n")
+    _write(hwmon / "in0_lcrit_alarm", "0\n")
+    for led, trigger, on in (("ACT", "mmc0", "0"), ("PWR", "default-on", "255")):
+        leds = tree / "class/leds" / led
+        _write(leds / "trigger", f"{LED_TRIGGERS} mmc0 [{trigger}]\n")
+        _write(leds / "brightness", f"{on}\n")
+        _write(leds / "max_brightness", "255\n")
+    _write(tree / "firmware/get_throttled", "0x0\n")
+    (tree / ".orig-class").mkdir(exist_ok=True)
+    for path in tree.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def inject(tree: Path, kind: str) -> None:
+    """Apply `kind` (undervoltage|overtemp|clear) to the node's signals."""
+    if kind not in INJECTIONS:
+        raise ValueError(f"unknown injection {kind!r}: use one of {', '.join(INJECTIONS)}")
+    throttled_file = tree / "firmware/get_throttled"
+    try:
+        current = int(throttled_file.read_text().strip(), 16)
+    except (OSError, ValueError):
+        current = 0
+    temp, alarm, bits = IDLE_TEMP_MC, 0, current & STICKY
+    if kind == "undervoltage":
+        alarm, bits = 1, bits | UNDERVOLTAGE
+    elif kind == "overtemp":
+        temp, bits = HOT_TEMP_MC, bits | OVERTEMP
+    # Rewrite in place (bind mounts of single files would pin the old inode).
+    for path, text in (
+        (tree / "class/thermal/thermal_zone0/temp", f"{temp}\n"),
+        (tree / "class/hwmon/hwmon0/in0_lcrit_alarm", f"{alarm}\n"),
+        (throttled_file, f"0x{bits:x}\n"),
+    ):
+        with path.open("w") as handle:
+            handle.write(text)
+
+
+def read_signals(tree: Path) -> dict[str, str]:
+    """The node's current signals (for `sim status`)."""
+    return {
+        "temp_mc": (tree / "class/thermal/thermal_zone0/temp").read_text().strip(),
+        "undervoltage": (tree / "class/hwmon/hwmon0/in0_lcrit_alarm").read_text().strip(),
+        "throttled": (tree / "firmware/get_throttled").read_text().strip(),
+    }

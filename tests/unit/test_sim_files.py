@@ -1,0 +1,135 @@
+"""Pure parts of piherd sim: resource names, the cluster file it writes, Pi signals."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+
+import pytest
+
+from piherd.model import loads
+from piherd.sim import pisys
+from piherd.sim.clusterfile import (
+    CGROUP_V1_MOUNTPOINT,
+    SimFiles,
+    SimNode,
+    render_cluster,
+    render_known_hosts,
+    render_ssh_config,
+)
+from piherd.sim.names import SimNames, check_name, node_name, pick_subnet, short_name
+
+FILES = SimFiles(
+    Path("/s/id_ed25519"), Path("/s/id_ed25519.pub"), Path("/s/ssh_config"), Path("/s/known_hosts")
+)
+
+
+def nodes(names: SimNames, count: int, light: bool) -> list[SimNode]:
+    return [
+        SimNode(
+            i,
+            node_name(i, count),
+            str(names.address(i)),
+            str(names.address(i) if light else names.dhcp_address(i)),
+            (f"ssh-ed25519 KEY{i}",),
+        )
+        for i in range(count)
+    ]
+
+
+@pytest.mark.parametrize("name", ["tsim", "tsiml", "a-very-long-cluster-name"])
+def test_link_names_fit_linux_limits(name: str) -> None:
+    names = SimNames(name, pick_subnet(name, 300))
+    assert len(names.bridge) <= 15
+    assert len(names.veth(9999)) <= 15
+    assert names.veth(1).startswith(names.veth_prefix)
+    assert not names.bridge.startswith(names.veth_prefix)
+
+
+def test_short_names_of_distinct_long_clusters_differ() -> None:
+    assert short_name("cluster-a1") != short_name("cluster-b1")
+    assert short_name("tsim") == "tsim"
+
+
+def test_bad_cluster_names_are_refused() -> None:
+    for bad in ("", "Tsim", "1abc", "a/b", "x" * 40):
+        with pytest.raises(ValueError, match="not usable"):
+            check_name(bad)
+
+
+def test_subnet_is_private_per_name_and_grows_for_big_clusters() -> None:
+    small, big = pick_subnet("tsim", 3), pick_subnet("tsim", 300)
+    assert small.is_private and small.prefixlen == 24
+    assert big.prefixlen == 22 and small.network_address == big.network_address
+    assert pick_subnet("tsim", 3) != pick_subnet("tsiml", 3)
+    names = SimNames("tsim", big)
+    assert names.address(299) in big
+
+
+def test_macs_are_pi_macs_and_unique() -> None:
+    names = SimNames("tsim", IPv4Network("10.201.4.0/24"))
+    macs = {names.mac(i) for i in range(300)}
+    assert len(macs) == 300
+    assert all(m.startswith("dc:a6:32:") for m in macs)
+
+
+def test_full_cluster_file_is_valid_and_says_how_to_reach_nodes() -> None:
+    names = SimNames("tsim", IPv4Network("10.201.4.0/24"))
+    text = render_cluster(names, nodes(names, 3, light=False), FILES, light=False)
+    cluster = loads(text)
+    assert [n.name for n in cluster.nodes] == ["node01", "node02", "node03"]
+    assert cluster.head.name == "node01"
+    assert cluster.nodes[1].address == IPv4Address("10.201.4.12")
+    assert cluster.nodes[1].bootstrap_address == "10.201.4.101"
+    assert cluster.nodes[0].interface == "host0"
+    assert cluster.admin_user == "pi" and cluster.domain == "sim.lan"
+    assert cluster.network.gateway == IPv4Address("10.201.4.1")
+    assert cluster.services.storage.kind == "sshfs"
+    assert cluster.services.time.container is True
+    assert cluster.services.slurm.cgroup_mountpoint == CGROUP_V1_MOUNTPOINT
+    assert cluster.services.package_cache.enabled is False
+    assert cluster.ssh_config == FILES.ssh_config and cluster.known_hosts == FILES.known_hosts
+
+
+def test_light_cluster_file_of_256_nodes_is_valid() -> None:
+    names = SimNames("tsiml", pick_subnet("tsiml", 256))
+    cluster = loads(render_cluster(names, nodes(names, 256, light=True), FILES, light=True))
+    assert len(cluster.nodes) == 256 and cluster.nodes[-1].name == "node256"
+    assert cluster.admin_user == "root"
+    assert all(n.bootstrap_address is None for n in cluster.nodes)
+
+
+def test_ssh_config_verifies_host_keys_with_the_sims_files() -> None:
+    names = SimNames("tsim", IPv4Network("10.201.4.0/24"))
+    config = render_ssh_config(nodes(names, 2, light=False), FILES, "pi")
+    assert "StrictHostKeyChecking yes" in config
+    assert "StrictHostKeyChecking no" not in config
+    assert f"UserKnownHostsFile {FILES.known_hosts}" in config
+    assert f"IdentityFile {FILES.private_key}" in config
+    assert (
+        "Host node02 node02.sim.lan\n    HostName 10.201.4.101\n    HostKeyAlias node02" in config
+    )
+
+
+def test_known_hosts_names_every_address_of_a_node() -> None:
+    names = SimNames("tsim", IPv4Network("10.201.4.0/24"))
+    lines = render_known_hosts(nodes(names, 2, light=False)).splitlines()
+    assert lines[1] == "node02,node02.sim.lan,10.201.4.12,10.201.4.101 ssh-ed25519 KEY1"
+
+
+def test_injections_change_the_pi_paths(tmp_path: Path) -> None:
+    pisys.seed(tmp_path)
+    temp = tmp_path / "class/thermal/thermal_zone0/temp"
+    alarm = tmp_path / "class/hwmon/hwmon0/in0_lcrit_alarm"
+    throttled = tmp_path / "firmware/get_throttled"
+    assert (tmp_path / "class/hwmon/hwmon0/name").read_text() == "rpi_volt\n"
+    pisys.inject(tmp_path, "undervoltage")
+    assert alarm.read_text() == "1\n" and int(throttled.read_text(), 16) & 1
+    pisys.inject(tmp_path, "overtemp")
+    assert int(temp.read_text()) >= 85000 and alarm.read_text() == "0\n"
+    pisys.inject(tmp_path, "clear")
+    # Like the firmware: "has occurred since boot" bits stay set, "now" bits clear.
+    assert int(throttled.read_text(), 16) == 0x50000 | 0xE0000
+    assert int(temp.read_text()) == pisys.IDLE_TEMP_MC
+    with pytest.raises(ValueError, match="unknown injection"):
+        pisys.inject(tmp_path, "fire")
