@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,15 +16,11 @@ from piherd.ops import askpass
 from piherd.ops.desired import DesiredState
 from piherd.runner.apply import NodeResult, UpOptions, UpResult, up
 from piherd.runner.progress import JsonReporter, LiveReporter, PlainReporter, print_dry_run
+from piherd.secrets import Secrets, SecretsError, load_or_create_secrets
 from piherd.transport.base import TransportError
 from piherd.transport.pool import ConnectionPool
 
 EXIT_FAILED = 1
-
-
-def _secrets(cluster: Cluster) -> Any:
-    module = importlib.import_module("piherd.secrets")
-    return module.load_or_create_secrets(cluster)
 
 
 async def _up(
@@ -34,8 +29,8 @@ async def _up(
     options: UpOptions,
     reporter: Any,
     password: str | None,
+    secrets: Secrets,
 ) -> UpResult:
-    secrets = _secrets(cluster)
     async with ConnectionPool(cluster) as pool:
         failed: dict[str, NodeResult] = {}
         if password is not None:
@@ -109,6 +104,10 @@ def command(
         fail(f"piherd up: {exc}")
     if not names:
         fail(f"piherd up: node set {nodeset!r} is empty")
+    try:
+        secrets = load_or_create_secrets(cluster)
+    except SecretsError as exc:
+        fail(f"piherd up: {exc}")
     password = None
     if ask_pass:
         password = click.prompt("Password of the nodes' admin user", hide_input=True, err=True)
@@ -116,15 +115,15 @@ def command(
     console = Console(stderr=False)
     if as_json:
         reporter: Any = JsonReporter(sys.stdout)
-        result = asyncio.run(_up(cluster, names, options, reporter, password))
+        result = asyncio.run(_up(cluster, names, options, reporter, password, secrets))
     elif console.is_terminal and not dry_run:
         with LiveReporter(console, names) as live:
-            result = asyncio.run(_up(cluster, names, options, live, password))
+            result = asyncio.run(_up(cluster, names, options, live, password, secrets))
         reporter = live
     else:
         # A dry run keeps stdout for the plan; its progress lines go to stderr.
         reporter = PlainReporter(sys.stderr if dry_run else sys.stdout)
-        result = asyncio.run(_up(cluster, names, options, reporter, password))
+        result = asyncio.run(_up(cluster, names, options, reporter, password, secrets))
     if dry_run and not as_json:
         print_dry_run(sys.stdout, result.plans)
     reporter.summary(result.results)

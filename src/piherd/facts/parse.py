@@ -143,6 +143,14 @@ def parse_host_keys(text: str) -> tuple[str, ...]:
     return tuple(sorted(keys))
 
 
+def parse_ids(text: str) -> tuple[int, int] | None:
+    """`uid gid` -> (uid, gid); None when absent or malformed."""
+    parts = text.split()
+    if len(parts) == 2 and all(p.isdigit() for p in parts):
+        return int(parts[0]), int(parts[1])
+    return None
+
+
 def _int(text: str) -> int:
     try:
         return int(text.strip())
@@ -173,6 +181,7 @@ def parse_facts(node: str, output: str, requested_units: tuple[str, ...] = ()) -
         pi_model=parse_model(sections.get("model", "")),
         network_stack=parse_network_stack(sections.get("netstack", "")),
         hostname=sections.get("hostname", "").strip(),
+        login_ids=parse_ids(sections.get("login_ids", "")),
         addresses=parse_addresses(sections.get("addresses", "")),
         packages=parse_packages(sections.get("packages", "")),
         apt_lists=_int(lists.splitlines()[-1] if lists else "0") > 0,

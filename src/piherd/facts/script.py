@@ -25,6 +25,7 @@ for u in NetworkManager dhcpcd systemd-networkd; do
   printf '%s %s\n' "$u" "$(systemctl is-active "$u" 2>/dev/null)"
 done
 sec hostname; hostname
+sec login_ids; printf '%s %s\n' "${SUDO_UID:-$(id -u)}" "${SUDO_GID:-$(id -g)}"
 sec addresses; ip -4 -o addr show 2>/dev/null
 sec packages; dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' 2>/dev/null
 sec apt_lists; ls /var/lib/apt/lists/ 2>/dev/null | grep -c '_Packages' || true

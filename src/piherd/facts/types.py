@@ -61,6 +61,7 @@ class NodeFacts:
     pi_model: str | None = None  # None: not a Pi
     network_stack: str | None = None  # networkmanager, dhcpcd, networkd or None
     hostname: str = ""
+    login_ids: tuple[int, int] | None = None  # uid, gid of the user piherd logs in as
     addresses: tuple[str, ...] = ()  # IPv4 addresses, without prefix length
     packages: frozenset[str] = frozenset()  # installed ("ii") package names
     apt_lists: bool = False  # apt has package lists (an `apt-get update` happened)
