@@ -1,0 +1,238 @@
+"""`piherd up` end to end on fresh full sim nodes ("tup": head + 3 workers, then a 4th).
+
+One virtual cluster serves the whole module; the tests run in file order and build on
+each other (first up, checks of what it built, second up, kill mid-up, growing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from piherd.model import Cluster, load
+from piherd.sim.cluster import VirtualCluster
+from piherd.transport.base import CommandResult
+from piherd.transport.pool import ConnectionPool
+
+pytestmark = pytest.mark.sim
+
+NAME = "tup"
+PIHERD = [str(Path(sys.executable).parent / "piherd")]
+UNITS = ("chrony.service", "munge.service", "slurmctld.service", "slurmd.service")
+
+MPI_JOB = """\
+from mpi4py import MPI
+import socket
+comm = MPI.COMM_WORLD
+total = comm.allreduce(comm.Get_rank() + 1, op=MPI.SUM)
+print(f"rank={comm.Get_rank()} size={comm.Get_size()} host={socket.gethostname()} sum={total}",
+      flush=True)
+"""
+
+
+def batch_script(cluster: Cluster, nodes: int, directory: str) -> str:
+    subnet = str(cluster.network.subnet)
+    return (
+        "#!/bin/sh\n"
+        f"#SBATCH --nodes={nodes}\n#SBATCH --ntasks-per-node=1\n"
+        f"#SBATCH --output={directory}/mpi-%j.out\n"
+        "export OMPI_MCA_btl_vader_single_copy_mechanism=none\n"
+        f"mpirun --mca btl_tcp_if_include {subnet} --mca oob_tcp_if_include {subnet} "
+        f"python3 {directory}/mpi_job.py\n"
+    )
+
+
+def piherd_up(cluster_file: Path, *extra: str, timeout: float = 1500) -> tuple[int, list[dict]]:  # type: ignore[type-arg]
+    proc = subprocess.run(
+        [*PIHERD, "up", "-f", str(cluster_file), "--json", *extra],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    if not events or events[-1]["event"] != "summary":
+        pytest.fail(f"piherd up gave no summary (rc={proc.returncode}):\n{proc.stderr[-3000:]}")
+    return proc.returncode, events
+
+
+def on(cluster: Cluster, nodes: Sequence[str], argv: Sequence[str], sudo: bool = False,
+       input: bytes | None = None) -> dict[str, CommandResult]:  # fmt: skip
+    """Run argv on nodes (as the admin user) through piherd's own transport."""
+
+    async def go() -> dict[str, CommandResult]:
+        async with ConnectionPool(cluster) as pool:
+
+            async def one(name: str) -> CommandResult:
+                t = await pool.get(name)
+                return await t.run(argv, sudo=sudo, input=input, timeout=120)
+
+            results = await asyncio.gather(*(one(n) for n in nodes))
+            return dict(zip(nodes, results, strict=True))
+
+    return asyncio.run(go())
+
+
+def wait_idle(cluster: Cluster, count: int, timeout: float = 120) -> list[str]:
+    head = cluster.head.name
+    deadline = time.monotonic() + timeout
+    states: list[str] = []
+    while time.monotonic() < deadline:
+        out = on(cluster, [head], ["sinfo", "-h", "-N", "-o", "%N %t"])[head].stdout
+        states = sorted(set(out.split("\n")) - {""})
+        if len([s for s in states if s.endswith(" idle")]) == count:
+            return states
+        time.sleep(2)
+    pytest.fail(f"sinfo never showed {count} idle nodes: {states}")
+
+
+def run_mpi(cluster: Cluster, nodes: int) -> list[str]:
+    head = cluster.head.name
+    shared = cluster.services.storage.export
+    on(cluster, [head], ["tee", f"{shared}/mpi_job.py"], input=MPI_JOB.encode())
+    on(
+        cluster,
+        [head],
+        ["tee", f"{shared}/job.sh"],
+        input=batch_script(cluster, nodes, shared).encode(),
+    )
+    # sbatch runs from the shared dir, as the admin user; --wait blocks until the job ends
+    result = on(cluster, [head], ["sh", "-c", f"cd {shared} && sbatch --parsable --wait job.sh"])[
+        head
+    ]
+    assert result.ok, result.stderr
+    job = result.stdout.strip().splitlines()[-1]
+    out = on(cluster, [head], ["cat", f"{shared}/mpi-{job}.out"])[head].stdout
+    return [line for line in out.splitlines() if line.startswith("rank=")]
+
+
+def unit_state(cluster: Cluster) -> dict[str, str]:
+    argv = ["systemctl", "show", "-p", "Id,ActiveEnterTimestampMonotonic,MainPID", *UNITS]
+    names = [n.name for n in cluster.nodes]
+    return {n: r.stdout for n, r in on(cluster, names, argv).items()}
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[VirtualCluster]:
+    vc = VirtualCluster(NAME, workers=3)
+    try:
+        asyncio.run(vc.up())
+        yield vc
+    finally:
+        asyncio.run(vc.down())
+
+
+@pytest.fixture(scope="module")
+def cluster(sim: VirtualCluster) -> Cluster:
+    return load(sim.cluster_file)
+
+
+def test_first_up_converges(sim: VirtualCluster, cluster: Cluster) -> None:
+    rc, events = piherd_up(sim.cluster_file)
+    summary = events[-1]
+    failed = {n: v["reason"] for n, v in summary["nodes"].items() if v["status"] == "failed"}
+    assert failed == {}
+    assert rc == 0
+    assert summary["changed"] == 4
+
+
+def test_static_addresses_hostnames_hosts(cluster: Cluster) -> None:
+    names = [n.name for n in cluster.nodes]
+    hostnames = on(cluster, names, ["hostname"])
+    addresses = on(cluster, names, ["ip", "-4", "-o", "addr", "show"])
+    hosts = on(cluster, names, ["cat", "/etc/hosts"])
+    for node in cluster.nodes:
+        assert hostnames[node.name].stdout.strip() == node.name
+        assert f" {node.address}/" in addresses[node.name].stdout
+        for other in cluster.nodes:
+            assert any(
+                line.split()[:1] == [str(other.address)] and other.name in line.split()
+                for line in hosts[node.name].stdout.splitlines()
+            ), f"{node.name}: /etc/hosts lacks {other.name}"
+
+
+def test_workers_follow_head_clock(cluster: Cluster) -> None:
+    workers = [n.name for n in cluster.workers]
+    sources = on(cluster, workers, ["chronyc", "-n", "sources"])
+    for name, result in sources.items():
+        assert str(cluster.head.address) in result.stdout, f"{name}: {result.stdout}"
+
+
+def test_shared_directory_everywhere(cluster: Cluster) -> None:
+    storage = cluster.services.storage
+    for writer in cluster.nodes:
+        path = storage.export if writer.is_head else storage.mount
+        text = f"written on {writer.name}\n".encode()
+        result = on(cluster, [writer.name], ["tee", f"{path}/from-{writer.name}"], input=text)
+        assert result[writer.name].ok, result[writer.name].stderr
+    for reader in cluster.nodes:
+        path = storage.export if reader.is_head else storage.mount
+        for writer in cluster.nodes:
+            got = on(cluster, [reader.name], ["cat", f"{path}/from-{writer.name}"])[reader.name]
+            assert got.stdout == f"written on {writer.name}\n", (reader.name, got.stderr)
+
+
+def test_slurm_idle_and_mpi_job(cluster: Cluster) -> None:
+    wait_idle(cluster, 3)
+    lines = run_mpi(cluster, 3)
+    assert len(lines) == 3
+    assert {line.split()[1] for line in lines} == {"size=3"}
+    assert {line.split()[2] for line in lines} == {f"host={w.name}" for w in cluster.workers}
+    assert {line.split()[3] for line in lines} == {"sum=6"}
+
+
+def test_second_up_changes_and_restarts_nothing(sim: VirtualCluster, cluster: Cluster) -> None:
+    before = unit_state(cluster)
+    rc, events = piherd_up(sim.cluster_file)
+    assert rc == 0
+    assert [e for e in events if e["event"] == "change"] == []
+    assert events[-1]["changed"] == 0 and events[-1]["unchanged"] == 4
+    assert unit_state(cluster) == before
+    rc, events = piherd_up(sim.cluster_file, "--dry-run")
+    assert rc == 0 and [e for e in events if e["event"] == "change"] == []
+
+
+def test_killed_worker_mid_up(sim: VirtualCluster, cluster: Cluster) -> None:
+    victim = cluster.workers[-1].name
+    proc = subprocess.Popen(
+        [*PIHERD, "up", "-f", str(sim.cluster_file), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(0.5)
+        asyncio.run(sim.kill(victim))
+        out, err = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert proc.returncode == 1, err
+    assert summary["nodes"][victim]["status"] == "failed"
+    assert summary["nodes"][victim]["reason"]
+    assert {v["status"] for n, v in summary["nodes"].items() if n != victim} == {"unchanged"}
+    asyncio.run(sim.revive(victim))
+    rc, events = piherd_up(sim.cluster_file)
+    assert rc == 0, events[-1]
+    wait_idle(cluster, 3, timeout=180)
+
+
+def test_grow_fourth_worker(sim: VirtualCluster) -> None:
+    bigger = VirtualCluster(NAME, workers=4)
+    asyncio.run(bigger.up())
+    cluster = load(bigger.cluster_file)
+    assert len(cluster.workers) == 4
+    rc, events = piherd_up(bigger.cluster_file)
+    assert rc == 0, events[-1]
+    wait_idle(cluster, 4, timeout=180)
+    lines = run_mpi(cluster, 4)
+    assert len(lines) == 4
+    assert {line.split()[3] for line in lines} == {"sum=10"}
