@@ -110,7 +110,7 @@ class UpOptions:
     dry_run: bool = False
     network_timeout: float = 60.0  # reconnect at the new address within this
     rollback_after: float = 90.0  # the node restores its old network config after this
-    fact_timeout: float = 60.0
+    fact_timeout: float = 120.0
     parallel: int = 16
 
 
