@@ -8,6 +8,7 @@ no truncated file. A network change is applied with a rollback armed on the node
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shlex
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -108,6 +109,7 @@ class UpOptions:
     """Knobs of one `up` run."""
 
     dry_run: bool = False
+    diffs: bool = True  # dry run: read the current files to show unified diffs
     network_timeout: float = 60.0  # reconnect at the new address within this
     rollback_after: float = 90.0  # the node restores its old network config after this
     fact_timeout: float = 120.0
@@ -356,10 +358,10 @@ async def up(
     plans = {n: plan_node(desired[n], facts[n]) for n in names if n in facts}
     if options.dry_run:
         for name, plan in plans.items():
-            try:
-                old = await _old_contents(pool, plan)
-            except (TransportError, ApplyError):
-                old = {}
+            old: dict[str, bytes | None] = {}
+            if options.diffs:
+                with contextlib.suppress(TransportError, ApplyError):
+                    old = await _old_contents(pool, plan)
             plans[name] = plan_node(desired[name], facts[name], old)
             for change in plans[name].changes:
                 reporter.change(name, change)
