@@ -136,7 +136,7 @@ class VirtualCluster:
             names = self.state.names
             await network.bridge_up(names)
             if not self.state.light:
-                await full.router_up(self.state, self.files)
+                await full.router_up(self.state)
             await network.nodes_up(names, [self._link(n) for n in self.node_names()])
             gate = asyncio.Semaphore(PARALLEL)
 

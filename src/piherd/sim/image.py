@@ -30,6 +30,8 @@ PACKAGES: tuple[str, ...] = (
     "systemd", "systemd-sysv", "dbus", "openssh-server", "network-manager", "sudo",
     "python3", "iproute2", "ca-certificates", "curl", "less", "procps", "iputils-ping",
     "kmod", "fuse3",
+    # debootstrap resolves polkitd (via network-manager) but not its libexpat1.
+    "libexpat1",
 )  # fmt: skip
 
 # Runs in the new tree (chroot). Shapes it like a Pi OS Lite card after Imager.
@@ -105,6 +107,9 @@ async def _build(target: Path, log: Callable[[str], None]) -> None:
         await run(["chroot", str(work), "/bin/sh", "-c", CUSTOMISE], timeout=300)
         (work / ".piherd-complete").write_text(recipe_hash() + "\n")
     except (SimError, OSError):
+        log_file = work / "debootstrap/debootstrap.log"
+        if log_file.exists():
+            shutil.copy(log_file, target.with_name("base-build.log"))
         shutil.rmtree(work, ignore_errors=True)
         raise
     if target.exists():

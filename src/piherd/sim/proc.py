@@ -54,7 +54,8 @@ async def run(
     rc = proc.returncode if proc.returncode is not None else -1
     stdout, stderr = out.decode(errors="replace"), err.decode(errors="replace")
     if check and rc != 0:
-        raise SimError(f"{' '.join(argv)} failed ({rc}): {stderr.strip() or stdout.strip()}")
+        tail = "\n".join((stderr.strip() or stdout.strip()).splitlines()[-12:])
+        raise SimError(f"{' '.join(argv)} failed ({rc}): {tail}")
     return rc, stdout, stderr
 
 
