@@ -143,7 +143,9 @@ async def _install(t: Transport, change: Change) -> None:
 
 
 async def _unit(t: Transport, change: Change) -> None:
-    argv = ["systemctl", SYSTEMCTL[change.kind], "--", change.target]
+    # A masked unit is also stopped: masking alone leaves a running one running.
+    now = ["--now"] if change.kind == MASK else []
+    argv = ["systemctl", SYSTEMCTL[change.kind], *now, "--", change.target]
     try:
         await _run(t, argv)
     except ApplyError as exc:
