@@ -11,7 +11,8 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
@@ -119,13 +120,9 @@ def unit_state(cluster: Cluster) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def sim() -> Iterator[VirtualCluster]:
-    vc = VirtualCluster(NAME, workers=3)
-    try:
-        asyncio.run(vc.up())
+def sim(sim_cm: Callable[..., AbstractContextManager[VirtualCluster]]) -> Iterator[VirtualCluster]:
+    with sim_cm(NAME, 3) as vc:
         yield vc
-    finally:
-        asyncio.run(vc.down())
 
 
 @pytest.fixture(scope="module")

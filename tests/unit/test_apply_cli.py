@@ -1,0 +1,57 @@
+"""`piherd up` input errors and the reporters' output (no nodes needed)."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from piherd.cli.main import cli
+from piherd.ops.types import Change
+from piherd.runner.apply import NodeResult
+from piherd.runner.progress import JsonReporter, PlainReporter
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "cluster.toml"
+
+
+def test_unknown_nodeset_is_usage_error() -> None:
+    result = CliRunner().invoke(cli, ["up", "-f", str(EXAMPLE), "node99"])
+    assert result.exit_code == 2
+    assert "not a node of this cluster: node99" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_missing_cluster_file_is_usage_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["up", "-f", str(tmp_path / "nope.toml")])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+
+
+def results() -> dict[str, NodeResult]:
+    change = Change("file", "/etc/hosts", "content changed", diff="-a\n+b\n")
+    return {
+        "node01": NodeResult("node01", "changed", [change], 1, "", 1.5),
+        "node02": NodeResult("node02", "unchanged"),
+        "node03": NodeResult("node03", "failed", [], 3, "unreachable (timed out after 10s)"),
+    }
+
+
+def test_json_reporter_summary() -> None:
+    out = io.StringIO()
+    reporter = JsonReporter(out)
+    reporter.change("node01", results()["node01"].applied[0])
+    reporter.summary(results())
+    change, summary = (json.loads(line) for line in out.getvalue().splitlines())
+    assert change["kind"] == "file" and change["diff"] == "-a\n+b\n"
+    assert (summary["changed"], summary["unchanged"], summary["failed"]) == (1, 1, 1)
+    assert summary["nodes"]["node03"]["reason"] == "unreachable (timed out after 10s)"
+
+
+def test_plain_summary_names_failures() -> None:
+    out = io.StringIO()
+    PlainReporter(out).summary(results())
+    text = out.getvalue()
+    assert "node03" in text and "unreachable" in text
+    assert "1 changed, 1 unchanged, 1 failed" in text
