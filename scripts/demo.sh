@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 from piherd.model import load
 c = load(Path(sys.argv[1]))
-print(c.head.address, c.admin_user, c.services.storage.export, c.network.subnet)
+print(c.head.address, c.admin_user, c.services.storage.mount, c.network.subnet)
 PY
 )
 read -r ADDR ADMIN SHARED SUBNET <<<"$HEAD_ADDR"

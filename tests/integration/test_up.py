@@ -95,7 +95,7 @@ def wait_idle(cluster: Cluster, count: int, timeout: float = 120) -> list[str]:
 
 def run_mpi(cluster: Cluster, nodes: int) -> list[str]:
     head = cluster.head.name
-    shared = cluster.services.storage.export
+    shared = cluster.services.storage.mount  # the same path on every node
     on(cluster, [head], ["tee", f"{shared}/mpi_job.py"], input=MPI_JOB.encode())
     on(
         cluster,
@@ -164,12 +164,12 @@ def test_workers_follow_head_clock(cluster: Cluster) -> None:
 def test_shared_directory_everywhere(cluster: Cluster) -> None:
     storage = cluster.services.storage
     for writer in cluster.nodes:
-        path = storage.export if writer.is_head else storage.mount
+        path = storage.mount  # the head bind-mounts its export there too
         text = f"written on {writer.name}\n".encode()
         result = on(cluster, [writer.name], ["tee", f"{path}/from-{writer.name}"], input=text)
         assert result[writer.name].ok, result[writer.name].stderr
     for reader in cluster.nodes:
-        path = storage.export if reader.is_head else storage.mount
+        path = storage.mount
         for writer in cluster.nodes:
             got = on(cluster, [reader.name], ["cat", f"{path}/from-{writer.name}"])[reader.name]
             assert got.stdout == f"written on {writer.name}\n", (reader.name, got.stderr)
