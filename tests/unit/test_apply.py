@@ -134,3 +134,14 @@ def test_failed_change_is_reported_with_reason(tmp_path: Path) -> None:
     assert result.failed == ["node02"]
     assert "mkdir" in result.results["node02"].reason
     assert result.results["node04"].status == "changed"
+
+
+def test_node_subset_only_touches_those_nodes(tmp_path: Path) -> None:
+    cluster = load(EXAMPLE)
+    events = Events()
+    options = UpOptions()
+    result = asyncio.run(up(cluster, LocalPool(down={"node04"}), builder(tmp_path), events,
+                            options, ["node02"]))  # fmt: skip
+    assert set(result.results) == {"node02"}  # node04 being down is not node02's failure
+    assert (tmp_path / "node02").is_dir()
+    assert not (tmp_path / "node03").exists()

@@ -346,18 +346,26 @@ async def up(
     facts: dict[str, NodeFacts] = {}
     skeleton = build(cluster, {})  # paths and units do not depend on facts
 
+    selected = set(names)
+
     async def one_facts(name: str) -> None:
-        reporter.phase(name, "gathering facts")
+        if name in selected:
+            reporter.phase(name, "gathering facts")
         try:
             facts[name] = await _facts(pool, name, skeleton[name], options.fact_timeout)
         except (TransportError, ApplyError) as exc:
+            if name not in selected:
+                return  # only its hardware/host keys were wanted, for the others' files
             reason = exc.reason if isinstance(exc, TransportError) else str(exc)
             results[name] = NodeResult(name, "failed", reason=reason)
             reporter.done(results[name])
 
-    await asyncio.gather(*(one_facts(n) for n in names))
+    # Facts of every node, even outside `names`: slurm.conf, hosts and known_hosts on the
+    # selected nodes name them all, and must not change with the node set given.
+    await asyncio.gather(*(one_facts(n.name) for n in cluster.nodes))
     desired = build(cluster, facts)
     plans = {n: plan_node(desired[n], facts[n]) for n in names if n in facts}
+    facts = {n: f for n, f in facts.items() if n in selected}
     if options.dry_run:
         for name, plan in plans.items():
             old: dict[str, bytes | None] = {}
