@@ -219,3 +219,31 @@ def test_apt_reads_the_proxy_setting(tmp_path: Path) -> None:
     )
     assert dump.returncode == 0, dump.stderr
     assert 'Acquire::http::Proxy "http://192.168.1.128:3142/";' in dump.stdout
+
+
+@pytest.mark.parametrize(
+    ("case", "node"), [("sim", "node01"), ("sim", "node02"), ("bullseye", "rpi2")]
+)
+def test_systemd_accepts_the_units(tmp_path: Path, case: str, node: str) -> None:
+    cluster = cluster_of(case)
+    files = render_node(cluster, cluster.node(node), context_of(case, cluster))
+    names = []
+    for path, spec in files.items():
+        parent, _, name = path.rpartition("/")
+        if parent == "/etc/systemd/system":  # whole units; drop-ins need their package's unit
+            (tmp_path / name).write_bytes(spec.content)
+            names.append(f"./{name}")
+    assert names
+    result = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", *names],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    # The cgroup helper script is installed with the units, not on this machine.
+    problems = [
+        line
+        for line in result.stderr.splitlines()
+        if line.strip() and "/usr/local/lib/piherd/cgroup-v1-mount is not executable" not in line
+    ]
+    assert problems == [], result.stderr
