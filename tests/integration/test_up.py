@@ -7,11 +7,12 @@ each other (first up, checks of what it built, second up, kill mid-up, growing).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import pytest
 
 from piherd.model import Cluster, load
 from piherd.sim.cluster import VirtualCluster
+from piherd.sim.proc import SimError
 from piherd.transport.base import CommandResult
 from piherd.transport.pool import ConnectionPool
 
@@ -111,6 +113,43 @@ def run_mpi(cluster: Cluster, nodes: int) -> list[str]:
     job = result.stdout.strip().splitlines()[-1]
     out = on(cluster, [head], ["cat", f"{shared}/mpi-{job}.out"])[head].stdout
     return [line for line in out.splitlines() if line.startswith("rank=")]
+
+
+async def _banner(address: str) -> bool:
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(address, 22), 2)
+    except (OSError, TimeoutError):
+        return False
+    try:
+        return (await asyncio.wait_for(reader.readline(), 2)).startswith(b"SSH-")
+    except (OSError, TimeoutError):
+        return False
+    finally:
+        writer.close()
+
+
+def wait_ssh(cluster: Cluster, timeout: float = 180) -> None:
+    """Every node's sshd answers at its static or its bootstrap address."""
+    deadline = time.monotonic() + timeout
+    pending = {n.name for n in cluster.nodes}
+    while pending and time.monotonic() < deadline:
+        for node in cluster.nodes:
+            if node.name in pending and any(
+                asyncio.run(_banner(a)) for a in (str(node.address), node.bootstrap_address) if a
+            ):
+                pending.discard(node.name)
+        time.sleep(1)
+    assert not pending, f"no sshd answers on {sorted(pending)}"
+
+
+async def sim_wait(coroutine: Awaitable[object]) -> None:
+    """Run a sim operation that ends by waiting for sshd at the node's DHCP address.
+
+    After `piherd up` a node answers at its static address instead, so that wait times
+    out (SimError); the caller then waits with wait_ssh(), which tries both addresses.
+    """
+    with contextlib.suppress(SimError):
+        await coroutine
 
 
 def unit_state(cluster: Cluster) -> dict[str, str]:
@@ -216,7 +255,8 @@ def test_killed_worker_mid_up(sim: VirtualCluster, cluster: Cluster) -> None:
     assert summary["nodes"][victim]["status"] == "failed"
     assert summary["nodes"][victim]["reason"]
     assert {v["status"] for n, v in summary["nodes"].items() if n != victim} == {"unchanged"}
-    asyncio.run(sim.revive(victim))
+    asyncio.run(sim_wait(sim.revive(victim, timeout=15)))
+    wait_ssh(cluster)
     rc, events = piherd_up(sim.cluster_file)
     assert rc == 0, events[-1]
     wait_idle(cluster, 3, timeout=180)
@@ -224,8 +264,9 @@ def test_killed_worker_mid_up(sim: VirtualCluster, cluster: Cluster) -> None:
 
 def test_grow_fourth_worker(sim: VirtualCluster) -> None:
     bigger = VirtualCluster(NAME, workers=4)
-    asyncio.run(bigger.up())
+    asyncio.run(sim_wait(bigger.up(timeout=30)))
     cluster = load(bigger.cluster_file)
+    wait_ssh(cluster)
     assert len(cluster.workers) == 4
     rc, events = piherd_up(bigger.cluster_file)
     assert rc == 0, events[-1]
