@@ -7,17 +7,18 @@ import json
 import sys
 from collections.abc import Callable, Coroutine, MutableMapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from piherd.api import ClusterSession, open_cluster
 from piherd.cli.common import cluster_file_option, fail, load_cluster
 from piherd.model import Cluster, NodeSetError, expand
 from piherd.runner import fold
 from piherd.transport.base import CommandResult
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 # Characters that mean "this one word is a shell command line", as with ssh and clush.
 _SHELL_CHARS = set(" \t\n|&;<>()$`\\\"'*?[]#~=%{}")
@@ -108,6 +109,10 @@ def execute(
 
 
 def _progress_bar() -> Progress:
+    # Imported here: rich costs ~0.1 s of start-up that a non-terminal run never needs.
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+
     return Progress(
         TextColumn("[bold]piherd"),
         BarColumn(),

@@ -1,0 +1,127 @@
+"""bench/fanout: `piherd run` against clush, pdsh, parallel-ssh, ansible and bare asyncssh on
+light sim nodes, side by side in one run; the table goes to docs/benchmarks.md.
+
+    .venv/bin/python -m bench.fanout [--cluster tfan] [--sizes 16,64,256] [--repeat 3] [--write]
+
+The sim cluster must be up with enough light nodes (the benchmark brings it up with
+`--up`). Every sample is a fresh process and fresh connections (no ControlMaster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.fanout import report
+from bench.fanout.measure import Sample, measure, sshd_pids
+from bench.fanout.tools import Setup, available, invocation
+
+from piherd.sim.cluster import VirtualCluster
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.fanout", description=__doc__)
+    parser.add_argument("--cluster", default="tfan")
+    parser.add_argument("--sizes", default="16,64,256")
+    parser.add_argument("--commands", default="true,hostname")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--fanout", type=int, default=64)
+    parser.add_argument("--tools", default="", help="comma list; default: all available")
+    parser.add_argument("--up", action="store_true", help="bring the sim cluster up first")
+    parser.add_argument("--write", action="store_true", help="write docs/benchmarks.md")
+    parser.add_argument("--no-failures", action="store_true", help="skip the attribution run")
+    return parser.parse_args()
+
+
+def attribution_check(vc: VirtualCluster, setup: Setup, nodes: list[str]) -> dict[str, object]:
+    """5% of nodes killed, 5% exiting 1: is every failure attributed to the right node?"""
+    count = max(1, len(nodes) // 20)
+    killed, failing = nodes[1 : 1 + 2 * count : 2], nodes[2 : 2 + 2 * count : 2]
+    pattern = "|".join(failing)
+    script = f'case "$(hostname)" in {pattern}) exit 1;; esac'
+    for node in killed:
+        asyncio.run(vc.kill(node))
+    try:
+        argv = invocation("piherd", setup, nodes, script).argv
+        argv[argv.index("--no-progress")] = "--json"
+        argv[argv.index("--") :] = ["--timeout", "10", "--", "sh", "-c", script]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+    finally:
+        for node in killed:
+            asyncio.run(vc.revive(node))
+    records = {r["node"]: r for r in map(json.loads, done.stdout.splitlines())}
+    wrong = [
+        n for n in nodes
+        if (n in killed) != (records.get(n, {}).get("error") is not None)
+        or (n in failing) != (records.get(n, {}).get("rc") == 1)
+    ]  # fmt: skip
+    return {
+        "nodes": len(nodes), "killed": killed, "failing": failing, "exit": done.returncode,
+        "misattributed": wrong, "summary": done.stderr.strip().splitlines()[-1:],
+    }  # fmt: skip
+
+
+def main() -> int:
+    args = parse()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    commands = args.commands.split(",")
+    vc = VirtualCluster(args.cluster, workers=max(sizes) - 1, light=True)
+    if args.up:
+        asyncio.run(vc.up(timeout=900))
+    else:
+        vc = VirtualCluster.attach(args.cluster)
+    names = vc.node_names()
+    if len(names) < max(sizes):
+        print(f"sim {args.cluster} has {len(names)} nodes; need {max(sizes)} (use --up)")
+        return 2
+    tools = args.tools.split(",") if args.tools else available()
+    workdir = Path(tempfile.mkdtemp(prefix="piherd-bench-fanout-"))
+    files = vc.files
+    setup = Setup(vc.cluster_file, files.ssh_config, files.known_hosts, files.private_key,
+                  workdir, args.fanout)  # fmt: skip
+    samples: list[Sample] = []
+    for rep in range(args.repeat):
+        for size in sizes:
+            nodes = names[:size]
+            pids = sshd_pids([vc.state.node_dir(n) for n in nodes])
+            for command in commands:
+                for tool in tools:
+                    run = invocation(tool, setup, nodes, command)
+                    log = workdir / f"{tool}-{size}-{command}-{rep}.log"
+                    sample = measure(tool, run, size, command, pids, log)
+                    samples.append(sample)
+                    print(f"rep {rep} N={size} {command:8} {tool:14} wall {sample.wall:6.2f}s "
+                          f"cpu {sample.cpu:6.2f}s rss {sample.rss_mb:6.1f}MB "
+                          f"sshd {sample.sshd_cpu:6.2f}s rc {sample.rc}", flush=True)  # fmt: skip
+    check = None if args.no_failures else attribution_check(vc, setup, names[: max(sizes)])
+    if check is not None:
+        print("failure attribution:", json.dumps(check))
+    machine = (
+        f"{platform.node()}: Linux {platform.release()}, {_cores()} cores, "
+        f"Python {platform.python_version()}, shared with other work"
+    )
+    command_line = "sudo .venv/bin/python -m bench.fanout " + " ".join(sys.argv[1:])
+    text = report.section(samples, tools, sizes, commands, machine, command_line, check)
+    (workdir / "samples.json").write_text(json.dumps([s.__dict__ for s in samples], indent=1))
+    print(text)
+    if args.write:
+        report.write_section(ROOT / "docs" / "benchmarks.md", text)
+    print(f"logs and samples in {workdir}")
+    return 0
+
+
+def _cores() -> int:
+    return os.cpu_count() or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
