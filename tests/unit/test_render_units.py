@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import asyncssh
@@ -26,11 +27,6 @@ from piherd.render.ssh import host_keys_from_known_hosts
 
 BASE = (GOLDEN / "bookworm" / "cluster.toml").read_text()
 CTX = RenderContext(b"k" * 1024, b"private\n", "ssh-ed25519 AAAA test")
-
-
-def _with(extra: str, base: str = BASE) -> str:
-    """`base` with TOML lines appended (later tables only; keys must not repeat)."""
-    return base + "\n" + extra
 
 
 def _file(text: str, node: str, path: str) -> str:
@@ -89,8 +85,10 @@ def test_model_hardware_overrides_reported_hardware() -> None:
 
 
 def test_unsafe_path_is_refused() -> None:
-    text = _with('[services.slurm]\ncgroup_mountpoint = "/run/x; rm -rf /"')
-    cluster = loads(text)
+    # Built past the loader: render must refuse it even if check did not.
+    valid = loads(BASE)
+    slurm = replace(valid.services.slurm, cgroup_mountpoint="/run/x; rm -rf /")
+    cluster = replace(valid, services=replace(valid.services, slurm=slurm))
     with pytest.raises(RenderError, match="cgroup_mountpoint"):
         render_node(cluster, cluster.node("cluster02"), CTX)
 
