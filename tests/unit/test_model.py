@@ -230,3 +230,14 @@ def test_docs_snippets() -> None:
     assert [n.name for n in smallest.nodes] == ["node01", "node02", "node03", "node04"]
     assert str(smallest.nodes[-1].address) == "192.168.1.14"
     assert smallest.services.storage.export == "/srv/cluster"
+
+
+def test_groups_may_use_groups_defined_later() -> None:
+    cluster = loads(BASE + '[groups]\nbig = "@rack2&@compute"\nrack2 = "node[03-04]"\n')
+    assert cluster.groups["big"] == ("node03", "node04")
+
+
+def test_groups_in_a_circle() -> None:
+    found = problems(BASE + '[groups]\na = "@b"\nb = "@a,node01"\n')
+    assert [(p.line, p.field) for p in found] == [(11, "groups.a"), (12, "groups.b")]
+    assert "circle" in found[0].message

@@ -34,40 +34,65 @@ _SYSTEM_DIRS = frozenset(
 # The same shapes render/apt.py accepts: an apt URL and a name usable in a config key.
 _URL = re.compile(r"^https?://[A-Za-z0-9.\-]+(:[0-9]+)?(/[A-Za-z0-9._~/\-]*)?$")
 _UPSTREAM_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_GROUP_REF = re.compile(r"@([A-Za-z0-9_.\-]+)")
 _PARTITION = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 
 
 def resolve_groups(
     reader: Reader, table: Mapping[str, Any], groups: dict[str, tuple[str, ...]]
 ) -> None:
-    """Add the [groups] table's node sets to `groups`, reporting bad ones."""
-    known = groups["all"]
+    """Add the [groups] table's node sets to `groups`, reporting bad ones.
+
+    A group may use groups defined after it (`big = "@rack2&@compute"` above `rack2`):
+    each is resolved once the groups it names are; a circle is reported.
+    """
+    pending: dict[str, str] = {}
     for name, expression in table.items():
         path = f"groups.{name}"
         if name in BUILTIN_GROUPS:
             reader.problem(
                 path, f"@{name} is built in and cannot be redefined", "choose another group name"
             )
-            continue
-        if not LABEL.match(name):
+        elif not LABEL.match(name):
             reader.problem(
                 path, f"invalid group name {name!r}", "use lower-case letters, digits and '-'"
             )
-            continue
-        if not isinstance(expression, str):
+        elif not isinstance(expression, str):
             reader.problem(path, "must be a node set in quotes", f'e.g. {name} = "node[01-04]"')
-            continue
-        try:
-            members = expand(expression, groups, known)
-        except NodeSetError as exc:
-            reader.problem(path, str(exc), "name nodes of the cluster or existing groups")
-            continue
-        if not members:
-            reader.problem(path, f"group @{name} is empty", "give it at least one node")
-            continue
-        order = {n: i for i, n in enumerate(known)}
-        merged = set(groups.get(name, ())) | set(members)
-        groups[name] = tuple(sorted(merged, key=order.__getitem__))
+        else:
+            pending[name] = expression
+    while pending:
+        ready = [
+            n for n, e in pending.items() if not set(_GROUP_REF.findall(e)) & (set(pending) - {n})
+        ]
+        if not ready:
+            circle = ", ".join("@" + n for n in pending)
+            for name in pending:
+                reader.problem(
+                    f"groups.{name}",
+                    f"groups name each other in a circle: {circle}",
+                    "define at least one of them by node names",
+                )
+            return
+        for name in ready:
+            _resolve_group(reader, name, pending.pop(name), groups)
+
+
+def _resolve_group(
+    reader: Reader, name: str, expression: str, groups: dict[str, tuple[str, ...]]
+) -> None:
+    path, known = f"groups.{name}", groups["all"]
+    try:
+        members = expand(expression, groups, known)
+    except NodeSetError as exc:
+        reader.problem(path, str(exc), "name nodes of the cluster or existing groups")
+        return
+    if not members:
+        reader.problem(path, f"group @{name} is empty", "give it at least one node")
+        return
+    order = {n: i for i, n in enumerate(known)}
+    merged = set(groups.get(name, ())) | set(members)
+    groups[name] = tuple(sorted(merged, key=order.__getitem__))
 
 
 def check_cluster(
