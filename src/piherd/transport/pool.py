@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from piherd.model import Cluster
 from piherd.transport.base import Transport, TransportError
-from piherd.transport.hostkeys import NewKeyCallback
+from piherd.transport.hostkeys import KnownHostsCache, NewKeyCallback
 from piherd.transport.ssh import SshTransport
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,7 @@ class ConnectionPool:
         self._connecting: dict[str, asyncio.Task[Transport]] = {}
         self._semaphore: asyncio.Semaphore | None = None
         self._fd_budget = 1 << 20
+        self._known_hosts_cache = KnownHostsCache()
 
     async def __aenter__(self) -> ConnectionPool:
         soft = raise_fd_limit()
@@ -87,6 +88,7 @@ class ConnectionPool:
             connect_timeout=self.connect_timeout,
             fallback_hosts=fallback,
             on_new_host_key=self.on_new_host_key,
+            known_hosts_cache=self._known_hosts_cache,
         )
 
     async def get(self, name: str) -> Transport:

@@ -27,6 +27,7 @@ from piherd.transport import remote_scripts
 from piherd.transport.base import CommandResult, TransportError
 from piherd.transport.hostkeys import (
     AcceptNewClient,
+    KnownHostsCache,
     NewKeyCallback,
     default_known_hosts,
 )
@@ -91,6 +92,7 @@ class SshTransport:
         fallback_hosts: Sequence[str] = (),
         on_new_host_key: NewKeyCallback | None = None,
         use_sudo: bool | None = None,
+        known_hosts_cache: KnownHostsCache | None = None,
     ) -> None:
         self.node = node
         self.host = host
@@ -104,6 +106,7 @@ class SshTransport:
         self.on_new_host_key = on_new_host_key
         # sudo is skipped for root unless forced (tests force it to exercise the wrapper).
         self.use_sudo = use_sudo if use_sudo is not None else username != "root"
+        self.known_hosts_cache = known_hosts_cache
         self.address: str | None = None  # the address that answered, once connected
         self._conn: asyncssh.SSHClientConnection | None = None
         self._lock = asyncio.Lock()
@@ -142,8 +145,9 @@ class SshTransport:
         delay = _BANNER_BACKOFF
         for attempt in range(_BANNER_RETRIES):
             client = AcceptNewClient(
-                self.node, self.known_hosts, [], self.port, self.on_new_host_key
-            )
+                self.node, self.known_hosts, [], self.port, self.on_new_host_key,
+                cache=self.known_hosts_cache,
+            )  # fmt: skip
             try:
                 async with asyncio.timeout(self.connect_timeout + 1.0):
                     conn = await asyncssh.connect(
