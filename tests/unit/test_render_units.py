@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from dataclasses import replace
 from pathlib import Path
@@ -245,3 +246,40 @@ def test_systemd_accepts_the_units(tmp_path: Path, case: str, node: str) -> None
         if line.strip() and "/usr/local/lib/piherd/cgroup-v1-mount is not executable" not in line
     ]
     assert problems == [], result.stderr
+
+
+def test_apt_cacher_ng_reads_the_cache_config(tmp_path: Path) -> None:
+    shutil.copytree("/etc/apt-cacher-ng", tmp_path / "acng")
+    cluster = cluster_of("bookworm")
+    for path, spec in render_node(cluster, cluster.head, CTX).items():
+        if path.startswith("/etc/apt-cacher-ng/"):
+            (tmp_path / "acng" / path.rsplit("/", 1)[1]).write_bytes(spec.content)
+    dump = subprocess.run(
+        ["/usr/lib/apt-cacher-ng/acngtool", "cfgdump", "-c", str(tmp_path / "acng")],
+        capture_output=True,
+        text=True,
+    )
+    assert dump.returncode == 0, dump.stdout + dump.stderr
+    assert "BindAddress = 127.0.0.1 192.168.1.128" in dump.stdout
+    assert "Port = 3142" in dump.stdout
+
+
+def test_sshd_accepts_the_storage_drop_in(tmp_path: Path) -> None:
+    cluster = cluster_of("sim")
+    files = render_node(cluster, cluster.head, CTX)
+    config = tmp_path / "sshd_config"
+    config.write_bytes(files["/etc/ssh/sshd_config.d/piherd-storage.conf"].content)
+    host_key = tmp_path / "host_key"
+    host_key.write_bytes(asyncssh.generate_private_key("ssh-ed25519").export_private_key())
+    host_key.chmod(0o600)
+    sshd = ["/usr/sbin/sshd", "-f", str(config), "-h", str(host_key)]
+    assert subprocess.run([*sshd, "-t"], capture_output=True).returncode == 0
+    effective = subprocess.run(
+        [*sshd, "-T", "-C", "user=piherd,host=node02,addr=10.213.0.11"],
+        capture_output=True,
+        text=True,
+    )
+    assert (
+        "authorizedkeysfile .ssh/authorized_keys .ssh/authorized_keys2 "
+        "/etc/ssh/piherd/authorized_keys/%u"
+    ) in effective.stdout
