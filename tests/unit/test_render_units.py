@@ -283,3 +283,16 @@ def test_sshd_accepts_the_storage_drop_in(tmp_path: Path) -> None:
         "authorizedkeysfile .ssh/authorized_keys .ssh/authorized_keys2 "
         "/etc/ssh/piherd/authorized_keys/%u"
     ) in effective.stdout
+
+
+def test_a_worker_that_does_not_compute_gets_no_mpi_and_no_slurmd() -> None:
+    cluster = loads(BASE + '\n[[nodes]]\nname = "cluster04"\ncompute = false\n')
+    idle = cluster.node("cluster04")
+    files = render_node(cluster, idle, CTX)
+    assert not [p for p in files if "openmpi" in p or "hosts.mpich" in p]
+    assert files["/etc/slurm/slurm.conf"].restarts == ()
+    assert "NodeName=cluster04" not in files["/etc/slurm/slurm.conf"].content.decode()
+    assert "slurmd" not in packages(cluster, idle)
+    assert "slurmd.service" not in [u.name for u in units(cluster, idle)]
+    hosts = render_node(cluster, cluster.head, CTX)["/etc/piherd/hosts.openmpi"].content
+    assert b"cluster04" not in hosts

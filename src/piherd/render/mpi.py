@@ -22,10 +22,9 @@ _DEBIAN_MCA = (
 
 
 def render(cluster: Cluster, node: Node, ctx: RenderContext) -> dict[str, FileSpec]:
-    """Host files on every node, so mpirun works wherever a user starts it."""
-    del node
+    """Host files on the head and compute nodes (where MPI is installed) for mpirun."""
     mpi = cluster.services.mpi
-    if not mpi.enabled:
+    if not mpi.enabled or not (node.compute or node.is_head):
         return {}
     compute = by_address(cluster.compute_nodes)
     unknown = [n.name for n in compute if node_cpus(n, ctx) is None]
