@@ -6,7 +6,6 @@ dashboard command, a Chromium driven through chromedriver (selenium), reading /m
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -18,7 +17,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -189,16 +188,13 @@ NAME = "tstat"
 
 
 @pytest.fixture(scope="module")
-def light() -> Iterator[tuple[VirtualCluster, Path]]:
-    assert os.geteuid() == 0, "sim tests need root"
-    vc = VirtualCluster(NAME, workers=3, light=True)
-    try:
-        path = asyncio.run(vc.up())
-        for node in vc.node_names():
+def light(
+    sim_cm: Callable[..., AbstractContextManager[VirtualCluster]],
+) -> Iterator[tuple[VirtualCluster, Path]]:
+    with sim_cm(NAME, 3, light=True) as vc:
+        for node in vc.node_names():  # a cluster left up by an earlier run: clean signals
             vc.inject(node, "clear")
-        yield vc, path
-    finally:
-        asyncio.run(vc.down())
+        yield vc, vc.cluster_file
 
 
 @pytest.mark.sim

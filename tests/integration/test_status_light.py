@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +29,13 @@ def piherd() -> str:
 
 
 @pytest.fixture(scope="module")
-def sim() -> Iterator[tuple[VirtualCluster, Path]]:
-    assert os.geteuid() == 0, "sim tests need root"
-    vc = VirtualCluster(NAME, workers=WORKERS, light=True)
-    try:
-        path = asyncio.run(vc.up())
+def sim(
+    sim_cm: Callable[..., AbstractContextManager[VirtualCluster]],
+) -> Iterator[tuple[VirtualCluster, Path]]:
+    with sim_cm(NAME, WORKERS, light=True) as vc:
         for node in vc.node_names():  # a cluster left up by an earlier run: clean signals
             vc.inject(node, "clear")
-        yield vc, path
-    finally:
-        asyncio.run(vc.down())
+        yield vc, vc.cluster_file
 
 
 def status(path: Path, *args: str) -> subprocess.CompletedProcess[str]:
