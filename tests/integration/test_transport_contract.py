@@ -116,6 +116,31 @@ def test_timeout_kills_the_command(make_transport: Callable[[], Transport], tmp_
     assert not _alive(pid), f"remote command {pid} survived its timeout"
 
 
+def test_cancel_stops_the_command_and_its_children(
+    make_transport: Callable[[], Transport], tmp_path: Path
+) -> None:
+    """Ctrl-C: the remote command and what it started are stopped (also for root logins)."""
+    pidfile = tmp_path / "pid"
+    argv = ["sh", "-c", 'sleep 60 & echo $! > "$1"; wait', "sh", str(pidfile)]
+
+    async def body(t: Transport) -> None:
+        task = asyncio.ensure_future(t.run(argv, sudo=True))
+        for _ in range(100):
+            if pidfile.exists():
+                break
+            await asyncio.sleep(0.1)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    arun(lambda: _with(make_transport, body))
+    pid = int(pidfile.read_text())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.1)
+    assert not _alive(pid), f"child {pid} of a cancelled command survived"
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]

@@ -40,6 +40,12 @@ _BANNER_RETRIES = 6
 _BANNER_BACKOFF = 0.25
 # Extra seconds the client waits for a remote `timeout` to report before giving up.
 _TIMEOUT_GRACE = 3.0
+# Every command announces its PID on stderr, then becomes `timeout`, which makes itself a
+# process-group leader with that PID: a cancelled command is killed by group.
+_PGID_MARK = b"@piherd-pgid "
+_ANNOUNCE_PGID = 'echo "@piherd-pgid $$" >&2; exec "$@"'
+# TERM to `timeout` itself: it passes the signal on to its whole process group.
+_KILL_GROUP = 'kill -TERM "$1"'
 
 
 class _Unreachable(Exception):
@@ -217,9 +223,20 @@ class SshTransport:
         return shlex.join(words)
 
     async def _exec(
-        self, command: str, input: bytes | None, timeout: float | None
+        self,
+        command: str,
+        input: bytes | None,
+        timeout: float | None,
+        *,
+        stop_with: list[str] | None = None,
     ) -> tuple[int | None, bytes, bytes, str | None]:
-        """Run a command line: (rc, stdout, stderr, error). Stops it on timeout/cancel."""
+        """Run a command line: (rc, stdout, stderr, error). Stops it on timeout/cancel.
+
+        With `stop_with` (the sudo prefix, possibly empty) the command is expected to announce
+        its process group on its first stderr line (_ANNOUNCE_PGID); a cancelled command is
+        then killed by group over a second channel, which works where sshd refuses signal
+        requests (root logins) and reaches the command's children too.
+        """
         await self.connect()
         conn = self._conn
         if conn is None:  # pragma: no cover - connect() raised instead
@@ -230,17 +247,23 @@ class SshTransport:
             await self.close()
             return None, b"", b"", f"connection lost ({exc})"
         finished = False
+        pgid = ""
+        first = b""
         try:
             async with asyncio.timeout(timeout):
                 if input:
                     proc.stdin.write(input)
                     await proc.stdin.drain()
                 proc.stdin.write_eof()
+                if stop_with is not None:
+                    first = await proc.stderr.readline()
+                    if first.startswith(_PGID_MARK):
+                        pgid, first = first[len(_PGID_MARK) :].strip().decode(), b""
                 result = await proc.wait()
             finished = True
             out = result.stdout if isinstance(result.stdout, bytes) else b""
             err = result.stderr if isinstance(result.stderr, bytes) else b""
-            return _returncode(result), out, err, None
+            return _returncode(result), out, first + err, None
         except TimeoutError:
             return None, b"", b"", f"timeout after {timeout:g}s"
         except (asyncssh.Error, OSError, BrokenPipeError) as exc:
@@ -249,6 +272,8 @@ class SshTransport:
         finally:
             if not finished:
                 _stop(proc)
+                if pgid.isdigit() and stop_with is not None:
+                    await _kill_group(conn, stop_with, pgid)
             proc.close()
 
     async def run(
@@ -261,16 +286,19 @@ class SshTransport:
     ) -> CommandResult:
         """Run argv on the node; a failing command is a result, an unreachable node raises."""
         started = time.monotonic()
-        if timeout is None:
-            rc, out, err, error = await self._exec(self.command_line(argv, sudo=sudo), input, None)
-        else:
-            # The remote `timeout` kills the command even where sshd refuses signal
-            # requests (root logins run without privilege separation); the local deadline,
-            # a little later, covers a node that stops answering.
-            wrapped = ["timeout", "-k", "2", f"{timeout:.3f}s", *argv]
-            rc, out, err, error = await self._exec(
-                self.command_line(wrapped, sudo=sudo), input, timeout + _TIMEOUT_GRACE
-            )
+        # The remote `timeout` (its own process group) kills the command even where sshd
+        # refuses signal requests (root logins run without privilege separation); the local
+        # deadline, a little later, covers a node that stops answering.
+        limit = f"{timeout:.3f}s" if timeout is not None else "0"
+        wrapped = ["sh", "-c", _ANNOUNCE_PGID, "piherd", "timeout", "-k", "2", limit, *argv]
+        prefix = ["sudo", "-n", "--"] if sudo and self.use_sudo else []
+        rc, out, err, error = await self._exec(
+            self.command_line(wrapped, sudo=sudo),
+            input,
+            None if timeout is None else timeout + _TIMEOUT_GRACE,
+            stop_with=prefix,
+        )
+        if timeout is not None:
             if error is not None and error.startswith("timeout"):
                 error = f"timeout after {timeout:g}s"
             elif rc in (124, 137) and time.monotonic() - started >= timeout:
@@ -317,6 +345,14 @@ class SshTransport:
             detail = error or err.decode("utf-8", "replace").strip() or f"rc={rc}"
             raise TransportError(self.node, f"cannot read {path}: {detail}")
         return out
+
+
+async def _kill_group(conn: asyncssh.SSHClientConnection, prefix: list[str], pgid: str) -> None:
+    """Best effort, bounded: TERM the remote command's process group over a new channel."""
+    command = shlex.join([*prefix, "sh", "-c", _KILL_GROUP, "sh", pgid])
+    with contextlib.suppress(asyncssh.Error, OSError, TimeoutError):
+        async with asyncio.timeout(3.0):
+            await conn.run(command, check=False)
 
 
 def _stop(proc: asyncssh.SSHClientProcess[bytes]) -> None:
