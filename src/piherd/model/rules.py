@@ -243,32 +243,19 @@ def _absolute(reader: Reader, path: str, value: str) -> bool:
 
 
 def _check_storage(cluster: Cluster, reader: Reader) -> None:
+    """The server is a node, paths are safe, clients a node set. The server may be a
+    client too: the renderer bind-mounts the export (or uses it as is when the paths
+    are equal)."""
     storage = cluster.services.storage
-    names = set(cluster.groups["all"])
-    heads = [n.name for n in cluster.nodes if n.is_head]
-    server = storage.server or (heads[0] if heads else "")
-    if storage.server and storage.server not in names:
+    if storage.server and storage.server not in cluster.groups["all"]:
         reader.problem(
             "services.storage.server",
             f"storage is mounted from {storage.server!r}, which is not a node of the cluster",
             "leave server out to export from the head, or name the node that exports it",
         )
-        server = ""
     _absolute(reader, "services.storage.export", storage.export)
     _absolute(reader, "services.storage.mount", storage.mount)
-    clients = _nodeset(cluster, reader, "services.storage.clients", storage.clients)
-    if server and clients and set(clients) <= {server}:
-        reader.problem(
-            "services.storage.clients",
-            f"the only client is the server {server} itself",
-            "share with other nodes (e.g. @all), or set enabled = false",
-        )
-    if server and server in clients and storage.mount == storage.export:
-        reader.problem(
-            "services.storage.mount",
-            f"{server} would mount {storage.export} over itself",
-            f'use another mount point, or clients = "@all!{server}"',
-        )
+    _nodeset(cluster, reader, "services.storage.clients", storage.clients)
 
 
 def _check_slurm(cluster: Cluster, reader: Reader) -> None:
