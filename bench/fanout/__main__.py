@@ -39,6 +39,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--up", action="store_true", help="bring the sim cluster up first")
     parser.add_argument("--write", action="store_true", help="write docs/benchmarks.md")
     parser.add_argument("--no-failures", action="store_true", help="skip the attribution run")
+    parser.add_argument("--samples", type=Path, help="only render a samples.jsonl of a run")
     return parser.parse_args()
 
 
@@ -74,6 +75,8 @@ def main() -> int:
     args = parse()
     sizes = [int(s) for s in args.sizes.split(",")]
     commands = args.commands.split(",")
+    if args.samples is not None:
+        return render_only(args, sizes, commands)
     vc = VirtualCluster(args.cluster, workers=max(sizes) - 1, light=True)
     if args.up:
         asyncio.run(vc.up(timeout=900))
@@ -99,24 +102,42 @@ def main() -> int:
                     log = workdir / f"{tool}-{size}-{command}-{rep}.log"
                     sample = measure(tool, run, size, command, pids, log)
                     samples.append(sample)
+                    with (workdir / "samples.jsonl").open("a") as saved:
+                        saved.write(json.dumps(sample.__dict__) + "\n")
                     print(f"rep {rep} N={size} {command:8} {tool:14} wall {sample.wall:6.2f}s "
                           f"cpu {sample.cpu:6.2f}s rss {sample.rss_mb:6.1f}MB "
                           f"sshd {sample.sshd_cpu:6.2f}s rc {sample.rc}", flush=True)  # fmt: skip
     check = None if args.no_failures else attribution_check(vc, setup, names[: max(sizes)])
     if check is not None:
         print("failure attribution:", json.dumps(check))
-    machine = (
-        f"{platform.node()}: Linux {platform.release()}, {_cores()} cores, "
-        f"Python {platform.python_version()}, shared with other work"
-    )
-    command_line = "sudo .venv/bin/python -m bench.fanout " + " ".join(sys.argv[1:])
+    machine = _machine()
+    command_line = ".venv/bin/python -m bench.fanout " + " ".join(sys.argv[1:]) + " (as root)"
     text = report.section(samples, tools, sizes, commands, machine, command_line, check)
-    (workdir / "samples.json").write_text(json.dumps([s.__dict__ for s in samples], indent=1))
     print(text)
     if args.write:
         report.write_section(ROOT / "docs" / "benchmarks.md", text)
     print(f"logs and samples in {workdir}")
     return 0
+
+
+def render_only(args: argparse.Namespace, sizes: list[int], commands: list[str]) -> int:
+    """Re-render the table of an earlier (possibly interrupted) run from its samples."""
+    samples = [Sample(**json.loads(line)) for line in args.samples.read_text().splitlines()]
+    tools = list(dict.fromkeys(s.tool for s in samples))
+    text = report.section(
+        samples, tools, sizes, commands, _machine(), f"(samples of {args.samples})", None
+    )
+    print(text)
+    if args.write:
+        report.write_section(ROOT / "docs" / "benchmarks.md", text)
+    return 0
+
+
+def _machine() -> str:
+    return (
+        f"{platform.node()}: Linux {platform.release()}, {_cores()} cores, "
+        f"Python {platform.python_version()}, shared with other work"
+    )
 
 
 def _cores() -> int:
