@@ -40,6 +40,9 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--write", action="store_true", help="write docs/benchmarks.md")
     parser.add_argument("--no-failures", action="store_true", help="skip the attribution run")
     parser.add_argument("--samples", type=Path, help="only render a samples.jsonl of a run")
+    parser.add_argument("--check", type=Path, help="with --samples: an attribution JSON")
+    parser.add_argument("--label", default="", help="with --samples: the command that ran")
+    parser.add_argument("--failures-only", action="store_true", help="only the attribution run")
     return parser.parse_args()
 
 
@@ -54,7 +57,8 @@ def attribution_check(vc: VirtualCluster, setup: Setup, nodes: list[str]) -> dic
     try:
         argv = invocation("piherd", setup, nodes, script).argv
         argv[argv.index("--no-progress")] = "--json"
-        argv[argv.index("--") :] = ["--timeout", "10", "--", "sh", "-c", script]
+        argv[argv.index("--json") + 1 : argv.index("--json") + 1] = ["--timeout", "10"]
+        argv[argv.index("--") :] = ["--", "sh", "-c", script]
         done = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
     finally:
         for node in killed:
@@ -91,6 +95,9 @@ def main() -> int:
     files = vc.files
     setup = Setup(vc.cluster_file, files.ssh_config, files.known_hosts, files.private_key,
                   workdir, args.fanout)  # fmt: skip
+    if args.failures_only:
+        print(json.dumps(attribution_check(vc, setup, names[: max(sizes)])))
+        return 0
     samples: list[Sample] = []
     for rep in range(args.repeat):
         for size in sizes:
@@ -124,9 +131,8 @@ def render_only(args: argparse.Namespace, sizes: list[int], commands: list[str])
     """Re-render the table of an earlier (possibly interrupted) run from its samples."""
     samples = [Sample(**json.loads(line)) for line in args.samples.read_text().splitlines()]
     tools = list(dict.fromkeys(s.tool for s in samples))
-    text = report.section(
-        samples, tools, sizes, commands, _machine(), f"(samples of {args.samples})", None
-    )
+    check = json.loads(args.check.read_text()) if args.check else None
+    text = report.section(samples, tools, sizes, commands, _machine(), args.label, check)
     print(text)
     if args.write:
         report.write_section(ROOT / "docs" / "benchmarks.md", text)
