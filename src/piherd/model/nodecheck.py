@@ -17,6 +17,11 @@ LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")  # one RFC 1123 label, lower
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 _SERIAL = re.compile(r"^([0-9a-f]{8}|[0-9a-f]{16})$")
 _INTERFACE = re.compile(r"^[A-Za-z0-9_.\-]{1,15}$")
+# A DNS name or dotted IPv4 address: what may follow `server` in chrony.conf or an ssh host.
+HOST = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
 _SHOWN = 4  # values listed in a folded problem before "..."
 
 
@@ -130,6 +135,13 @@ def _check_identity(node: Node, origin: Origin, issues: NodeIssues) -> None:
             origin.field("interface"),
             f"{node.interface!r} is not an interface name",
             'e.g. "eth0" on a Pi, "end0" on some boards',
+            node.name,
+        )
+    if node.bootstrap_address is not None and not HOST.match(node.bootstrap_address):
+        issues.add(
+            origin.field("bootstrap_address"),
+            f"{node.bootstrap_address!r} is neither an address nor a host name",
+            'e.g. "192.168.1.57" (its DHCP lease) or "raspberrypi.local"',
             node.name,
         )
     for group in node.groups:

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Set
 from typing import Any
 
 from piherd.model.cluster import BUILTIN_GROUPS, Cluster, HealthRules
-from piherd.model.nodecheck import LABEL, check_nodes, fold_names, fold_values
+from piherd.model.nodecheck import HOST, LABEL, check_nodes, fold_names, fold_values
 from piherd.model.nodesets import NodeSetError, expand
 from piherd.model.origin import Origin
 from piherd.model.reader import Reader
@@ -35,6 +35,8 @@ _SYSTEM_DIRS = frozenset(
 _URL = re.compile(r"^https?://[A-Za-z0-9.\-]+(:[0-9]+)?(/[A-Za-z0-9._~/\-]*)?$")
 _UPSTREAM_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _GROUP_REF = re.compile(r"@([A-Za-z0-9_.\-]+)")
+# Slurm time limits: minutes, [days-]hours:minutes[:seconds], or no limit.
+_MAX_TIME = re.compile(r"^(INFINITE|UNLIMITED|\d+|\d+:\d{2}(:\d{2})?|\d+-\d+(:\d{2}){0,2})$")
 _PARTITION = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 
 
@@ -226,6 +228,13 @@ def _check_services(cluster: Cluster, reader: Reader) -> None:
             "the head has no upstream time server",
             'e.g. upstream = ["2.debian.pool.ntp.org"]',
         )
+    for server in svc.time.upstream if svc.time.enabled else ():
+        if not HOST.match(server):
+            reader.problem(
+                "services.time.upstream",
+                f"{server!r} is not a host name or address",
+                'e.g. "2.debian.pool.ntp.org" or "192.168.1.1"',
+            )
 
 
 def _absolute(reader: Reader, path: str, value: str) -> bool:
@@ -293,6 +302,12 @@ def _check_slurm(cluster: Cluster, reader: Reader) -> None:
                 "give each partition its own name",
             )
         seen.add(part.name)
+        if not _MAX_TIME.match(part.max_time):
+            reader.problem(
+                f"{path}.max_time",
+                f"{part.max_time!r} is not a Slurm time limit",
+                'minutes ("90"), "hours:minutes:seconds", "days-hours" or "INFINITE"',
+            )
         members = _nodeset(cluster, reader, f"{path}.nodes", part.nodes)
         idle = [m for m in members if m not in computes]
         if idle:
