@@ -157,9 +157,13 @@ class VirtualCluster:
 
             async def remove(node: str) -> None:
                 async with gate:
-                    await self._remove_node(found, node)
+                    await self._stop(found, node)
 
-            await asyncio.gather(*(remove(n) for n in found.node_names()))
+            nodes = found.node_names()
+            await asyncio.gather(*(remove(n) for n in nodes))
+            await network.nodes_down(found.names, [(found.index(n), n) for n in nodes])
+            for node in nodes:
+                await self._remove_node(found, node)
             if not found.light:
                 await full.router_down(found)
             await network.bridge_down(found.names)

@@ -234,7 +234,7 @@ async def start(state: SimState, node: str, files: SimFiles) -> None:
         f"--hostname={node}", "--register=no", "--keep-unit", "-b",
         f"--network-namespace-path={NETNS_DIR / names.netns(node)}",
         f"--bind={node_dir / 'pi'}:{PI_IN_NODE}", "--bind=/dev/fuse",
-        "--console=read-only",
+        "--capability=CAP_NET_ADMIN", "--console=read-only",
     ]  # fmt: skip
     await launch(
         argv,
@@ -246,7 +246,7 @@ async def start(state: SimState, node: str, files: SimFiles) -> None:
     init = await _wait_init(node_dir)
     # Pi signals under /sys/class, inside the container's mount namespace.
     await run(
-        ["nsenter", "-t", str(init), "-m", "-r", "--", "/bin/sh", "-c",
+        ["nsenter", "-t", str(init), "-m", "-p", "-n", "-r", "--", "/bin/sh", "-c",
          pisys.SYS_OVERLAY_SCRIPT, "sys-overlay", PI_IN_NODE],
     )  # fmt: skip
 

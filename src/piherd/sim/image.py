@@ -30,8 +30,9 @@ PACKAGES: tuple[str, ...] = (
     "systemd", "systemd-sysv", "dbus", "openssh-server", "network-manager", "sudo",
     "python3", "iproute2", "ca-certificates", "curl", "less", "procps", "iputils-ping",
     "kmod", "fuse3",
-    # debootstrap resolves polkitd (via network-manager) but not its libexpat1.
-    "libexpat1",
+    # debootstrap does not resolve virtual packages: polkitd (network-manager needs it)
+    # depends on default-logind, which libpam-systemd provides.
+    "libpam-systemd",
 )  # fmt: skip
 
 # Runs in the new tree (chroot). Shapes it like a Pi OS Lite card after Imager.

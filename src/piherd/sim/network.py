@@ -100,6 +100,15 @@ async def node_down(names: SimNames, index: int, node: str) -> None:
         await run(["ip", "netns", "del", names.netns(node)], check=False)
 
 
+async def nodes_down(names: SimNames, nodes: Sequence[tuple[int, str]]) -> None:
+    """node_down for many nodes in one `ip -batch` (hundreds of light nodes)."""
+    lines = [f"link del {names.veth(i)}" for i, _ in nodes if link_exists(names.veth(i))]
+    lines += [f"netns del {names.netns(n)}" for _, n in nodes if netns_exists(names.netns(n))]
+    if lines:
+        await run(["ip", "-force", "-batch", "-"], input=("\n".join(lines) + "\n").encode(),
+                  check=False, timeout=300)  # fmt: skip
+
+
 async def bridge_down(names: SimNames) -> None:
     await run(["nft", "delete", "table", "inet", names.nft_table], check=False)
     if link_exists(names.bridge):

@@ -23,26 +23,32 @@ STICKY = 0xF0000
 LED_TRIGGERS = "none rc-feedback kbd-scrolllock timer oneshot heartbeat default-on input"
 INJECTIONS = ("undervoltage", "overtemp", "clear")
 
-# Runs inside the node's mount namespace: $1 = the node's pi tree as seen there.
-# Keeps every real /sys/class entry (net, tty, ...) and adds thermal, hwmon and leds.
+# Runs inside the node's mount and network namespaces: $1 = the node's pi tree as seen
+# there. A fresh sysfs mounted in the node's netns supplies every real /sys/class entry
+# (so /sys/class/net lists the node's own interfaces); thermal, hwmon and leds come from
+# the tree. Staged on a private tmpfs, then bound over /sys/class in one step.
 SYS_OVERLAY_SCRIPT = r"""
 set -e
 src=$1
-orig=$src/.orig-class
-mkdir -p "$orig"
-mount --rbind /sys/class "$orig"
-mount -t tmpfs -o mode=0755,size=256k piherd-sysclass /sys/class
-for entry in "$orig"/*; do
+stage=$src/.stage
+mkdir -p "$stage"
+mount -t tmpfs -o mode=0755,size=64k piherd-stage "$stage"
+mount --make-private "$stage"
+mkdir "$stage/sys" "$stage/class"
+mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$stage/sys"
+for entry in "$stage"/sys/class/*; do
   base=${entry##*/}
   case $base in thermal|hwmon|leds) continue ;; esac
-  mkdir "/sys/class/$base"
-  mount --rbind "$entry" "/sys/class/$base"
+  mkdir "$stage/class/$base"
+  mount --rbind "$entry" "$stage/class/$base"
 done
 for base in thermal hwmon leds; do
-  mkdir "/sys/class/$base"
-  mount --bind "$src/class/$base" "/sys/class/$base"
+  mkdir "$stage/class/$base"
+  mount --bind "$src/class/$base" "$stage/class/$base"
 done
-umount -l "$orig"
+mount --rbind "$stage/sys/devices/virtual/net" /sys/devices/virtual/net
+mount --rbind "$stage/class" /sys/class
+umount -l "$stage"
 """
 
 VCGENCMD = r'''#!/usr/bin/python3
@@ -101,7 +107,7 @@ def seed(tree: Path) -> None:
         _write(leds / "brightness", f"{on}\n")
         _write(leds / "max_brightness", "255\n")
     _write(tree / "firmware/get_throttled", "0x0\n")
-    (tree / ".orig-class").mkdir(exist_ok=True)
+    (tree / ".stage").mkdir(exist_ok=True)
     for path in tree.rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o644)
 

@@ -50,12 +50,12 @@ async def run(
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
         await proc.wait()
-        raise SimError(f"{argv[0]} timed out after {timeout:.0f}s: {' '.join(argv)}") from None
+        raise SimError(f"timed out after {timeout:.0f}s: {' '.join(argv[:6])}") from None
     rc = proc.returncode if proc.returncode is not None else -1
     stdout, stderr = out.decode(errors="replace"), err.decode(errors="replace")
     if check and rc != 0:
         tail = "\n".join((stderr.strip() or stdout.strip()).splitlines()[-12:])
-        raise SimError(f"{' '.join(argv)} failed ({rc}): {tail}")
+        raise SimError(f"{' '.join(argv[:6])} failed ({rc}): {tail}")
     return rc, stdout, stderr
 
 
