@@ -276,6 +276,8 @@ def _check_slurm(cluster: Cluster, reader: Reader) -> None:
             "add a worker, or set head_computes = true",
         )
         return
+    if slurm.cgroup_mountpoint:
+        _absolute(reader, "services.slurm.cgroup_mountpoint", slurm.cgroup_mountpoint)
     if slurm.slurmd_timeout < 1:
         reader.problem(
             "services.slurm.slurmd_timeout", f"must be positive, not {slurm.slurmd_timeout}"
