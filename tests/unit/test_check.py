@@ -149,4 +149,17 @@ def test_default_file_is_cluster_toml_in_cwd(
     (tmp_path / "cluster.toml").write_text((ROOT / "examples" / "cluster.toml").read_text())
     result = runner.invoke(cli, ["check"])
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("cluster.toml: ok")
+    assert result.stdout.startswith("cluster.toml: ok")
+
+
+def test_missing_public_key_is_a_note_not_an_error(tmp_path: Path) -> None:
+    text = (ROOT / "examples" / "cluster.toml").read_text()
+    path = tmp_path / "cluster.toml"
+    path.write_text(text.replace("~/.ssh/id_ed25519.pub", str(tmp_path / "missing.pub")))
+    result = CliRunner().invoke(cli, ["check", str(path)])
+    assert result.exit_code == 0
+    assert "missing.pub does not exist yet" in result.output
+    (tmp_path / "missing.pub").write_text("ssh-ed25519 AAAA test\n")
+    result = CliRunner().invoke(cli, ["check", str(path)])
+    assert result.exit_code == 0
+    assert "note:" not in result.output

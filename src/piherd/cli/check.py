@@ -53,6 +53,14 @@ def command(file: Path | None, as_json: bool) -> None:
             )
         )
         return
+    key = Path(cluster.ssh_public_key).expanduser()
+    if cluster.ssh_public_key and not key.is_file():
+        # Not an error: the file is valid, and the key may be made later (ssh-keygen).
+        click.echo(
+            f"{path}: note: cluster.ssh_public_key {key} does not exist yet; "
+            "`piherd up` needs it (ssh-keygen -t ed25519)",
+            err=True,
+        )
     click.echo(
         f"{path}: ok: cluster {cluster.name!r}, {len(cluster.nodes)} nodes "
         f"({fold(n.name for n in cluster.nodes)}), head {cluster.head.name}, "
