@@ -42,6 +42,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--samples", type=Path, help="only render a samples.jsonl of a run")
     parser.add_argument("--check", type=Path, help="with --samples: an attribution JSON")
     parser.add_argument("--label", default="", help="with --samples: the command that ran")
+    parser.add_argument("--notes", type=Path, help="with --samples: markdown appended")
     parser.add_argument("--failures-only", action="store_true", help="only the attribution run")
     return parser.parse_args()
 
@@ -133,6 +134,8 @@ def render_only(args: argparse.Namespace, sizes: list[int], commands: list[str])
     tools = list(dict.fromkeys(s.tool for s in samples))
     check = json.loads(args.check.read_text()) if args.check else None
     text = report.section(samples, tools, sizes, commands, _machine(), args.label, check)
+    if args.notes is not None:
+        text = text.rstrip() + "\n\n" + args.notes.read_text().strip() + "\n"
     print(text)
     if args.write:
         report.write_section(ROOT / "docs" / "benchmarks.md", text)
