@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import click
+from rich import box
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -39,7 +40,8 @@ def select(cluster: Cluster, nodeset: str, command: str = "status") -> list[str]
 
 def render_table(snap: Snapshot) -> Table:
     """The status table: one row per node, the health column coloured by level."""
-    table = Table(title=None, show_lines=False, pad_edge=False, expand=False)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, expand=False)
+    # On a narrow terminal every column wraps (fold) rather than losing its end.
     for column in (
         "node",
         "role",

@@ -35,7 +35,7 @@ def fmt_mem(h: NodeHealth) -> str:
     used = h.mem_used_pct
     if used is None or h.mem_total_kb is None:
         return "-"
-    return f"{used:.0f}% of {h.mem_total_kb / 1048576:.1f}G"
+    return f"{used:.0f}%/{h.mem_total_kb / 1048576:.1f}G"
 
 
 def fmt_root(h: NodeHealth) -> str:
