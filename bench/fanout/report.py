@@ -32,6 +32,7 @@ def medians(samples: Sequence[Sample], tool: str, size: int, command: str) -> di
         "rss": statistics.median(s.rss_mb for s in mine),
         "sshd": statistics.median(s.sshd_cpu for s in mine),
         "failed": sum(s.rc != 0 for s in mine),
+        "runs": len(mine),
     }
 
 
@@ -58,7 +59,7 @@ def section(
         lines += [
             f"### `{command}`", "",
             "| N | tool | wall s | client CPU s | CPU ms/node | peak RSS MB | sshd ms/conn "
-            "| vs fastest OpenSSH | vs bare asyncssh | failed runs |",
+            "| vs fastest OpenSSH | vs bare asyncssh | runs (failed) |",
             "|---|---|---|---|---|---|---|---|---|---|",
         ]  # fmt: skip
         for size in sizes:
@@ -75,7 +76,8 @@ def section(
                 lines.append(
                     f"| {size} | {LABEL.get(tool, tool)} | {m['wall']:.2f} | {m['cpu']:.2f} | "
                     f"{1000 * m['cpu'] / size:.1f} | {m['rss']:.0f} | "
-                    f"{1000 * m['sshd'] / size:.1f} | {vs_peer} | {vs_bare} | {m['failed']:.0f} |"
+                    f"{1000 * m['sshd'] / size:.0f} | {vs_peer} | {vs_bare} | "
+                    f"{m['runs']:.0f} ({m['failed']:.0f}) |"
                 )
         lines.append("")
     if check is not None:
