@@ -150,7 +150,7 @@ class WatchMachine:
                     level.label,
                     node.label,
                     verdict.critical,
-                    f"drain: {reason}",
+                    reason,
                 )
             )
             return Action("drain", node.name, reason, down=dead and not node.down)
@@ -167,7 +167,7 @@ class WatchMachine:
                     level.label,
                     node.label,
                     verdict.reasons,
-                    f"resume: healthy again (was {node.reason!r})",
+                    f"healthy again (was {node.reason!r})",
                 )
             )
             return Action("resume", node.name)
