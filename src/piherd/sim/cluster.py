@@ -117,7 +117,7 @@ class VirtualCluster:
     def node_names(self) -> list[str]:
         return self.state.node_names()
 
-    async def up(self, timeout: float = 180.0) -> Path:
+    async def up(self, timeout: float = 300.0) -> Path:
         """Bring every node up (completing a half-up cluster); the cluster.toml path."""
         async with self._locked():
             previous = simstate.load(self.state_dir)

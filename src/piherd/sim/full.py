@@ -33,6 +33,24 @@ SHELL_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 __all__ = ["router_down", "router_up"]
 
+# Every container's systemd, logind, NetworkManager... takes inotify instances from
+# the same (root) budget; the default 128 runs out at ~10 nodes (EMFILE, D-Bus
+# activation timeouts). Raised (never lowered) as LXC/LXD advise for many containers.
+INOTIFY_LIMITS = {"max_user_instances": 8192, "max_user_watches": 1048576}
+# /proc/sys/net of the node's own netns made writable, as nspawn does for containers
+# with a private network (NetworkManager sets per-interface sysctls).
+PROC_SYS_NET_RW = (
+    "mount --make-rprivate /proc && mount --bind /proc/sys/net /proc/sys/net && "
+    "mount -o remount,bind,rw /proc/sys/net"
+)
+
+
+def raise_host_limits() -> None:
+    for key, wanted in INOTIFY_LIMITS.items():
+        knob = Path("/proc/sys/fs/inotify") / key
+        if int(knob.read_text()) < wanted:
+            knob.write_text(f"{wanted}\n")
+
 
 # ----- cgroups -----------------------------------------------------------------------
 
@@ -223,6 +241,7 @@ async def _wait_init(node_dir: Path, timeout: float = 30.0) -> int:
 async def start(state: SimState, node: str, files: SimFiles) -> None:
     """Power on: mount the card, seed it when fresh, boot systemd in the container."""
     base = await ensure_base()
+    raise_host_limits()
     names, node_dir = state.names, state.node_dir(node)
     root = await _mount_card(base, node_dir)
     seed(root, node, node_dir, state, files)
@@ -244,11 +263,12 @@ async def start(state: SimState, node: str, files: SimFiles) -> None:
         cgroup_procs=cgroup_procs(names, node),
     )
     init = await _wait_init(node_dir)
+    enter = ["nsenter", "-t", str(init), "-m", "-p", "-n", "-r", "--", "/bin/sh", "-c"]
+    await run([*enter, PROC_SYS_NET_RW])
     # Pi signals under /sys/class, inside the container's mount namespace.
     await run(
-        ["nsenter", "-t", str(init), "-m", "-p", "-n", "-r", "--", "/bin/sh", "-c",
-         pisys.SYS_OVERLAY_SCRIPT, "sys-overlay", PI_IN_NODE],
-    )  # fmt: skip
+        [*enter, pisys.SYS_OVERLAY_SCRIPT, "sys-overlay", PI_IN_NODE],
+    )
 
 
 async def stop(state: SimState, node: str, *, power_cut: bool = False) -> None:
