@@ -187,5 +187,6 @@ def parse_facts(node: str, output: str, requested_units: tuple[str, ...] = ()) -
         apt_lists=_int(lists.splitlines()[-1] if lists else "0") > 0,
         files=parse_files(sections.get("files", "")),
         units=units,
+        pending_restarts=tuple(sections.get("pending_restarts", "").split()),
         host_keys=parse_host_keys(sections.get("host_keys", "")),
     )

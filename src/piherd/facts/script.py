@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 MARKER = "@@piherd-fact:"
+# Units an interrupted `up` changed inputs of but did not restart yet (runner/apply.py).
+PENDING_RESTARTS = "/var/lib/piherd/pending-restarts"
 UNITS_SEPARATOR = "--piherd-units--"
 
 SCRIPT = r"""
@@ -29,6 +31,7 @@ sec login_ids; printf '%s %s\n' "${SUDO_UID:-$(id -u)}" "${SUDO_GID:-$(id -g)}"
 sec addresses; ip -4 -o addr show 2>/dev/null
 sec packages; dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' 2>/dev/null
 sec apt_lists; ls /var/lib/apt/lists/ 2>/dev/null | grep -c '_Packages' || true
+sec pending_restarts; cat /var/lib/piherd/pending-restarts 2>/dev/null
 sec host_keys; cat /etc/ssh/ssh_host_*_key.pub 2>/dev/null
 sec files
 units=""

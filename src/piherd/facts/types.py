@@ -67,6 +67,7 @@ class NodeFacts:
     apt_lists: bool = False  # apt has package lists (an `apt-get update` happened)
     files: Mapping[str, FileState] = field(default_factory=dict)
     units: Mapping[str, UnitState] = field(default_factory=dict)
+    pending_restarts: tuple[str, ...] = ()  # restarts an interrupted run still owes
     host_keys: tuple[str, ...] = ()  # lines of /etc/ssh/ssh_host_*_key.pub
 
     def file(self, path: str) -> FileState:

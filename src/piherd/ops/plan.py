@@ -97,7 +97,10 @@ def plan_node(
 
     moved = [f for f in network if pending[f.path][1]]
     if moved:
-        reasons = "; ".join(f"{f.path}: {pending[f.path][1]}" for f in moved)
+        reasons = "; ".join(
+            f"{f.path}: {pending[f.path][1]}" if len(moved) > 1 else str(pending[f.path][1])
+            for f in moved
+        )
         diff = "".join(file_change(f, "").diff for f in moved)
         changes.append(
             Change(NETWORK, ", ".join(f.path for f in moved), reasons, diff, tuple(moved))
@@ -153,6 +156,8 @@ def _unit_changes(
             restart_by.setdefault(name, []).append(wanted.path)
         for name in wanted.reloads:
             reload_by.setdefault(name, []).append(wanted.path)
+    for name in facts.pending_restarts:  # an earlier run changed inputs, then stopped
+        restart_by.setdefault(name, []).append("(restart owed by an interrupted run)")
     setup: list[Change] = []
     runs: list[Change] = []
     for unit in desired.units:
@@ -172,9 +177,17 @@ def _unit_changes(
         if unit.name in restart_by:
             inputs = ", ".join(sorted(set(restart_by[unit.name])))
             runs.append(Change(RESTART, unit.name, f"input changed: {inputs}"))
-        elif not now.active:
+        elif not now.active and not _mounted_instead(facts, unit.name):
             runs.append(Change(START, unit.name, f"is {now.active_state}"))
         elif unit.name in reload_by:
             inputs = ", ".join(sorted(set(reload_by[unit.name])))
             runs.append(Change(RELOAD, unit.name, f"input changed: {inputs}"))
     return setup + runs
+
+
+def _mounted_instead(facts: NodeFacts, unit: str) -> bool:
+    """An automount whose .mount is active: where autofs is missing (a container),
+    apply mounts directly, and that counts as done."""
+    if not unit.endswith(".automount"):
+        return False
+    return facts.unit(unit.removesuffix(".automount") + ".mount").active

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from piherd.facts.gather import gather_facts
+from piherd.facts.script import PENDING_RESTARTS
 from piherd.facts.types import NodeFacts
 from piherd.model import Cluster
 from piherd.ops import netmove
@@ -146,9 +147,20 @@ async def _unit(t: Transport, change: Change) -> None:
     # A masked unit is also stopped: masking alone leaves a running one running.
     now = ["--now"] if change.kind == MASK else []
     argv = ["systemctl", SYSTEMCTL[change.kind], *now, "--", change.target]
+    automount = change.kind in (START, RESTART) and change.target.endswith(".automount")
+    if automount:
+        # systemd cannot restart an automount: stop it, then start it.
+        await t.run(["systemctl", "stop", "--", change.target], sudo=True, timeout=60)
+        argv = ["systemctl", "start", "--", change.target]
     try:
         await _run(t, argv)
     except ApplyError as exc:
+        if automount and "not supported" in str(exc):
+            # No autofs (a container): mount now instead; plan_node then counts the
+            # active .mount as the automount's job done.
+            mount = change.target.removesuffix(".automount") + ".mount"
+            await _run(t, ["systemctl", "restart", "--", mount])
+            return
         status = await t.run(
             ["journalctl", "-u", change.target, "-n", "5", "--no-pager", "-o", "cat"],
             sudo=True,
@@ -273,10 +285,23 @@ async def apply_plan(
     result = NodeResult(plan.node, planned=len(plan.changes))
     started = time.monotonic()
     node = cluster.node(plan.node)
+    owed = sorted({c.target for c in plan.changes if c.kind in (RESTART, RELOAD)})
     try:
+        if owed:  # remembered on the node until done, so an interrupted run still restarts
+            t = await pool.get(plan.node)
+            await _run(t, ["mkdir", "-p", "--", netmove.STATE_DIR])
+            await t.write_file(PENDING_RESTARTS, "\n".join(owed).encode() + b"\n", mode=0o644)
+        unit_failures: list[str] = []
         for change in plan.changes:
             reporter.change(plan.node, change)
-            if change.kind == NETWORK:
+            if change.kind in (START, RESTART, RELOAD):
+                # One unit failing to start must not keep the others from starting.
+                try:
+                    await apply_change(await pool.get(plan.node), change)
+                except ApplyError as exc:
+                    unit_failures.append(str(exc))
+                    continue
+            elif change.kind == NETWORK:
                 stack = facts.network_stack or node.network_stack
                 await move_network(
                     pool,
@@ -291,6 +316,10 @@ async def apply_plan(
             else:
                 await apply_change(await pool.get(plan.node), change)
             result.applied.append(change)
+        if unit_failures:
+            raise ApplyError("; ".join(unit_failures))
+        if owed or facts.pending_restarts:
+            await _run(await pool.get(plan.node), ["rm", "-f", "--", PENDING_RESTARTS])
         result.status = "changed" if plan.changes else "unchanged"
     except (ApplyError, TransportError) as exc:
         result.status = "failed"
