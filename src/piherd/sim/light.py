@@ -18,12 +18,14 @@ from piherd.sim.network import NETNS_DIR
 from piherd.sim.proc import alive, launch, read_pid, stop_daemon
 
 SSHD = "/usr/sbin/sshd"
+LIGHT_CLASSES = "net block tty"  # real /sys/class entries a light node keeps
 # $1 hostname, $2 pi tree, $3 sshd_config; runs in the node's own UTS + mount ns.
 _BOOT = (
     'hostname "$1"\n'
-    'sh -c "$PIHERD_SYS_OVERLAY" sys-overlay "$2" || echo "piherd: no Pi signals" >&2\n'
+    'sh -c "$PIHERD_SYS_OVERLAY" sys-overlay "$2" "$LIGHT_CLASSES" ||\n'
+    '  echo "piherd: no Pi signals" >&2\n'
     "mount -t tmpfs -o size=16m,mode=1777 piherd-tmp /tmp\n"
-    "unset PIHERD_SYS_OVERLAY\n"
+    "unset PIHERD_SYS_OVERLAY LIGHT_CLASSES\n"
     'exec "$4" -D -e -f "$3"\n'
 )
 
@@ -64,6 +66,7 @@ async def start(node_dir: Path, node: str, netns: str) -> int:
     argv = [
         "env",
         f"PIHERD_SYS_OVERLAY={pisys.SYS_OVERLAY_SCRIPT}",
+        f"LIGHT_CLASSES={LIGHT_CLASSES}",
         "nsenter",
         f"--net={NETNS_DIR / netns}",
         "--",

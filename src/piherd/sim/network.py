@@ -8,6 +8,8 @@ table named after the cluster drops anything the host would forward from the bri
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address
@@ -101,11 +103,20 @@ async def node_down(names: SimNames, index: int, node: str) -> None:
 
 
 async def nodes_down(names: SimNames, nodes: Sequence[tuple[int, str]]) -> None:
-    """node_down for many nodes in one `ip -batch` (hundreds of light nodes)."""
-    lines = [f"link del {names.veth(i)}" for i, _ in nodes if link_exists(names.veth(i))]
-    lines += [f"netns del {names.netns(n)}" for _, n in nodes if netns_exists(names.netns(n))]
-    if lines:
-        await run(["ip", "-force", "-batch", "-"], input=("\n".join(lines) + "\n").encode(),
+    """node_down for many nodes. Deleting the namespaces first lets the kernel destroy
+    their cables in one batch (deleting veths one by one waits an RCU grace each)."""
+    gone = [f"netns del {names.netns(n)}" for _, n in nodes if netns_exists(names.netns(n))]
+    if gone:
+        await run(["ip", "-force", "-batch", "-"], input=("\n".join(gone) + "\n").encode(),
+                  check=False, timeout=300)  # fmt: skip
+    deadline = time.monotonic() + 20
+    while any(link_exists(names.veth(i)) for i, _ in nodes):
+        if time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    left = [f"link del {names.veth(i)}" for i, _ in nodes if link_exists(names.veth(i))]
+    if left:
+        await run(["ip", "-force", "-batch", "-"], input=("\n".join(left) + "\n").encode(),
                   check=False, timeout=300)  # fmt: skip
 
 

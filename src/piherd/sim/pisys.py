@@ -24,12 +24,15 @@ LED_TRIGGERS = "none rc-feedback kbd-scrolllock timer oneshot heartbeat default-
 INJECTIONS = ("undervoltage", "overtemp", "clear")
 
 # Runs inside the node's mount and network namespaces: $1 = the node's pi tree as seen
-# there. A fresh sysfs mounted in the node's netns supplies every real /sys/class entry
-# (so /sys/class/net lists the node's own interfaces); thermal, hwmon and leds come from
+# there, $2 = which real class entries to keep (empty: all; light nodes keep a few,
+# since every entry costs a mount process and they start by the hundred). A fresh
+# sysfs mounted in the node's netns supplies the real /sys/class entries (so
+# /sys/class/net lists the node's own interfaces); thermal, hwmon and leds come from
 # the tree. Staged on a private tmpfs, then bound over /sys/class in one step.
 SYS_OVERLAY_SCRIPT = r"""
 set -e
 src=$1
+keep=${2:-}  # real class entries to keep ("" = all of them)
 stage=$src/.stage
 mkdir -p "$stage"
 mount -t tmpfs -o mode=0755,size=64k piherd-stage "$stage"
@@ -39,6 +42,7 @@ mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$stage/sys"
 for entry in "$stage"/sys/class/*; do
   base=${entry##*/}
   case $base in thermal|hwmon|leds) continue ;; esac
+  case " ${keep:-$base} " in *" $base "*) ;; *) continue ;; esac
   mkdir "$stage/class/$base"
   mount --rbind "$entry" "$stage/class/$base"
 done
