@@ -15,6 +15,7 @@ import fcntl
 import os
 import shutil
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -83,6 +84,7 @@ async def _apt_cacher(state: SimState, router: Path) -> None:
     with (CACHE_ROOT / "apt-cacher-ng.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # first use creates the shared cache dir
         ACNG_CACHE.mkdir(parents=True, exist_ok=True)
+    _check_port_free(str(state.names.gateway), ACNG_PORT)
     logs = router / "acng-log"
     logs.mkdir(exist_ok=True)
     argv = [
@@ -103,6 +105,19 @@ async def _apt_cacher(state: SimState, router: Path) -> None:
         except OSError:
             await asyncio.sleep(0.1)
     raise SimError(f"apt-cacher-ng did not listen on {state.names.gateway}:{ACNG_PORT}")
+
+
+def _check_port_free(address: str, port: int) -> None:
+    """Fail clearly when something (e.g. the distribution's apt-cacher-ng service on
+    *:3142) already holds the port: nodes would reach it instead of the sim's cache."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((address, port))
+        except OSError as exc:
+            raise SimError(
+                f"port {port} on {address} is taken ({exc.strerror}); is the system's "
+                "apt-cacher-ng service running? stop it: systemctl disable --now apt-cacher-ng"
+            ) from None
 
 
 async def router_up(state: SimState) -> None:
