@@ -187,4 +187,10 @@ def test_light_nodes(sim_cm: SimCM) -> None:
         assert ssh(light, "node02", "true", 15).returncode != 0
         asyncio.run(light.revive("node02"))
         assert ok(light, "node02", "hostname").strip() == "node02"
+        # `sim up --workers 4` on the running 3-worker cluster adds node05, idempotently.
+        bigger = VirtualCluster("tsiml", 4, light=True)
+        for _ in range(2):
+            asyncio.run(bigger.up())
+        assert [n.name for n in load(light.cluster_file).nodes][-1] == "node05"
+        assert ok(light, "node05", "hostname").strip() == "node05"
     assert leftovers("tsiml") == []
