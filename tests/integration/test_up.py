@@ -215,10 +215,24 @@ def test_static_addresses_hostnames_hosts(cluster: Cluster) -> None:
 
 
 def test_workers_follow_head_clock(cluster: Cluster) -> None:
+    """chronyc shows the head as the selected (^*) or a combined (^+) source."""
     workers = [n.name for n in cluster.workers]
-    sources = on(cluster, workers, ["chronyc", "-n", "sources"])
-    for name, result in sources.items():
-        assert str(cluster.head.address) in result.stdout, f"{name}: {result.stdout}"
+    head = str(cluster.head.address)
+    deadline = time.monotonic() + 90
+    while True:
+        sources = on(cluster, workers, ["chronyc", "-n", "sources"])
+        following = {
+            name
+            for name, result in sources.items()
+            if any(
+                line.startswith(("^*", "^+")) and head in line
+                for line in result.stdout.splitlines()
+            )
+        }
+        if following == set(workers) or time.monotonic() > deadline:
+            break
+        time.sleep(3)
+    assert following == set(workers), {n: r.stdout for n, r in sources.items()}
 
 
 def test_shared_directory_everywhere(cluster: Cluster) -> None:
