@@ -34,10 +34,11 @@ from piherd.sim.clusterfile import (
     render_ssh_config,
 )
 from piherd.sim.leftovers import leftovers
-from piherd.sim.names import STATE_ROOT, check_name, pick_subnet
+from piherd.sim.names import POOL, STATE_ROOT, check_name, pick_subnet
 from piherd.sim.proc import SimError, alive, read_pid
 from piherd.sim.state import SimState
 
+MAX_FULL_WORKERS = POOL[1] - POOL[0]  # one lease per node in .100-.199
 PARALLEL = 8  # node starts at a time: the machine has 2 cores shared with others
 
 
@@ -58,6 +59,11 @@ class VirtualCluster:
         self.name = check_name(name)
         if workers < 0:
             raise ValueError(f"workers must be 0 or more, not {workers}")
+        if not light and workers > MAX_FULL_WORKERS:
+            raise ValueError(
+                f"at most {MAX_FULL_WORKERS} full workers (the router's DHCP pool); "
+                "use light nodes for more"
+            )
         self.state_dir = state_dir or state_root / name
         net = IPv4Network(subnet) if subnet else pick_subnet(name, workers + 1)
         self.state = SimState(name, light, workers, str(net), str(self.state_dir))

@@ -12,11 +12,11 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 from piherd.sim.names import SimNames
-from piherd.sim.proc import run
+from piherd.sim.proc import SimError, run
 
 NETNS_DIR = Path("/run/netns")
 
@@ -47,8 +47,22 @@ async def _batch(lines: Sequence[str], netns: str | None = None) -> None:
     await run(argv, input=("\n".join(lines) + "\n").encode(), timeout=300)
 
 
+async def _check_subnet_free(names: SimNames) -> None:
+    """Refuse a subnet another interface (another sim, the real LAN) already uses."""
+    _, out, _ = await run(["ip", "-4", "-o", "addr", "show"])
+    for line in out.splitlines():
+        fields = line.split()
+        ifname, cidr = fields[1], fields[3]
+        if ifname != names.bridge and IPv4Network(cidr, strict=False).overlaps(names.subnet):
+            raise SimError(
+                f"subnet {names.subnet} overlaps {cidr} on {ifname}: "
+                "pick another with --subnet (e.g. 10.230.4.0/24)"
+            )
+
+
 async def bridge_up(names: SimNames) -> None:
     """The switch with the router's address (.1); idempotent."""
+    await _check_subnet_free(names)
     prefix = names.subnet.prefixlen
     if not link_exists(names.bridge):
         await _batch(
