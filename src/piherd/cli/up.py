@@ -13,7 +13,7 @@ from rich.console import Console
 from piherd.cli.common import cluster_file_option, fail, load_cluster
 from piherd.model import Cluster, NodeSetError, expand
 from piherd.ops import askpass
-from piherd.ops.desired import DesiredState
+from piherd.ops.desired import DesiredState, Remembered
 from piherd.runner.apply import NodeResult, UpOptions, UpResult, up
 from piherd.runner.progress import JsonReporter, LiveReporter, PlainReporter, print_dry_run
 from piherd.secrets import Secrets, SecretsError, load_or_create_secrets
@@ -21,6 +21,14 @@ from piherd.transport.base import TransportError
 from piherd.transport.pool import ConnectionPool
 
 EXIT_FAILED = 1
+REMEMBERED = "known-facts.json"  # in the secrets directory (0700): see ops.desired.Remembered
+
+
+def _save(path: Path, text: str) -> None:
+    """Write `path` atomically (temp file, then rename)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 async def _up(
@@ -36,7 +44,12 @@ async def _up(
         if password is not None:
             failed = await _first_contact(cluster, pool, names, password, reporter)
         ready = [n for n in names if n not in failed]
-        result = await up(cluster, pool, DesiredState(secrets), reporter, options, ready)
+        memory = Path(cluster.secrets_dir) / REMEMBERED
+        remembered = Remembered.from_json(memory.read_text()) if memory.exists() else None
+        build = DesiredState(secrets, remembered)
+        result = await up(cluster, pool, build, reporter, options, ready)
+        if not options.dry_run:
+            _save(memory, build.remembered.to_json())
         result.results.update(failed)
         return result
 

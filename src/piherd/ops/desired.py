@@ -8,7 +8,9 @@ defaults stand in.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from piherd import render
 from piherd.facts.types import NodeFacts
@@ -36,17 +38,65 @@ def to_desired_file(spec: render.FileSpec) -> DesiredFile:
     )
 
 
-class DesiredState:
-    """Builds every node's DesiredNode from render; holds the cluster's secrets."""
+@dataclass
+class Remembered:
+    """What earlier runs learnt of each node (hardware, host keys, admin ids).
 
-    def __init__(self, secrets: Secrets) -> None:
+    Used for a node that cannot be reached now, so that one node being down does not
+    change slurm.conf or known_hosts on all the others (and restart their daemons).
+    """
+
+    hardware: dict[str, tuple[int, int]] = field(default_factory=dict)
+    host_keys: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    admin_ids: tuple[int, int] | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "hardware": {n: list(v) for n, v in sorted(self.hardware.items())},
+                "host_keys": {n: list(v) for n, v in sorted(self.host_keys.items())},
+                "admin_ids": list(self.admin_ids) if self.admin_ids else None,
+            },
+            indent=1,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Remembered:
+        """Parse; an unreadable file is treated as empty (it only saves churn)."""
+        try:
+            data = json.loads(text)
+            ids = data.get("admin_ids")
+            return cls(
+                {str(n): (int(v[0]), int(v[1])) for n, v in data.get("hardware", {}).items()},
+                {str(n): tuple(map(str, v)) for n, v in data.get("host_keys", {}).items()},
+                (int(ids[0]), int(ids[1])) if ids else None,
+            )
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            return cls()
+
+
+class DesiredState:
+    """Builds every node's DesiredNode from render; holds the secrets and what it learnt."""
+
+    def __init__(self, secrets: Secrets, remembered: Remembered | None = None) -> None:
         self.secrets = secrets
+        self.remembered = remembered or Remembered()
 
     def __call__(self, cluster: Cluster, facts: Mapping[str, NodeFacts]) -> dict[str, DesiredNode]:
-        host_keys = {n: f.host_keys for n, f in facts.items() if f.host_keys}
-        head = facts.get(cluster.head.name)
-        ids = head.login_ids if head is not None and head.login_ids else (1000, 1000)
-        ctx = render_context(self.secrets, hardware(facts), host_keys, ids)
+        known = self.remembered
+        if facts:  # the first pass (no facts yet) must not forget anything
+            known.hardware.update(hardware(facts))
+            known.host_keys.update({n: f.host_keys for n, f in facts.items() if f.host_keys})
+            head = facts.get(cluster.head.name)
+            if head is not None and head.login_ids:
+                known.admin_ids = head.login_ids
+        names = {n.name for n in cluster.nodes}
+        ctx = render_context(
+            self.secrets,
+            {n: v for n, v in known.hardware.items() if n in names},
+            {n: v for n, v in known.host_keys.items() if n in names},
+            known.admin_ids or (1000, 1000),
+        )
         nodes = {}
         for node in cluster.nodes:
             files = render.render_node(cluster, node, ctx)
