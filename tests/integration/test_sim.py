@@ -72,6 +72,12 @@ def test_nodes_have_no_route_off_the_machine(vc: VirtualCluster) -> None:
     assert "default" not in routes
 
 
+def test_nodes_reach_each_other_over_the_switch(vc: VirtualCluster) -> None:
+    head = load(vc.cluster_file).head.bootstrap_address
+    banner = ok(vc, "node03", f"timeout 10 bash -c 'exec 3<>/dev/tcp/{head}/22; head -1 <&3'")
+    assert banner.startswith("SSH-2.0")
+
+
 def test_a_file_on_one_node_is_not_on_another(vc: VirtualCluster) -> None:
     ok(vc, "node02", "echo written-on-node02 > marker")
     assert ok(vc, "node02", "cat marker").strip() == "written-on-node02"

@@ -76,8 +76,10 @@ async def bridge_up(names: SimNames) -> None:
         f"table inet {names.nft_table} {{\n"
         "  chain forward {\n"
         "    type filter hook forward priority 0; policy accept;\n"
-        f'    iifname "{names.bridge}" drop\n'
-        f'    oifname "{names.bridge}" drop\n'
+        # Routed traffic only: with br_netfilter loaded, frames bridged between two
+        # nodes also pass this hook, with the bridge as both in- and out-interface.
+        f'    iifname "{names.bridge}" oifname != "{names.bridge}" drop\n'
+        f'    oifname "{names.bridge}" iifname != "{names.bridge}" drop\n'
         "  }\n"
         "}\n"
     )
