@@ -8,24 +8,47 @@ import click
 
 from piherd import __version__
 
-# Each module defines a click command or group named `command`.
-# Kept as names so a broken optional part cannot stop `piherd --help`.
-COMMAND_MODULES: tuple[str, ...] = (
-    "piherd.cli.check",
-    "piherd.cli.init",
-    "piherd.cli.render",
-    "piherd.cli.up",
-    "piherd.cli.status",
-    "piherd.cli.watch",
-    "piherd.cli.dashboard",
-    "piherd.cli.run",
-    "piherd.cli.copy",
-    "piherd.cli.groups",
-    "piherd.cli.sim",
+# Sub-command name -> (module defining `command`, one-line help for `piherd --help`).
+# Modules are imported only when their command runs: `piherd check` must not pay for
+# asyncssh, starlette or the sim (click's documented "lazy group" pattern).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("piherd.cli.init", "Write a commented, valid cluster.toml from flags or questions."),
+    "check": ("piherd.cli.check", "Validate a cluster file and report every problem at once."),
+    "render": ("piherd.cli.render", "Write the exact files every node must hold, for review."),
+    "up": ("piherd.cli.up", "Bring every node to the configured cluster (idempotent)."),
+    "run": ("piherd.cli.run", "Run a command on a node set, outputs folded like clush -b."),
+    "copy": ("piherd.cli.copy", "Copy files to a node set, or gather them from it."),
+    "groups": ("piherd.cli.groups", "Export node groups for clush or an Ansible inventory."),
+    "status": ("piherd.cli.status", "One table of the whole cluster, Pi health included."),
+    "watch": ("piherd.cli.watch", "Drain unhealthy nodes in Slurm, resume healthy ones."),
+    "dashboard": ("piherd.cli.dashboard", "Serve the live web dashboard and /metrics."),
+    "sim": ("piherd.cli.sim", "Build and operate a virtual cluster on this machine."),
+}
+COMMAND_MODULES: tuple[str, ...] = tuple(module for module, _ in COMMANDS.values())
+
+
+class LazyGroup(click.Group):
+    """A group whose sub-commands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        command: click.Command = importlib.import_module(COMMANDS[cmd_name][0]).command
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Short help from the table above, so `piherd --help` imports nothing more.
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, text) for name, (_, text) in COMMANDS.items()])
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="piherd")
 def cli() -> None:
     """piherd turns a stack of Raspberry Pis (or small Debian machines) into a compute
@@ -40,15 +63,6 @@ def cli() -> None:
       piherd status
     Try it without hardware: `piherd sim up --workers 3`.
     """
-
-
-def _register() -> None:
-    for name in COMMAND_MODULES:
-        module = importlib.import_module(name)
-        cli.add_command(module.command)
-
-
-_register()
 
 
 def main() -> None:
