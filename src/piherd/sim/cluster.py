@@ -273,7 +273,7 @@ class VirtualCluster:
     async def revive(self, node: str, timeout: float = 120.0) -> None:
         """Power on again: boot the node, wait for sshd."""
         if not self._running(self._check(node)):
-            pisys.inject(self.state.node_dir(node) / "pi", "clear")
+            pisys.seed(self.state.node_dir(node) / "pi")  # a reboot clears the sticky bits
             await self._start(node)
         await self.wait_reachable([node], timeout=timeout)
 
