@@ -1,5 +1,6 @@
 """Light nodes: a network namespace running only sshd, with its own hostname (UTS ns),
-its own mount table (private /tmp, Pi signals under /sys/class), address and host key.
+its own mount table (private /tmp and /root, Pi signals under /sys/class), address and
+host key.
 
 No systemd, no own root filesystem: the host's files are shared (documented), which is
 what makes hundreds of them cheap enough for fan-out and status tests at scale.
@@ -25,6 +26,8 @@ _BOOT = (
     'sh -c "$PIHERD_SYS_OVERLAY" sys-overlay "$2" "$LIGHT_CLASSES" ||\n'
     '  echo "piherd: no Pi signals" >&2\n'
     "mount -t tmpfs -o size=16m,mode=1777 piherd-tmp /tmp\n"
+    # root's own empty home: not the host's ~/.bashrc etc. on every command.
+    "mount -t tmpfs -o size=4m,mode=0700 piherd-root /root\n"
     "unset PIHERD_SYS_OVERLAY LIGHT_CLASSES\n"
     'exec "$4" -D -e -f "$3"\n'
 )
