@@ -27,7 +27,7 @@ _BOOT = (
     '  echo "piherd: no Pi signals" >&2\n'
     "mount -t tmpfs -o size=16m,mode=1777 piherd-tmp /tmp\n"
     # root's own empty home: not the host's ~/.bashrc etc. on every command.
-    "mount -t tmpfs -o size=4m,mode=0700 piherd-root /root\n"
+    "mount -t tmpfs -o size=64m,mode=0700 piherd-root /root\n"
     "unset PIHERD_SYS_OVERLAY LIGHT_CLASSES\n"
     'exec "$4" -D -e -f "$3"\n'
 )
