@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -146,16 +147,33 @@ def load_page(driver: WebDriver, url: str) -> None:
 
 
 def cards(driver: WebDriver) -> dict[str, dict[str, str]]:
-    """Node cards in the page: {node: {level, slurm, class, text}}."""
-    found = {}
-    for card in driver.find_elements(By.CSS_SELECTOR, "#grid .node"):
-        found[card.get_attribute("data-node") or ""] = {
-            "level": card.get_attribute("data-level") or "",
-            "slurm": card.get_attribute("data-slurm") or "",
-            "class": card.get_attribute("class") or "",
-            "text": card.text,
-        }
+    """Node cards in the page: {node: {level, slurm, class, text}}, read in one script
+    (the page redraws every 2 s, so elements found one by one can go stale)."""
+    found = driver.execute_script(
+        """
+        const out = {};
+        document.querySelectorAll("#grid .node").forEach((c) => {
+          out[c.dataset.node] = {
+            level: c.dataset.level, slurm: c.dataset.slurm, class: c.className,
+            text: c.innerText,
+          };
+        });
+        return out;
+        """
+    )
+    assert isinstance(found, dict)
     return found
+
+
+def click(driver: WebDriver, css: str) -> None:
+    """A real click on the element; found again if a redraw replaced it meanwhile."""
+    for _ in range(5):
+        try:
+            driver.find_element(By.CSS_SELECTOR, css).click()
+            return
+        except StaleElementReferenceException:
+            continue
+    raise AssertionError(f"{css} kept being redrawn under the click")
 
 
 def screenshot(driver: WebDriver, name: str) -> Path:

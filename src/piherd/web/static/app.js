@@ -78,11 +78,12 @@ function nodeCard(n, hist) {
   const temp = n.temperature_c === null ? "-" : n.temperature_c.toFixed(1) + " °C";
   card.appendChild(el("div", "figures", "load " + load + " · " + temp
     + " · " + (n.throttling ? n.throttling.text : "-")));
-  const reasons = n.critical.concat(n.warnings)
-    .map((r) => (r === "unreachable" && n.error ? "unreachable: " + n.error : r));
+  const reasons = n.critical
+    .map((r) => [r === "unreachable" && n.error ? "unreachable: " + n.error : r, "critical"])
+    .concat(n.warnings.map((r) => [r, "warn"]));
   if (reasons.length) {
     const ul = el("ul", "reasons");
-    reasons.forEach((r) => ul.appendChild(el("li", null, r)));
+    reasons.forEach(([text, level]) => ul.appendChild(el("li", level, text)));
     card.appendChild(ul);
   }
   if (hist) {
