@@ -9,9 +9,10 @@ from pathlib import Path
 
 import click
 
-from piherd.cli.common import cluster_file_option, load_cluster
+from piherd.cli.common import cluster_file_option, fail, load_cluster
 from piherd.cli.status import select
 from piherd.health.loop import WatchLog, watch
+from piherd.health.service import render_watch_unit
 
 
 def default_log_dir() -> Path:
@@ -48,6 +49,11 @@ def default_log_dir() -> Path:
     help="Seconds a node has to answer before the probe counts as failed.",
 )
 @click.option(
+    "--print-unit",
+    is_flag=True,
+    help="Print the systemd unit that runs watch on the head, and exit.",
+)
+@click.option(
     "--unreachable-after",
     type=click.IntRange(min=1),
     default=2,
@@ -69,6 +75,7 @@ def command(
     dry_run: bool,
     log_dir: Path | None,
     timeout: float,
+    print_unit: bool,
     unreachable_after: int,
     resume_after: int,
 ) -> None:
@@ -81,6 +88,12 @@ def command(
     and appended to LOG_DIR/watch.log and LOG_DIR/watch.jsonl.
     """
     cluster = load_cluster(cluster_file)
+    if print_unit:
+        unit = render_watch_unit(cluster)
+        if unit is None:
+            fail(f"{cluster_file}: [health] watch_enabled is false; set it to true first")
+        click.echo(unit, nl=False)
+        return
     names = select(cluster, nodeset, "watch")
     log = WatchLog(log_dir or default_log_dir(), echo=lambda line: click.echo(line))
     with contextlib.suppress(KeyboardInterrupt):
