@@ -58,18 +58,21 @@ def attribution_check(vc: VirtualCluster, setup: Setup, nodes: list[str]) -> dic
     try:
         argv = invocation("piherd", setup, nodes, script).argv
         argv[argv.index("--no-progress")] = "--json"
-        argv[argv.index("--json") + 1 : argv.index("--json") + 1] = ["--timeout", "10"]
+        argv[argv.index("--json") + 1 : argv.index("--json") + 1] = ["--timeout", "120"]
         argv[argv.index("--") :] = ["--", "sh", "-c", script]
         done = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
     finally:
         for node in killed:
             asyncio.run(vc.revive(node))
     records = {r["node"]: r for r in map(json.loads, done.stdout.splitlines())}
-    wrong = [
-        n for n in nodes
-        if (n in killed) != (records.get(n, {}).get("error") is not None)
-        or (n in failing) != (records.get(n, {}).get("rc") == 1)
-    ]  # fmt: skip
+
+    def right(node: str) -> bool:
+        record = records.get(node, {})
+        if node in killed:
+            return str(record.get("error", "")).startswith("unreachable")
+        return record.get("error") is None and record.get("rc") == (1 if node in failing else 0)
+
+    wrong = [n for n in nodes if not right(n)]
     return {
         "nodes": len(nodes), "killed": killed, "failing": failing, "exit": done.returncode,
         "misattributed": wrong, "summary": done.stderr.strip().splitlines()[-1:],
