@@ -43,6 +43,7 @@ _TIMEOUT_GRACE = 3.0
 # Every command announces its PID on stderr, then becomes `timeout`, which makes itself a
 # process-group leader with that PID: a cancelled command is killed by group.
 _PGID_MARK = b"@piherd-pgid "
+_MARK_SEARCH_LINES = 50
 _ANNOUNCE_PGID = 'echo "@piherd-pgid $$" >&2; exec "$@"'
 # TERM to `timeout` itself: it passes the signal on to its whole process group.
 _KILL_GROUP = 'kill -TERM "$1"'
@@ -256,9 +257,15 @@ class SshTransport:
                     await proc.stdin.drain()
                 proc.stdin.write_eof()
                 if stop_with is not None:
-                    first = await proc.stderr.readline()
-                    if first.startswith(_PGID_MARK):
-                        pgid, first = first[len(_PGID_MARK) :].strip().decode(), b""
+                    # Login scripts may print before the marker: keep their lines.
+                    for _ in range(_MARK_SEARCH_LINES):
+                        line = await proc.stderr.readline()
+                        if line.startswith(_PGID_MARK):
+                            pgid = line[len(_PGID_MARK) :].strip().decode()
+                            break
+                        first += line
+                        if not line:
+                            break
                 result = await proc.wait()
             finished = True
             out = result.stdout if isinstance(result.stdout, bytes) else b""
