@@ -22,6 +22,7 @@ from selenium.webdriver.common.by import By
 from test_dashboard_browser import (
     cards,
     chromium,
+    click,
     dashboard,
     http_get,
     load_page,
@@ -272,7 +273,7 @@ def test_dashboard_shows_drained_node_and_drains_on_click(
             assert "shown drained" in found["node04"]["text"]
             assert found["node02"]["slurm"] == "idle"
             screenshot(driver, "dashboard-slurm")
-            driver.find_element(By.CSS_SELECTOR, "#node-node02 button.drain").click()
+            click(driver, "#node-node02 button.drain")
             node = wait_for(
                 lambda: (n := slurm(path, "node02")).drain and n, 30, "node02 drained by click"
             )
