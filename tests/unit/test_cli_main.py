@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 from click.testing import CliRunner
@@ -45,3 +46,14 @@ def test_unknown_command_is_a_usage_error() -> None:
     result = CliRunner().invoke(cli, ["frobnicate"])
     assert result.exit_code == 2
     assert "No such command" in result.output
+
+
+def test_inventory_ansible_matches_groups_ansible(tmp_path: Path) -> None:
+    example = Path(__file__).parents[2] / "examples" / "cluster.toml"
+    runner = CliRunner()
+    inventory = runner.invoke(cli, ["inventory", "--ansible", "-f", str(example)])
+    groups = runner.invoke(cli, ["groups", "--ansible", "-f", str(example)])
+    assert inventory.exit_code == 0, inventory.output
+    assert inventory.output == groups.output
+    assert "[workers]" in inventory.output
+    assert runner.invoke(cli, ["inventory", "-f", str(example)]).exit_code == 2

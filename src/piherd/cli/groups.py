@@ -79,6 +79,11 @@ def command(cluster_file: Path, kind: str | None, out: Path | None) -> None:
     """
     if kind is None:
         fail("piherd groups: choose --clustershell or --ansible")
+    export(cluster_file, kind, out)
+
+
+def export(cluster_file: Path, kind: str, out: Path | None) -> None:
+    """Write the groups as `kind` ("clustershell" or "ansible") to `out`, or stdout."""
     cluster = load_cluster(cluster_file)
     text = clustershell_yaml(cluster) if kind == "clustershell" else ansible_inventory(cluster)
     if out is None:
