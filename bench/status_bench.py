@@ -86,6 +86,8 @@ def bench_status(name: str, workers: int, light: bool, warm: int) -> list[str]:
     t0 = time.monotonic()
     path = asyncio.run(vc.up(timeout=900))
     up_s = time.monotonic() - t0
+    if not light:
+        path = without_storage(path)
     try:
         note = ""
         if not light:
