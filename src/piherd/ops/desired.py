@@ -15,27 +15,13 @@ from dataclasses import dataclass, field
 from piherd import render
 from piherd.facts.types import NodeFacts
 from piherd.model import Cluster
-from piherd.ops.types import DesiredDir, DesiredFile, DesiredNode, DesiredUnit
+from piherd.ops.types import DesiredNode
 from piherd.secrets import Secrets, render_context
 
 
 def hardware(facts: Mapping[str, NodeFacts]) -> dict[str, tuple[int, int]]:
     """{node: (cpus, memory_mb)} as the nodes report them."""
     return {n: (f.cpus, f.memory_mb) for n, f in facts.items() if f.cpus and f.memory_mb}
-
-
-def to_desired_file(spec: render.FileSpec) -> DesiredFile:
-    """render.FileSpec -> DesiredFile."""
-    return DesiredFile(
-        spec.path,
-        spec.content,
-        spec.mode,
-        spec.owner,
-        spec.group,
-        spec.restarts,
-        spec.reloads,
-        spec.secret,
-    )
 
 
 @dataclass
@@ -104,13 +90,8 @@ class DesiredState:
                 node=node.name,
                 hostname=node.name,
                 packages=render.packages(cluster, node),
-                dirs=tuple(
-                    DesiredDir(d.path, d.mode, d.owner, d.group)
-                    for d in render.directories(cluster, node)
-                ),
-                files=tuple(to_desired_file(spec) for spec in files.values()),
-                units=tuple(
-                    DesiredUnit(u.name, u.enable, u.masked) for u in render.units(cluster, node)
-                ),
+                dirs=render.directories(cluster, node),
+                files=tuple(files.values()),
+                units=render.units(cluster, node),
             )
         return nodes

@@ -4,38 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from piherd.render.spec import DirSpec, FileSpec, UnitSpec
 
-@dataclass(frozen=True)
-class DesiredFile:
-    """A file a node must hold; `restarts`/`reloads` name units that read it."""
-
-    path: str
-    content: bytes
-    mode: int = 0o644
-    owner: str = "root"
-    group: str = "root"
-    restarts: tuple[str, ...] = ()
-    reloads: tuple[str, ...] = ()
-    secret: bool = False
-
-
-@dataclass(frozen=True)
-class DesiredDir:
-    """A directory a node must have (storage export or mount point)."""
-
-    path: str
-    mode: int = 0o755
-    owner: str = "root"
-    group: str = "root"
-
-
-@dataclass(frozen=True)
-class DesiredUnit:
-    """A systemd unit: enabled and running, or masked."""
-
-    name: str
-    enable: bool = True
-    masked: bool = False
+# A plan's desired files, dirs and units are exactly what render produces: one type each.
+DesiredFile = FileSpec
+DesiredDir = DirSpec
+DesiredUnit = UnitSpec
 
 
 @dataclass(frozen=True)
