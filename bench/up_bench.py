@@ -48,18 +48,6 @@ def machine() -> str:
     )
 
 
-def allow_bridged(vc: VirtualCluster) -> None:
-    """Sim workaround (see tests/integration/test_up.py): accept frames bridged between
-    nodes, which the sim's forward chain drops on machines with br_netfilter."""
-    table, bridge = vc.state.names.nft_table, vc.state.names.bridge
-    rule = f'iifname "{bridge}" oifname "{bridge}" accept'
-    listing = subprocess.run(
-        ["nft", "list", "table", "inet", table], capture_output=True, text=True
-    ).stdout
-    if rule not in listing:
-        subprocess.run(["nft", "insert", "rule", "inet", table, "forward", *rule.split()])
-
-
 def timed_up(cluster_file: Path) -> tuple[float, dict]:  # type: ignore[type-arg]
     start = time.monotonic()
     proc = subprocess.run(
@@ -128,8 +116,6 @@ def main() -> None:
     rows = []
     try:
         asyncio.run(vc.up())
-        if args.mode != "plan":
-            allow_bridged(vc)
         nodes = args.workers + 1
         if args.mode == "plan":
             asyncio.run(plan_round(vc.cluster_file))  # host keys recorded, caches warm

@@ -18,21 +18,6 @@ echo "== piherd sim up --workers 3 --name $NAME"
 CLUSTER=$("$PIHERD" sim up --workers 3 --name "$NAME" | tail -1)
 echo "cluster file: $CLUSTER"
 
-# Workaround for a sim bug on machines with br_netfilter (bridge-nf-call-iptables=1):
-# the sim's forward chain then drops node-to-node frames on its own bridge. Accept the
-# frames that enter and leave by that bridge (they stay on it; nothing leaves the machine).
-.venv/bin/python - "$NAME" <<'PY'
-import subprocess, sys
-from piherd.sim.cluster import VirtualCluster
-names = VirtualCluster.attach(sys.argv[1]).state.names
-rule = f'iifname "{names.bridge}" oifname "{names.bridge}" accept'
-listing = subprocess.run(["nft", "list", "table", "inet", names.nft_table],
-                         capture_output=True, text=True, check=True).stdout
-if rule not in listing:
-    subprocess.run(["nft", "insert", "rule", "inet", names.nft_table, "forward", *rule.split()],
-                   check=True)
-PY
-
 echo "== piherd up -f $CLUSTER"
 "$PIHERD" up -f "$CLUSTER"
 

@@ -7,12 +7,11 @@ each other (first up, checks of what it built, second up, kill mid-up, growing).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -20,7 +19,6 @@ import pytest
 
 from piherd.model import Cluster, load
 from piherd.sim.cluster import VirtualCluster
-from piherd.sim.proc import SimError
 from piherd.transport.base import CommandResult
 from piherd.transport.pool import ConnectionPool
 
@@ -142,16 +140,6 @@ def wait_ssh(cluster: Cluster, timeout: float = 180) -> None:
     assert not pending, f"no sshd answers on {sorted(pending)}"
 
 
-async def sim_wait(coroutine: Awaitable[object]) -> None:
-    """Run a sim operation that ends by waiting for sshd at the node's DHCP address.
-
-    After `piherd up` a node answers at its static address instead, so that wait times
-    out (SimError); the caller then waits with wait_ssh(), which tries both addresses.
-    """
-    with contextlib.suppress(SimError):
-        await coroutine
-
-
 def unit_state(cluster: Cluster) -> dict[str, str]:
     argv = ["systemctl", "show", "-p", "Id,ActiveEnterTimestampMonotonic,MainPID", *UNITS]
     names = [n.name for n in cluster.nodes]
@@ -161,28 +149,7 @@ def unit_state(cluster: Cluster) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def sim(sim_cm: Callable[..., AbstractContextManager[VirtualCluster]]) -> Iterator[VirtualCluster]:
     with sim_cm(NAME, 3) as vc:
-        allow_bridged(vc)
         yield vc
-
-
-def allow_bridged(vc: VirtualCluster) -> None:
-    """Let nodes talk to each other across the sim's bridge.
-
-    Workaround for a sim bug seen on this machine: with br_netfilter loaded
-    (net.bridge.bridge-nf-call-iptables=1) bridged frames pass the sim's inet forward
-    chain, whose `iifname BRIDGE drop` (meant for routed traffic) then drops all
-    node-to-node traffic. Accepting frames that enter and leave by the bridge keeps
-    them on the bridge; nothing is routed off the machine.
-    """
-    table, bridge = vc.state.names.nft_table, vc.state.names.bridge
-    rule = f'iifname "{bridge}" oifname "{bridge}" accept'
-    listing = subprocess.run(
-        ["nft", "list", "table", "inet", table], capture_output=True, text=True, check=True
-    ).stdout
-    if rule not in listing:
-        subprocess.run(
-            ["nft", "insert", "rule", "inet", table, "forward", *rule.split()], check=True
-        )
 
 
 @pytest.fixture(scope="module")
@@ -270,37 +237,52 @@ def test_second_up_changes_and_restarts_nothing(sim: VirtualCluster, cluster: Cl
 
 
 def test_killed_worker_mid_up(sim: VirtualCluster, cluster: Cluster) -> None:
+    """Power cut on a worker while `up` applies changes to it: the others finish, the
+    summary names it, and the next `up` after revive converges."""
     victim = cluster.workers[-1].name
+    # Give the victim work to do, so the cut lands while it is being changed.
+    on(cluster, [victim], ["sh", "-c", "echo '# stale' > /etc/hosts"], sudo=True)
     proc = subprocess.Popen(
         [*PIHERD, "up", "-f", str(sim.cluster_file), "--json"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+    lines: list[str] = []
     try:
-        time.sleep(0.5)
-        asyncio.run(sim.kill(victim))
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            event = json.loads(line)
+            applying = event.get("event") == "change" or str(event.get("text", "")).startswith(
+                "applying"
+            )
+            if event.get("node") == victim and applying:
+                asyncio.run(sim.kill(victim))
+                break
         out, err = proc.communicate(timeout=600)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    summary = json.loads(out.strip().splitlines()[-1])
+    lines.extend(out.splitlines())
+    summary = json.loads(lines[-1])
     assert proc.returncode == 1, err
     assert summary["nodes"][victim]["status"] == "failed"
     assert summary["nodes"][victim]["reason"]
     assert {v["status"] for n, v in summary["nodes"].items() if n != victim} == {"unchanged"}
-    asyncio.run(sim_wait(sim.revive(victim, timeout=15)))
-    wait_ssh(cluster)
+    asyncio.run(sim.revive(victim, timeout=180))
     rc, events = piherd_up(sim.cluster_file)
     assert rc == 0, events[-1]
+    assert events[-1]["nodes"][victim]["status"] == "changed"
+    rc, events = piherd_up(sim.cluster_file)
+    assert rc == 0 and events[-1]["changed"] == 0, events[-1]
     wait_idle(cluster, 3, timeout=180)
 
 
 def test_grow_fourth_worker(sim: VirtualCluster) -> None:
     bigger = VirtualCluster(NAME, workers=4)
-    asyncio.run(sim_wait(bigger.up(timeout=30)))
-    allow_bridged(bigger)
+    asyncio.run(bigger.up(timeout=180))
     cluster = load(bigger.cluster_file)
     wait_ssh(cluster)
     assert len(cluster.workers) == 4

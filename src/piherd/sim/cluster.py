@@ -252,12 +252,18 @@ class VirtualCluster:
             path.write_text(text)
 
     async def wait_reachable(self, nodes: list[str] | None = None, timeout: float = 180.0) -> None:
-        """Wait until each node's sshd answers with an SSH banner; SimError naming the rest."""
-        reach = {n.name: n.reach for n in self.sim_nodes()}
+        """Wait until each node's sshd answers with an SSH banner; SimError naming the rest.
+
+        A node answers at its DHCP lease until `piherd up` moves it to its static
+        address, and only there afterwards: either counts.
+        """
+        addresses = {n.name: {n.reach, n.address} for n in self.sim_nodes()}
         pending = set(nodes or self.node_names())
         deadline = time.monotonic() + timeout
         while pending:
-            results = await asyncio.gather(*(_ssh_banner(reach[n]) for n in sorted(pending)))
+            results = await asyncio.gather(
+                *(_any_ssh_banner(addresses[n]) for n in sorted(pending))
+            )
             pending -= {n for n, ok in zip(sorted(pending), results, strict=True) if ok}
             if pending and time.monotonic() > deadline:
                 raise SimError(f"not reachable over SSH after {timeout:.0f}s: {sorted(pending)}")
@@ -329,6 +335,11 @@ class VirtualCluster:
     def _check(self, node: str) -> str:
         self.state.index(node)
         return node
+
+
+async def _any_ssh_banner(addresses: set[str]) -> bool:
+    results = await asyncio.gather(*(_ssh_banner(a) for a in sorted(addresses)))
+    return any(results)
 
 
 async def _ssh_banner(address: str, timeout: float = 2.0) -> bool:
