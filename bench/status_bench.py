@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import platform
@@ -31,7 +30,6 @@ from piherd.health.collect import HealthCollector
 from piherd.health.loop import WatchLog, watch
 from piherd.model import load
 from piherd.sim.cluster import VirtualCluster
-from piherd.sim.proc import SimError
 from piherd.transport.pool import ConnectionPool
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -164,9 +162,7 @@ async def _powercut(path: Path, victim: str, interval: float) -> float:
     finally:
         stop.set()
         await task
-        # revive() waits at the node's DHCP address; after `piherd up` it has its static one.
-        with contextlib.suppress(SimError):
-            await vc.revive(victim, timeout=20)
+        await vc.revive(victim, timeout=180)
     return drained_at[0] - cut_at[0]
 
 
