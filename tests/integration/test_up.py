@@ -292,3 +292,23 @@ def test_grow_fourth_worker(sim: VirtualCluster) -> None:
     lines = run_mpi(cluster, 4)
     assert len(lines) == 4
     assert {line.split()[3] for line in lines} == {"sum=10"}
+
+
+def test_shrink_back_to_three_workers(sim: VirtualCluster) -> None:
+    """Removing a node from cluster.toml and re-running up takes it out of every node's
+    hosts file and slurm.conf, and out of Slurm."""
+    smaller = VirtualCluster(NAME, workers=3)
+    asyncio.run(smaller.up(timeout=180))
+    cluster = load(smaller.cluster_file)
+    assert [n.name for n in cluster.workers] == ["node02", "node03", "node04"]
+    rc, events = piherd_up(smaller.cluster_file)
+    assert rc == 0, events[-1]
+    states = wait_idle(cluster, 3, timeout=180)
+    assert [s.split()[0] for s in states] == ["node02", "node03", "node04"]
+    names = [n.name for n in cluster.nodes]
+    hosts = on(cluster, names, ["cat", "/etc/hosts"])
+    confs = on(cluster, names, ["cat", "/etc/slurm/slurm.conf"])
+    for name in names:
+        assert "node05" not in hosts[name].stdout, name
+        assert "node05" not in confs[name].stdout, name
+    assert len({r.stdout for r in confs.values()}) == 1  # identical everywhere
