@@ -54,6 +54,17 @@ def piherd() -> str:
     return str(command)
 
 
+def interrupt(proc: subprocess.Popen[bytes]) -> None:
+    """Ctrl-C a piherd process we started, as a user would; kill it if it hangs."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -109,13 +120,7 @@ def dashboard(
         wait_for(ready, 60, "the dashboard's first round")
         yield base, proc
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        interrupt(proc)
 
 
 @contextmanager

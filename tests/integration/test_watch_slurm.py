@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +24,7 @@ from test_dashboard_browser import (
     click,
     dashboard,
     http_get,
+    interrupt,
     load_page,
     metric,
     metric_values,
@@ -126,13 +126,7 @@ def watcher(full: tuple[VirtualCluster, Path], tmp_path: Path) -> Iterator[Path]
             f"watch died: {proc.stderr.read().decode() if proc.stderr else ''}"
         )
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        interrupt(proc)
         for node in vc.node_names():
             vc.inject(node, "clear")
         resume_all(path, vc)
