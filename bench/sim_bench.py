@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import re
 import sys
 import time
 from pathlib import Path
+
+from machine import machine  # bench/machine.py: run as `python bench/X.py`
 
 from piherd.sim.cluster import VirtualCluster
 from piherd.sim.full import hierarchies
@@ -30,17 +30,6 @@ from piherd.sim.proc import read_pid
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "benchmarks.md"
 SECTION = "## piherd sim"
-
-
-def machine() -> str:
-    mem = 0
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemTotal:"):
-            mem = int(line.split()[1]) // 1048576
-    return (
-        f"{platform.system()} {platform.release()}, {os.cpu_count()} cores, {mem} GiB, "
-        f"Python {platform.python_version()}"
-    )
 
 
 def pss_kib(pid: int) -> int:

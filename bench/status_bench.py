@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import re
 import statistics
 import subprocess
@@ -25,6 +23,7 @@ import time
 from pathlib import Path
 
 import tomlkit
+from machine import machine  # bench/machine.py: run as `python bench/X.py`
 
 from piherd.health.collect import HealthCollector
 from piherd.health.loop import WatchLog, watch
@@ -36,16 +35,6 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "benchmarks.md"
 SECTION = "## piherd status"
 PIHERD = str(Path(sys.executable).parent / "piherd")
-
-
-def machine() -> str:
-    cpus = os.cpu_count()
-    mem = 0
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemTotal:"):
-            mem = int(line.split()[1]) // 1048576
-    python = platform.python_version()
-    return f"{platform.system()} {platform.release()}, {cpus} cores, {mem} GiB, Python {python}"
 
 
 async def rounds(cluster_file: Path, warm: int) -> tuple[float, list[float], int, int]:

@@ -16,13 +16,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import re
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from machine import machine  # bench/machine.py: run as `python bench/X.py`
 
 from piherd.model import load
 from piherd.ops.desired import DesiredState
@@ -35,17 +35,6 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "benchmarks.md"
 SECTION = "## piherd up"
 PIHERD = str(Path(sys.executable).parent / "piherd")
-
-
-def machine() -> str:
-    mem = 0
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemTotal:"):
-            mem = int(line.split()[1]) // 1048576
-    return (
-        f"{platform.system()} {platform.release()}, {os.cpu_count()} cores, {mem} GiB, "
-        f"Python {platform.python_version()}"
-    )
 
 
 def timed_up(cluster_file: Path) -> tuple[float, dict]:  # type: ignore[type-arg]
