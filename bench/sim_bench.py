@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import sys
 import time
 from pathlib import Path
 
-from machine import machine  # bench/machine.py: run as `python bench/X.py`
+from docs_table import update_table_section  # bench/: run as `python bench/X.py`
 
 from piherd.sim.cluster import VirtualCluster
 from piherd.sim.full import hierarchies
@@ -80,33 +79,16 @@ async def measure(name: str, workers: int, light: bool) -> tuple[float, float, f
 
 
 def write_docs(rows: list[str], command: str) -> None:
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    found = pattern.search(text)
-    old = [r for r in found.group(0).splitlines() if r.startswith("| ")] if found else []
-    old = [r for r in old if "---" not in r and not r.startswith("| what ")]
-    new = [f"{r} `{command}` |" for r in rows]
-    keys = {r.split("|")[1] for r in new}
-    body = "\n".join(
-        [
-            SECTION,
-            "",
-            f"Machine: {machine()} (shared with other work: times vary with load).",
-            "up = `VirtualCluster.up()` until every node answers SSH (base image cached);",
-            "PSS = all processes of a node, idle, averaged over the nodes;",
-            "targets: head+4 <= 60 s, head+16 <= 90 s, full node <= 40 MiB, down <= 10 s,",
-            "256 light nodes <= 60 s and <= 8 MiB each. Times vary several-fold with the",
-            "load other work puts on the machine (load averages 15-160 during these runs).",
-            "",
-            "| what | up s | PSS MiB/node | down s | command |",
-            "|---|---|---|---|---|",
-            *[r for r in old if r.split("|")[1] not in keys],
-            *new,
-            "",
-        ]
+    intro = [
+        "up = `VirtualCluster.up()` until every node answers SSH (base image cached);",
+        "PSS = all processes of a node, idle, averaged over the nodes;",
+        "targets: head+4 <= 60 s, head+16 <= 90 s, full node <= 40 MiB, down <= 10 s,",
+        "256 light nodes <= 60 s and <= 8 MiB each. Times vary several-fold with the",
+        "load other work puts on the machine (load averages 15-160 during these runs).",
+    ]
+    update_table_section(
+        DOCS, SECTION, intro, "| what | up s | PSS MiB/node | down s | command |", rows, command
     )
-    text = pattern.sub(body + "\n", text) if found else text.rstrip("\n") + "\n\n" + body + "\n"
-    DOCS.write_text(text)
 
 
 def main() -> None:

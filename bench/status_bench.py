@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import tomlkit
-from machine import machine  # bench/machine.py: run as `python bench/X.py`
+from docs_table import machine  # bench/docs_table.py: run as `python bench/X.py`
 
 from piherd.health.collect import HealthCollector
 from piherd.health.loop import WatchLog, watch

@@ -16,13 +16,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from machine import machine  # bench/machine.py: run as `python bench/X.py`
+from docs_table import update_table_section  # bench/: run as `python bench/X.py`
 
 from piherd.model import load
 from piherd.ops.desired import DesiredState
@@ -68,30 +67,13 @@ async def plan_round(cluster_file: Path) -> tuple[float, int]:
 
 
 def write_docs(rows: list[str], command: str) -> None:
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    found = pattern.search(text)
-    old = [r for r in found.group(0).splitlines() if r.startswith("| ")] if found else []
-    old = [r for r in old if "---" not in r and not r.startswith("| what ")]
-    new = [f"{r} `{command}` |" for r in rows]
-    keys = {r.split("|")[1] for r in new}
-    body = "\n".join(
-        [
-            SECTION,
-            "",
-            f"Machine: {machine()} (shared with other work: times vary with load).",
-            "first/noop: `piherd up --json` in a fresh process (SSH connects included);",
-            "plan: connect + facts + render + plan on light nodes (what a no-op up does).",
-            "",
-            "| what | seconds | nodes | failed | command |",
-            "|---|---|---|---|---|",
-            *[r for r in old if r.split("|")[1] not in keys],
-            *new,
-            "",
-        ]
+    intro = [
+        "first/noop: `piherd up --json` in a fresh process (SSH connects included);",
+        "plan: connect + facts + render + plan on light nodes (what a no-op up does).",
+    ]
+    update_table_section(
+        DOCS, SECTION, intro, "| what | seconds | nodes | failed | command |", rows, command
     )
-    text = pattern.sub(body + "\n", text) if found else text.rstrip("\n") + "\n\n" + body + "\n"
-    DOCS.write_text(text)
 
 
 def main() -> None:
