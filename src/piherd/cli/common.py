@@ -9,7 +9,7 @@ from typing import NoReturn
 
 import click
 
-from piherd.model import Cluster, ConfigError, load
+from piherd.model import Cluster, ConfigError, NodeSetError, expand, load
 
 EXIT_USAGE = 2  # bad input: a broken cluster.toml, an unknown node set, a bad flag
 
@@ -39,3 +39,14 @@ def load_cluster(path: Path) -> Cluster:
         return load(path)
     except ConfigError as exc:
         fail(exc.render())
+
+
+def select_nodes(cluster: Cluster, nodeset: str, command: str) -> list[str]:
+    """Expand NODESET with the cluster's groups, or exit 2 naming what is wrong."""
+    try:
+        names = expand(nodeset, cluster.groups, known=cluster.groups["all"])
+    except NodeSetError as exc:
+        fail(f"piherd {command}: {exc}")
+    if not names:
+        fail(f"piherd {command}: node set {nodeset!r} is empty")
+    return names

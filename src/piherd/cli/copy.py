@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 
 from piherd.api import ClusterSession
-from piherd.cli.common import cluster_file_option, fail, load_cluster
-from piherd.cli.run import execute, report, select, timing_options
+from piherd.cli.common import cluster_file_option, fail, load_cluster, select_nodes
+from piherd.cli.run import execute, report, timing_options
 from piherd.runner import fold
 from piherd.transport.base import CommandResult
 
@@ -60,7 +60,7 @@ def command(
         missing = [str(p) for p in sources if not p.exists() and not p.is_symlink()]
         if missing:
             fail(f"piherd copy: no such file or directory: {', '.join(missing)}")
-    names = select(cluster, nodeset, "copy")
+    names = select_nodes(cluster, nodeset, "copy")
     show = progress if progress is not None else (sys.stderr.isatty() and not as_json)
 
     async def job(

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import click
 
-from piherd.cli.common import cluster_file_option, fail, load_cluster
-from piherd.cli.status import select
+from piherd.cli.common import cluster_file_option, fail, load_cluster, select_nodes
 from piherd.web.app import Dashboard
 from piherd.web.backend import cluster_backend
 
@@ -82,7 +81,7 @@ def command(
     import uvicorn  # imported here: only this command needs the web server
 
     cluster = load_cluster(cluster_file)
-    names = select(cluster, nodeset, "dashboard")
+    names = select_nodes(cluster, nodeset, "dashboard")
     secret = read_token(token, token_file)
     if not is_loopback(bind) and not secret:
         fail(

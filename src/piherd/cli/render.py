@@ -13,8 +13,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from piherd.cli.common import cluster_file_option, fail, load_cluster
-from piherd.model import Cluster, NodeSetError, expand
+from piherd.cli.common import cluster_file_option, fail, load_cluster, select_nodes
+from piherd.model import Cluster
 from piherd.render import FileSpec, RenderError, render_node
 from piherd.render.manifest import manifest
 from piherd.render.ssh import host_keys_from_known_hosts
@@ -41,12 +41,7 @@ def command(cluster_file: Path, out: Path | None, nodeset: str) -> None:
     its secrets_dir.
     """
     cluster = load_cluster(cluster_file)
-    try:
-        names = expand(nodeset, cluster.groups, cluster.groups["all"])
-    except NodeSetError as exc:
-        fail(f"{nodeset}: {exc}")
-    if not names:
-        fail(f"{nodeset}: the node set is empty")
+    names = select_nodes(cluster, nodeset, "render")
     try:
         secrets = load_or_create_secrets(cluster)
     except SecretsError as exc:

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from piherd.api import ClusterSession, open_cluster
-from piherd.cli.common import cluster_file_option, fail, load_cluster
-from piherd.model import Cluster, NodeSetError, expand
+from piherd.cli.common import cluster_file_option, fail, load_cluster, select_nodes
+from piherd.model import Cluster
 from piherd.runner import fold
 from piherd.transport.base import CommandResult
 
@@ -28,17 +28,6 @@ Job = Callable[
     [ClusterSession, MutableMapping[str, CommandResult], Tick],
     Coroutine[Any, Any, list[CommandResult]],
 ]
-
-
-def select(cluster: Cluster, nodeset: str, command: str) -> list[str]:
-    """Expand NODESET with the cluster's groups, or exit 2 naming what is wrong."""
-    try:
-        names = expand(nodeset, cluster.groups, known=cluster.groups["all"])
-    except NodeSetError as exc:
-        fail(f"piherd {command}: {exc}")
-    if not names:
-        fail(f"piherd {command}: node set {nodeset!r} is empty")
-    return names
 
 
 def command_argv(words: Sequence[str]) -> list[str]:
@@ -167,7 +156,7 @@ def command(
     if not command_words:
         fail("piherd run: no COMMAND given (piherd run NODESET -- COMMAND...)")
     cluster = load_cluster(cluster_file)
-    names = select(cluster, nodeset, "run")
+    names = select_nodes(cluster, nodeset, "run")
     argv = command_argv(command_words)
     show = progress if progress is not None else (sys.stderr.isatty() and not as_json)
 

@@ -16,26 +16,15 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from piherd.cli.common import cluster_file_option, fail, load_cluster
+from piherd.cli.common import cluster_file_option, fail, load_cluster, select_nodes
 from piherd.health import report
 from piherd.health.collect import HealthCollector, Snapshot
 from piherd.health.rules import Level
-from piherd.model import Cluster, NodeSetError, expand
+from piherd.model import Cluster
 from piherd.transport.pool import ConnectionPool
 
 LEVEL_STYLE = {Level.OK: "green", Level.WARN: "yellow", Level.CRITICAL: "bold red"}
 EXIT_CRITICAL = 1
-
-
-def select(cluster: Cluster, nodeset: str, command: str = "status") -> list[str]:
-    """Expand NODESET against the cluster, or exit 2 naming what is wrong."""
-    try:
-        names = expand(nodeset, cluster.groups, known=cluster.groups["all"])
-    except NodeSetError as exc:
-        fail(f"piherd {command}: {exc}")
-    if not names:
-        fail(f"piherd {command}: node set {nodeset!r} is empty")
-    return names
 
 
 def render_table(snap: Snapshot) -> Table:
@@ -157,7 +146,7 @@ def command(
     Exit status: 0 when no node is critical, 1 when one is, 2 on bad input.
     """
     cluster = load_cluster(cluster_file)
-    names = select(cluster, nodeset)
+    names = select_nodes(cluster, nodeset, "status")
     if live and as_json:
         fail("piherd status: --watch and --json cannot be combined")
     if live:

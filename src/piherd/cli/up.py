@@ -10,8 +10,8 @@ from typing import Any
 import click
 from rich.console import Console
 
-from piherd.cli.common import cluster_file_option, fail, load_cluster
-from piherd.model import Cluster, NodeSetError, expand
+from piherd.cli.common import cluster_file_option, fail, load_cluster, select_nodes
+from piherd.model import Cluster
 from piherd.ops import askpass
 from piherd.ops.desired import DesiredState, Remembered
 from piherd.runner.apply import NodeResult, UpOptions, UpResult, up
@@ -111,12 +111,7 @@ def command(
     Exit status: 0 all nodes done, 1 some node failed, 2 bad input.
     """
     cluster = load_cluster(cluster_file)
-    try:
-        names = expand(nodeset, cluster.groups, known=cluster.groups["all"])
-    except NodeSetError as exc:
-        fail(f"piherd up: {exc}")
-    if not names:
-        fail(f"piherd up: node set {nodeset!r} is empty")
+    names = select_nodes(cluster, nodeset, "up")
     try:
         secrets = load_or_create_secrets(cluster)
     except SecretsError as exc:

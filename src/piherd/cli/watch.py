@@ -9,8 +9,7 @@ from pathlib import Path
 
 import click
 
-from piherd.cli.common import cluster_file_option, fail, load_cluster
-from piherd.cli.status import select
+from piherd.cli.common import cluster_file_option, fail, load_cluster, select_nodes
 from piherd.health.loop import WatchLog, watch
 from piherd.health.service import render_watch_unit
 
@@ -94,7 +93,7 @@ def command(
             fail(f"{cluster_file}: [health] watch_enabled is false; set it to true first")
         click.echo(unit, nl=False)
         return
-    names = select(cluster, nodeset, "watch")
+    names = select_nodes(cluster, nodeset, "watch")
     log = WatchLog(log_dir or default_log_dir(), echo=lambda line: click.echo(line))
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
