@@ -112,16 +112,7 @@ def _entries(
     """Planned nodes with the [[nodes]] overrides applied, and where each came from."""
     entries = plan.planned_nodes(reader, data)
     origins = {name: Origin(plan.PLAN, planned=True) for name in entries}
-    overrides = data.get("nodes", [])
-    if not isinstance(overrides, list):
-        reader.problem("nodes", "must be a list of tables", "write each node as [[nodes]]")
-        overrides = []
-    for index, raw in enumerate(overrides):
-        path = f"nodes[{index}]"
-        if not isinstance(raw, dict):
-            reader.problem(path, "must be a table", "write each node as [[nodes]]")
-            continue
-        reader.check_keys(raw, path, NODE_KEYS)
+    for path, raw in reader.array_of_tables(data, "nodes", "nodes", NODE_KEYS):
         name = raw.get("name")
         if not isinstance(name, str):
             reader.problem(f"{path}.name", "missing or not a string", 'add name = "node05"')

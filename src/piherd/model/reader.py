@@ -50,6 +50,25 @@ class Reader:
         self.check_keys(value, path, allowed)
         return value
 
+    def array_of_tables(
+        self, parent: dict[str, Any], key: str, path: str, allowed: Iterable[str]
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """`[[path]]` entries as (path[i], table), unknown keys and non-tables reported."""
+        raw = parent.get(key, [])
+        hint = f"write each as [[{path}]]"
+        if not isinstance(raw, list):
+            self.problem(path, "must be a list of tables", hint)
+            return []
+        entries = []
+        for index, entry in enumerate(raw):
+            where = f"{path}[{index}]"
+            if not isinstance(entry, dict):
+                self.problem(where, "must be a table", hint)
+                continue
+            self.check_keys(entry, where, allowed)
+            entries.append((where, entry))
+        return entries
+
     def check_keys(self, table: dict[str, Any], path: str, allowed: Iterable[str]) -> None:
         allowed = sorted(allowed)
         for key in table:

@@ -120,30 +120,18 @@ def _cache(reader: Reader, c: dict[str, Any]) -> PackageCacheService:
 
 
 def _partitions(reader: Reader, slurm: dict[str, Any]) -> tuple[Partition, ...]:
-    raw = slurm.get("partitions", [])
-    if not isinstance(raw, list):
-        reader.problem(
-            "services.slurm.partitions",
-            "must be a list of tables",
-            "write each as [[services.slurm.partitions]]",
+    entries = reader.array_of_tables(
+        slurm, "partitions", "services.slurm.partitions", PARTITION_KEYS
+    )
+    return tuple(
+        Partition(
+            name=reader.get(entry, path, "name", str, f"part{index}"),
+            nodes=reader.get(entry, path, "nodes", str, "@compute"),
+            default=reader.get(entry, path, "default", bool, index == 0),
+            max_time=reader.get(entry, path, "max_time", str, "INFINITE"),
         )
-        return ()
-    result = []
-    for index, entry in enumerate(raw):
-        path = f"services.slurm.partitions[{index}]"
-        if not isinstance(entry, dict):
-            reader.problem(path, "must be a table", "write each as [[services.slurm.partitions]]")
-            continue
-        reader.check_keys(entry, path, PARTITION_KEYS)
-        result.append(
-            Partition(
-                name=reader.get(entry, path, "name", str, f"part{index}"),
-                nodes=reader.get(entry, path, "nodes", str, "@compute"),
-                default=reader.get(entry, path, "default", bool, index == 0),
-                max_time=reader.get(entry, path, "max_time", str, "INFINITE"),
-            )
-        )
-    return tuple(result)
+        for index, (path, entry) in enumerate(entries)
+    )
 
 
 def health(reader: Reader, data: dict[str, Any]) -> HealthRules:
