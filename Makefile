@@ -8,7 +8,7 @@ test:
 	scripts/test.sh
 
 unit: setup
-	.venv/bin/pytest -m "not sim"
+	.venv/bin/pytest -m "not sim and not root"
 
 lint: setup
 	.venv/bin/ruff check src tests bench && .venv/bin/ruff format --check src tests bench && .venv/bin/mypy
