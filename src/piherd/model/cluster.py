@@ -178,6 +178,8 @@ class Cluster:
     # None means the user's own (~/.ssh/config, ~/.ssh/known_hosts).
     ssh_config: Path | None = None
     known_hosts: Path | None = None
+    # The private key piherd logs in with; None means the usual ones (ssh_config, ~/.ssh).
+    ssh_identity: Path | None = None
     source: Path | None = None
 
     @property

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ CLUSTER_KEYS = (
     "ssh_port",
     "ssh_config",
     "known_hosts",
+    "ssh_identity",
     "os",
     "interface",
     "network_stack",
@@ -76,7 +78,7 @@ def load(path: Path) -> Cluster:
         raise ConfigError(
             [Problem(0, "", "not UTF-8 text", "save the file as UTF-8", str(path))], path
         ) from None
-    return loads(text, str(path), base=path.parent)
+    return replace(loads(text, str(path), base=path.parent), source=path)
 
 
 def loads(text: str, file: str = "cluster.toml", base: Path | None = None) -> Cluster:
@@ -206,6 +208,7 @@ def _build(
         secrets_dir=local_path("secrets_dir", "secrets") or Path("secrets"),
         ssh_config=local_path("ssh_config", ""),
         known_hosts=local_path("known_hosts", ""),
+        ssh_identity=local_path("ssh_identity", ""),
     )
     return cluster, origins, unaddressed
 

@@ -85,6 +85,7 @@ class ConnectionPool:
             username=self.cluster.admin_user,
             known_hosts=self.cluster.known_hosts,
             ssh_config=self.cluster.ssh_config,
+            client_keys=[self.cluster.ssh_identity] if self.cluster.ssh_identity else None,
             connect_timeout=self.connect_timeout,
             fallback_hosts=fallback,
             on_new_host_key=self.on_new_host_key,
