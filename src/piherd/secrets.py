@@ -1,4 +1,4 @@
-"""The cluster's secrets (munge key, sshfs storage key pair): made once, kept 0600, never printed.
+"""The cluster's secrets (munge key, storage and watch key pairs): made once, 0600, never shown.
 
 Not pure (it reads and writes cluster.secrets_dir); render receives its result
 through a RenderContext.
@@ -18,7 +18,7 @@ from piherd.render.spec import RenderContext
 
 MUNGE_KEY_FILE = "munge.key"
 STORAGE_KEY_FILE = "storage_key"
-STORAGE_PUB_FILE = "storage_key.pub"
+WATCH_KEY_FILE = "watch_key"  # the head's `piherd watch` logs in to the nodes with it
 MUNGE_KEY_BYTES = 1024  # what `mungekey` generates by default
 _MUNGE_MIN_BYTES = 32  # munged refuses shorter keys
 
@@ -34,6 +34,8 @@ class Secrets:
     munge_key: bytes
     storage_private_key: bytes
     storage_public_key: str
+    watch_private_key: bytes
+    watch_public_key: str
 
     def __repr__(self) -> str:
         return "Secrets(<hidden>)"
@@ -42,35 +44,40 @@ class Secrets:
 def load_or_create_secrets(cluster: Cluster) -> Secrets:
     """Read the secrets from cluster.secrets_dir, creating missing ones (dir 0700, files 0600)."""
     directory = Path(cluster.secrets_dir)
+    munge_path = directory / MUNGE_KEY_FILE
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(directory, 0o700)
-        munge_path = directory / MUNGE_KEY_FILE
         if not munge_path.exists():
             _write_secret(munge_path, os.urandom(MUNGE_KEY_BYTES))
         munge_key = _read_secret(munge_path)
-        key_path, pub_path = directory / STORAGE_KEY_FILE, directory / STORAGE_PUB_FILE
+        storage = _key_pair(directory, STORAGE_KEY_FILE, f"piherd-storage@{cluster.name}")
+        watch = _key_pair(directory, WATCH_KEY_FILE, f"piherd-watch@{cluster.name}")
+    except OSError as exc:
+        raise SecretsError(f"cannot use secrets directory {directory}: {exc}") from None
+    if len(munge_key) < _MUNGE_MIN_BYTES:
+        raise SecretsError(
+            f"{munge_path} holds {len(munge_key)} bytes; munge needs at least {_MUNGE_MIN_BYTES}"
+            " (delete it to make a new one, then run piherd up)"
+        )
+    return Secrets(munge_key, *storage, *watch)
+
+
+def _key_pair(directory: Path, name: str, comment: str) -> tuple[bytes, str]:
+    """(private key, public key line) of DIR/NAME and DIR/NAME.pub, made on first use."""
+    key_path, pub_path = directory / name, directory / f"{name}.pub"
+    try:
         if not key_path.exists():
-            key = asyncssh.generate_private_key(
-                "ssh-ed25519", comment=f"piherd-storage@{cluster.name}"
-            )
+            key = asyncssh.generate_private_key("ssh-ed25519", comment=comment)
             _write_secret(pub_path, key.export_public_key("openssh"))
             _write_secret(key_path, key.export_private_key("openssh"))
         private = _read_secret(key_path)
         if not pub_path.exists():
             public_key = asyncssh.import_private_key(private).export_public_key("openssh")
             _write_secret(pub_path, public_key)
-        public = _read_secret(pub_path).decode().strip()
-    except OSError as exc:
-        raise SecretsError(f"cannot use secrets directory {directory}: {exc}") from None
+        return private, _read_secret(pub_path).decode().strip()
     except (asyncssh.KeyImportError, UnicodeDecodeError) as exc:
-        raise SecretsError(f"{directory / STORAGE_KEY_FILE} is not an SSH key: {exc}") from None
-    if len(munge_key) < _MUNGE_MIN_BYTES:
-        raise SecretsError(
-            f"{munge_path} holds {len(munge_key)} bytes; munge needs at least {_MUNGE_MIN_BYTES}"
-            " (delete it to make a new one, then run piherd up)"
-        )
-    return Secrets(munge_key, private, public)
+        raise SecretsError(f"{key_path} is not an SSH key: {exc}") from None
 
 
 def render_context(
@@ -78,9 +85,19 @@ def render_context(
     hardware: Mapping[str, tuple[int, int]] | None = None,
     host_keys: Mapping[str, tuple[str, ...]] | None = None,
     admin_ids: tuple[int, int] = (1000, 1000),
+    *,
+    piherd_bundle: bytes = b"",
+    cluster_toml: str = "",
 ) -> RenderContext:
     """The RenderContext for `secrets` plus facts read from the nodes."""
-    return RenderContext.from_secrets(secrets, hardware, host_keys, admin_ids)
+    return RenderContext.from_secrets(
+        secrets,
+        hardware,
+        host_keys,
+        admin_ids,
+        piherd_bundle=piherd_bundle,
+        cluster_toml=cluster_toml,
+    )
 
 
 def _write_secret(path: Path, data: bytes) -> None:

@@ -286,3 +286,64 @@ def test_dashboard_shows_drained_node_and_drains_on_click(
             assert driver.find_element(By.ID, "queue").is_displayed()
     finally:
         resume_all(path, vc)
+
+
+def up_events(cluster_file: Path) -> list[dict[str, Any]]:
+    result = subprocess.run(
+        [piherd(), "up", "-f", str(cluster_file), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, f"piherd up failed:\n{result.stdout[-3000:]}{result.stderr}"
+    return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+
+
+def with_watch(cluster_file: Path, enabled: bool) -> Path:
+    """A copy beside `cluster_file` (so it shares its secrets) with the watch service on/off."""
+    doc = tomlkit.parse(cluster_file.read_text())
+    health = doc.setdefault("health", tomlkit.table())
+    health["watch_enabled"] = enabled
+    health["watch_interval_s"] = 1.0
+    copy = cluster_file.parent / f"watch-{'on' if enabled else 'off'}.toml"
+    copy.write_text(tomlkit.dumps(doc))
+    return copy
+
+
+def test_up_installs_the_watch_service_which_drains_and_resumes(
+    full: tuple[VirtualCluster, Path],
+) -> None:
+    """Last in this module: it leaves the service installed until its own final step.
+    No `watcher` fixture here: every drain and resume comes from the head's service."""
+    vc, path = full
+    on = with_watch(path, enabled=True)
+    try:
+        changes = [e for e in up_events(on) if e["event"] == "change"]
+        assert {"node01"} <= {e["node"] for e in changes}
+        assert head(on, "systemctl", "is-active", "piherd-watch.service").strip() == "active"
+        assert head(on, "stat", "-c", "%a %U", "/etc/piherd/watch_key").split() == ["600", "root"]
+        # The head's copy of cluster.toml: it works there as it does here.
+        assert "node02" in head(on, "/usr/local/bin/piherd", "status", "-f",
+                                "/etc/piherd/cluster.toml", "--json", "node02")  # fmt: skip
+        again = up_events(on)
+        assert [e for e in again if e["event"] == "change"] == [], "second up changed things"
+
+        vc.inject("node02", "undervoltage")
+        node = wait_for(
+            lambda: (n := slurm(on, "node02")).drain and n, 60, "node02 drained by the service"
+        )
+        assert node.reason == "piherd: under-voltage"
+        vc.inject("node02", "clear")
+        wait_for(lambda: not slurm(on, "node02").held, 60, "node02 resumed by the service")
+        log = head(on, "cat", "/var/log/piherd/watch.log")
+        assert "node02 drain: piherd: under-voltage" in log and "node02 resume" in log
+
+        # Turned off in cluster.toml: the next up stops and disables it.
+        up_events(with_watch(path, enabled=False))
+        state = head(on, "systemctl", "is-active", "piherd-watch.service", check=False)
+        assert state.strip() == "inactive"
+        enabled = head(on, "systemctl", "is-enabled", "piherd-watch.service", check=False)
+        assert enabled.strip() == "disabled"
+    finally:
+        vc.inject("node02", "clear")
+        resume_all(path, vc)

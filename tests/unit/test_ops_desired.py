@@ -10,7 +10,13 @@ from piherd.ops.desired import DesiredState, Remembered
 from piherd.secrets import Secrets
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "cluster.toml"
-SECRETS = Secrets(b"k" * 1024, b"private", "ssh-ed25519 AAAAstorage piherd-storage")
+SECRETS = Secrets(
+    b"k" * 1024,
+    b"private",
+    "ssh-ed25519 AAAAstorage piherd-storage",
+    b"watch-private",
+    "ssh-ed25519 AAAAwatch piherd-watch",
+)
 
 
 def facts(name: str, cpus: int, keys: tuple[str, ...] = ()) -> NodeFacts:

@@ -107,6 +107,7 @@ def test_desired_state_of_the_sim_head_and_worker() -> None:
         UnitSpec("piherd-cgroup-v1.service"),
         UnitSpec("slurmctld.service"),
         UnitSpec("slurmd.service"),
+        UnitSpec("piherd-watch.service", enable=False, retire=True),
     )
     assert [u.name for u in units(cluster, worker)] == [
         "chrony.service",
@@ -268,7 +269,7 @@ def test_sshd_accepts_the_storage_drop_in(tmp_path: Path) -> None:
     cluster = cluster_of("sim")
     files = render_node(cluster, cluster.head, CTX)
     config = tmp_path / "sshd_config"
-    config.write_bytes(files["/etc/ssh/sshd_config.d/piherd-storage.conf"].content)
+    config.write_bytes(files["/etc/ssh/sshd_config.d/piherd-keys.conf"].content)
     host_key = tmp_path / "host_key"
     host_key.write_bytes(asyncssh.generate_private_key("ssh-ed25519").export_private_key())
     host_key.chmod(0o600)

@@ -13,6 +13,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from piherd.bundle import watch_service_inputs
 from piherd.cli.common import cluster_file_option, fail, load_cluster, select_nodes
 from piherd.model import Cluster
 from piherd.render import FileSpec, RenderError, render_node
@@ -46,7 +47,13 @@ def command(cluster_file: Path, out: Path | None, nodeset: str) -> None:
         secrets = load_or_create_secrets(cluster)
     except SecretsError as exc:
         fail(str(exc), 1)
-    ctx = render_context(secrets, host_keys=_known_host_keys(cluster))
+    bundle, cluster_toml = watch_service_inputs(cluster)
+    ctx = render_context(
+        secrets,
+        host_keys=_known_host_keys(cluster),
+        piherd_bundle=bundle,
+        cluster_toml=cluster_toml,
+    )
     try:
         rendered = {name: render_node(cluster, cluster.node(name), ctx) for name in names}
     except RenderError as exc:

@@ -10,6 +10,7 @@ from typing import Any
 import click
 from rich.console import Console
 
+from piherd.bundle import watch_service_inputs
 from piherd.cli.common import cluster_file_option, fail, load_cluster, select_nodes
 from piherd.model import Cluster
 from piherd.ops import askpass
@@ -46,7 +47,8 @@ async def _up(
         ready = [n for n in names if n not in failed]
         memory = Path(cluster.secrets_dir) / REMEMBERED
         remembered = Remembered.from_json(memory.read_text()) if memory.exists() else None
-        build = DesiredState(secrets, remembered)
+        bundle, cluster_toml = watch_service_inputs(cluster)
+        build = DesiredState(secrets, remembered, piherd_bundle=bundle, cluster_toml=cluster_toml)
         result = await up(cluster, pool, build, reporter, options, ready)
         if not options.dry_run:
             _save(memory, build.remembered.to_json())

@@ -11,7 +11,7 @@ import click
 
 from piherd.cli.common import cluster_file_option, fail, load_cluster, select_nodes
 from piherd.health.loop import WatchLog, watch
-from piherd.health.service import render_watch_unit
+from piherd.render.watch import render_unit
 
 
 def default_log_dir() -> Path:
@@ -88,7 +88,7 @@ def command(
     """
     cluster = load_cluster(cluster_file)
     if print_unit:
-        unit = render_watch_unit(cluster)
+        unit = render_unit(cluster)
         if unit is None:
             fail(f"{cluster_file}: [health] watch_enabled is false; set it to true first")
         click.echo(unit, nl=False)

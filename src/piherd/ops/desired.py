@@ -64,9 +64,18 @@ class Remembered:
 class DesiredState:
     """Builds every node's DesiredNode from render; holds the secrets and what it learnt."""
 
-    def __init__(self, secrets: Secrets, remembered: Remembered | None = None) -> None:
+    def __init__(
+        self,
+        secrets: Secrets,
+        remembered: Remembered | None = None,
+        *,
+        piherd_bundle: bytes = b"",
+        cluster_toml: str = "",
+    ) -> None:
         self.secrets = secrets
         self.remembered = remembered or Remembered()
+        self.piherd_bundle = piherd_bundle  # for the head's watch service (piherd.bundle)
+        self.cluster_toml = cluster_toml
 
     def __call__(self, cluster: Cluster, facts: Mapping[str, NodeFacts]) -> dict[str, DesiredNode]:
         known = self.remembered
@@ -82,6 +91,8 @@ class DesiredState:
             {n: v for n, v in known.hardware.items() if n in names},
             {n: v for n, v in known.host_keys.items() if n in names},
             known.admin_ids or (1000, 1000),
+            piherd_bundle=self.piherd_bundle,
+            cluster_toml=self.cluster_toml,
         )
         nodes = {}
         for node in cluster.nodes:

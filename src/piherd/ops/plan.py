@@ -9,6 +9,7 @@ from piherd.ops.diff import file_diff, sha256
 from piherd.ops.types import (
     DAEMON_RELOAD,
     DIR,
+    DISABLE,
     ENABLE,
     FILE,
     HOSTNAME,
@@ -162,6 +163,10 @@ def _unit_changes(
     runs: list[Change] = []
     for unit in desired.units:
         now = facts.unit(unit.name)
+        if unit.retire:
+            if now.enabled or now.active:
+                setup.append(Change(DISABLE, unit.name, "turned off in cluster.toml"))
+            continue
         if unit.masked:
             if not now.masked:
                 setup.append(Change(MASK, unit.name, "must not run"))
@@ -182,6 +187,15 @@ def _unit_changes(
         elif unit.name in reload_by:
             inputs = ", ".join(sorted(set(reload_by[unit.name])))
             runs.append(Change(RELOAD, unit.name, f"input changed: {inputs}"))
+    # Units a file names that the node's unit list does not (ssh.service for sshd's
+    # drop-ins): restarted or reloaded all the same, last.
+    listed = {unit.name for unit in desired.units}
+    for name in sorted(restart_by.keys() - listed):
+        inputs = ", ".join(sorted(set(restart_by[name])))
+        runs.append(Change(RESTART, name, f"input changed: {inputs}"))
+    for name in sorted(reload_by.keys() - listed - restart_by.keys()):
+        inputs = ", ".join(sorted(set(reload_by[name])))
+        runs.append(Change(RELOAD, name, f"input changed: {inputs}"))
     return setup + runs
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from piherd.model import Cluster, Node
-from piherd.render import slurm, storage
+from piherd.render import slurm, storage, watch
 from piherd.render.spec import DirSpec, UnitSpec, storage_server
 
 
@@ -37,11 +37,12 @@ def packages(cluster: Cluster, node: Node) -> tuple[str, ...]:
         wanted.add("dnsmasq")
     if node.is_head and svc.package_cache.enabled:
         wanted.add("apt-cacher-ng")
+    wanted.update(watch.packages(cluster, node))
     return tuple(sorted(wanted))
 
 
 def units(cluster: Cluster, node: Node) -> tuple[UnitSpec, ...]:
-    """Units of `node` in the order to start them (time, storage, DNS, cache, munge, Slurm)."""
+    """Units of `node` in start order (time, storage, DNS, cache, munge, Slurm, watch)."""
     svc = cluster.services
     result: list[UnitSpec] = []
     if svc.time.enabled:
@@ -67,6 +68,7 @@ def units(cluster: Cluster, node: Node) -> tuple[UnitSpec, ...]:
         if node.compute and slurm.cgroup_mode(cluster) == "private-v1":
             result.append(UnitSpec(slurm.CGROUP_UNIT))
         result += [UnitSpec(name) for name in slurm.slurm_units(cluster, node)]
+    result += watch.units(cluster, node)  # last: it acts through Slurm
     return tuple(result)
 
 

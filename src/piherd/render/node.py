@@ -3,7 +3,20 @@
 from __future__ import annotations
 
 from piherd.model import Cluster, Node
-from piherd.render import apt, chrony, dnsmasq, hosts, mpi, munge, network, slurm, ssh, storage
+from piherd.render import (
+    apt,
+    chrony,
+    dnsmasq,
+    hosts,
+    keys,
+    mpi,
+    munge,
+    network,
+    slurm,
+    ssh,
+    storage,
+    watch,
+)
 from piherd.render.spec import FileSpec, RenderContext, RenderError
 
 
@@ -18,6 +31,8 @@ def render_node(cluster: Cluster, node: Node, ctx: RenderContext) -> dict[str, F
         munge.render(cluster, node, ctx),
         mpi.render(cluster, node, ctx),
         ssh.render(cluster, node, ctx),
+        keys.render(cluster, node, ctx),
+        watch.render(cluster, node, ctx),
         dnsmasq.render(cluster, node),
         apt.render(cluster, node),
     ]

@@ -49,12 +49,14 @@ class UnitSpec:
 
     enable=True: enabled at boot and running. enable=False: piherd neither enables
     nor starts it (e.g. a .mount its .automount triggers). masked=True: masked and
-    stopped (wins over enable).
+    stopped (wins over enable). retire=True: disabled and stopped where installed, left
+    alone where not (a service piherd ran until it was turned off in cluster.toml).
     """
 
     name: str
     enable: bool = True
     masked: bool = False
+    retire: bool = False
 
 
 class SecretsLike(Protocol):
@@ -66,6 +68,10 @@ class SecretsLike(Protocol):
     def storage_private_key(self) -> bytes: ...
     @property
     def storage_public_key(self) -> str: ...
+    @property
+    def watch_private_key(self) -> bytes: ...
+    @property
+    def watch_public_key(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,9 @@ class RenderContext:
     host_keys: node name -> public host-key lines ("ssh-ed25519 AAAA... [comment]").
     admin_uid/admin_gid: the admin user's ids (sshfs maps remote files to them);
     1000 is the first user Debian and Raspberry Pi OS create.
+    watch_*: the key pair the head's `piherd watch` service logs in with.
+    piherd_bundle: piherd itself as a zip application, for the head's watch service.
+    cluster_toml: the text of cluster.toml (the head gets a copy for the service).
     """
 
     munge_key: bytes
@@ -86,6 +95,10 @@ class RenderContext:
     host_keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     admin_uid: int = 1000
     admin_gid: int = 1000
+    watch_private_key: bytes = b""
+    watch_public_key: str = ""
+    piherd_bundle: bytes = b""
+    cluster_toml: str = ""
 
     @classmethod
     def from_secrets(
@@ -94,6 +107,9 @@ class RenderContext:
         hardware: Mapping[str, tuple[int, int]] | None = None,
         host_keys: Mapping[str, tuple[str, ...]] | None = None,
         admin_ids: tuple[int, int] = (1000, 1000),
+        *,
+        piherd_bundle: bytes = b"",
+        cluster_toml: str = "",
     ) -> RenderContext:
         """A context from piherd.secrets.Secrets plus facts read from the nodes."""
         return cls(
@@ -104,6 +120,10 @@ class RenderContext:
             host_keys={k: tuple(v) for k, v in sorted((host_keys or {}).items())},
             admin_uid=admin_ids[0],
             admin_gid=admin_ids[1],
+            watch_private_key=secrets.watch_private_key,
+            watch_public_key=secrets.watch_public_key,
+            piherd_bundle=piherd_bundle,
+            cluster_toml=cluster_toml,
         )
 
 

@@ -6,9 +6,8 @@ clients get a systemd .mount + .automount pair, so a missing server cannot hang 
 sshfs (where the kernel has no NFS, e.g. the virtual cluster): clients mount
 ADMIN@SERVER:EXPORT with fuse.sshfs through the same unit pair, logging in with a
 dedicated storage key. On the server that key is accepted only from the cluster
-subnet and only for SFTP (`restrict,command="internal-sftp"`), through an extra
-AuthorizedKeysFile that piherd owns, so the admin's own ~/.ssh/authorized_keys is
-never edited. Files appear owned by the admin user on both sides.
+subnet and only for SFTP (`restrict,command="internal-sftp"`), in the authorized-keys
+file piherd owns (render/keys.py). Files appear owned by the admin user on both sides.
 """
 
 from __future__ import annotations
@@ -26,8 +25,6 @@ from piherd.render.spec import (
 
 STORAGE_KEY = "/etc/piherd/storage_key"
 KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
-SSHD_DROPIN = "/etc/ssh/sshd_config.d/piherd-storage.conf"
-AUTHORIZED_DIR = "/etc/ssh/piherd/authorized_keys"
 
 
 def clients(cluster: Cluster) -> list[Node]:
@@ -67,7 +64,8 @@ def render(cluster: Cluster, node: Node, ctx: RenderContext) -> dict[str, FileSp
     if not storage.enabled:
         return {}
     if node.name == storage_server(cluster).name:
-        specs = _nfs_server(cluster) if storage.kind == "nfs" else _sshfs_server(cluster, ctx)
+        # The sshfs server needs only the storage key (authorized_entries, render/keys.py).
+        specs = _nfs_server(cluster) if storage.kind == "nfs" else []
         if server_binds(cluster):
             specs.append(_bind(cluster))
     elif node in clients(cluster):
@@ -98,29 +96,18 @@ def _nfs_server(cluster: Cluster) -> list[FileSpec]:
     return [text(cluster, "/etc/exports", lines, reloads=("nfs-kernel-server.service",))]
 
 
-def _sshfs_server(cluster: Cluster, ctx: RenderContext) -> list[FileSpec]:
-    user = cluster.admin_user
+def authorized_entries(cluster: Cluster, node: Node, ctx: RenderContext) -> list[str]:
+    """Authorized-keys lines for the admin user: on the sshfs server, the storage key."""
+    storage = cluster.services.storage
+    if not storage.enabled or storage.kind != "sshfs":
+        return []
+    if node.name != storage_server(cluster).name:
+        return []
     hosts = ",".join(_export_hosts(cluster))
     key = " ".join(ctx.storage_public_key.split()[:2])
     return [
-        text(
-            cluster,
-            SSHD_DROPIN,
-            [
-                "# Also read piherd's per-user key files (the sshfs storage key).",
-                "AuthorizedKeysFile .ssh/authorized_keys .ssh/authorized_keys2 "
-                f"{AUTHORIZED_DIR}/%u",
-            ],
-            reloads=("ssh.service",),
-        ),
-        text(
-            cluster,
-            f"{AUTHORIZED_DIR}/{user}",
-            [
-                "# The storage key: SFTP only, from cluster nodes only.",
-                f'from="{hosts}",restrict,command="internal-sftp" {key} piherd-storage',
-            ],
-        ),
+        "# The storage key: SFTP only, from cluster nodes only.",
+        f'from="{hosts}",restrict,command="internal-sftp" {key} piherd-storage',
     ]
 
 

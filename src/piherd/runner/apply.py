@@ -24,6 +24,7 @@ from piherd.ops.plan import plan_node
 from piherd.ops.types import (
     DAEMON_RELOAD,
     DIR,
+    DISABLE,
     ENABLE,
     FILE,
     HOSTNAME,
@@ -56,6 +57,7 @@ APT_INSTALL = [
 ]
 SYSTEMCTL = {
     MASK: "mask",
+    DISABLE: "disable",
     UNMASK: "unmask",
     ENABLE: "enable",
     START: "start",
@@ -144,8 +146,8 @@ async def _install(t: Transport, change: Change) -> None:
 
 
 async def _unit(t: Transport, change: Change) -> None:
-    # A masked unit is also stopped: masking alone leaves a running one running.
-    now = ["--now"] if change.kind == MASK else []
+    # A masked or disabled unit is also stopped: alone, both leave a running one running.
+    now = ["--now"] if change.kind in (MASK, DISABLE) else []
     argv = ["systemctl", SYSTEMCTL[change.kind], *now, "--", change.target]
     automount = change.kind in (START, RESTART) and change.target.endswith(".automount")
     if automount:
