@@ -23,7 +23,7 @@ from typing import Any
 
 import asyncssh
 
-from piherd.transport import remote_scripts
+from piherd.transport import remote_scripts, sshconfig
 from piherd.transport.base import CommandResult, TransportError
 from piherd.transport.hostkeys import (
     AcceptNewClient,
@@ -138,12 +138,13 @@ class SshTransport:
                 return
             raise TransportError(self.node, "; ".join(tried))
 
-    def _config_files(self) -> list[str]:
-        files = [str(self.ssh_config)] if self.ssh_config is not None else []
+    def _config_files(self, address: str) -> list[str]:
+        """The cluster's ssh_config and ~/.ssh/config, cut down to what can apply to address."""
+        files = [self.ssh_config] if self.ssh_config is not None else []
         user_config = Path.home() / ".ssh" / "config"
         if user_config.exists():
-            files.append(str(user_config))
-        return files
+            files.append(user_config)
+        return sshconfig.SHARED.files_for(files, address)
 
     async def _connect_to(self, address: str) -> asyncssh.SSHClientConnection:
         options: dict[str, Any] = {}
@@ -162,7 +163,7 @@ class SshTransport:
                         port=self.port,
                         username=self.username,
                         known_hosts=client.lookup,
-                        config=self._config_files(),
+                        config=self._config_files(address),
                         client_factory=lambda c=client: c,
                         connect_timeout=self.connect_timeout,
                         **options,
