@@ -111,3 +111,13 @@ def test_passed_through_when_unsure(tmp_path: Path, text: str) -> None:
         str(path),
         str(tmp_path / "missing"),
     ]
+
+
+def test_whole_file_when_no_copy_can_be_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "ssh_config"
+    path.write_text(CONFIG)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "missing"))
+    cache = SshConfigCache()
+    assert cache.files_for([path], "node01") == [str(path)]

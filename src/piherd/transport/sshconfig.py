@@ -155,7 +155,10 @@ class SshConfigCache:
         key = (path, signature, matching)
         written = self._written.get(key)
         if written is None:
-            written = self._write(path, parsed, matching)
+            try:
+                written = self._write(path, parsed, matching)
+            except OSError:  # no usable temporary directory: asyncssh reads the whole file
+                return str(path)
             self._written[key] = written
         return written
 
