@@ -178,7 +178,7 @@ def test_static_addresses_hostnames_hosts(cluster: Cluster) -> None:
             assert any(
                 line.split()[:1] == [str(other.address)] and other.name in line.split()
                 for line in hosts[node.name].stdout.splitlines()
-            ), f"{node.name}: /etc/hosts lacks {other.name}"
+            ), f"{node.name}: /etc/hosts lacks {other.name}: {hosts[node.name]}"
 
 
 def test_workers_follow_head_clock(cluster: Cluster) -> None:
@@ -240,8 +240,15 @@ def test_killed_worker_mid_up(sim: VirtualCluster, cluster: Cluster) -> None:
     """Power cut on a worker while `up` applies changes to it: the others finish, the
     summary names it, and the next `up` after revive converges."""
     victim = cluster.workers[-1].name
-    # Give the victim work to do, so the cut lands while it is being changed.
-    on(cluster, [victim], ["sh", "-c", "echo '# stale' > /etc/hosts"], sudo=True)
+    # Give the victim seconds of work (a package to reinstall, then a file), so the cut
+    # lands while it is being changed, not after a one-file apply has already finished.
+    stale = on(
+        cluster,
+        [victim],
+        ["sh", "-c", "echo '# stale' > /etc/hosts && apt-get remove -y -q python3-mpi4py"],
+        sudo=True,
+    )[victim]
+    assert stale.rc == 0, stale
     proc = subprocess.Popen(
         [*PIHERD, "up", "-f", str(sim.cluster_file), "--json"],
         stdout=subprocess.PIPE,

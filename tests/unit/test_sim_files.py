@@ -133,3 +133,19 @@ def test_injections_change_the_pi_paths(tmp_path: Path) -> None:
     assert int(temp.read_text()) == pisys.IDLE_TEMP_MC
     with pytest.raises(ValueError, match="unknown injection"):
         pisys.inject(tmp_path, "fire")
+
+
+def test_a_resize_that_renames_nodes_or_leaves_the_subnet_is_refused() -> None:
+    from piherd.sim.cluster import _check_resize
+    from piherd.sim.proc import SimError
+    from piherd.sim.state import SimState
+
+    def state(workers: int, subnet: str = "10.236.40.0/24") -> SimState:
+        return SimState("hfan", True, workers, subnet, "/tmp/hfan")
+
+    _check_resize(state(63), state(98))  # node01-node64 -> node01-node99: same names
+    _check_resize(state(98), state(3))
+    with pytest.raises(SimError, match="renames every node"):
+        _check_resize(state(63), state(255, "10.236.40.0/22"))
+    with pytest.raises(SimError, match=r"does not fit its subnet 10.236.40.0/26.*sim down"):
+        _check_resize(state(10, "10.236.40.0/26"), state(60, "10.236.40.0/26"))

@@ -34,7 +34,7 @@ from piherd.sim.clusterfile import (
     render_ssh_config,
 )
 from piherd.sim.leftovers import leftovers
-from piherd.sim.names import POOL, STATE_ROOT, check_name, pick_subnet
+from piherd.sim.names import FIRST_HOST, POOL, STATE_ROOT, check_name, node_width, pick_subnet
 from piherd.sim.proc import SimError, alive, read_pid
 from piherd.sim.state import SimState
 
@@ -135,6 +135,7 @@ class VirtualCluster:
                     self.name, previous.light, self.state.workers, previous.subnet,
                     str(self.state_dir),
                 )  # fmt: skip
+                _check_resize(previous, self.state)
                 for node in previous.node_names()[self.state.count :]:
                     await self._remove_node(previous, node)
             simstate.save(self.state)
@@ -356,3 +357,17 @@ async def _ssh_banner(address: str, timeout: float = 2.0) -> bool:
         writer.close()
         with contextlib.suppress(OSError):
             await writer.wait_closed()
+
+
+def _check_resize(previous: SimState, wanted: SimState) -> None:
+    """A running cluster grows or shrinks in place only if its nodes keep their names and
+    every address fits its subnet; otherwise it has to be brought down first."""
+    subnet = IPv4Network(previous.subnet)
+    last = subnet.network_address + FIRST_HOST + wanted.count - 1
+    renamed = node_width(previous.count) != node_width(wanted.count)
+    if renamed or last not in subnet or last == subnet.broadcast_address:
+        why = "renames every node" if renamed else f"does not fit its subnet {subnet}"
+        raise SimError(
+            f"sim {previous.name!r} runs {previous.count} nodes; {wanted.count} {why}: "
+            f"run `piherd sim down --name {previous.name}` first, then `sim up` again"
+        )
