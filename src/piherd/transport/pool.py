@@ -16,6 +16,7 @@ from piherd.model import Cluster
 from piherd.transport.base import Transport, TransportError
 from piherd.transport.hostkeys import KnownHostsCache, NewKeyCallback
 from piherd.transport.ssh import SshTransport
+from piherd.transport.sshconfig import SshConfigCache
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class ConnectionPool:
         self._semaphore: asyncio.Semaphore | None = None
         self._fd_budget = 1 << 20
         self._known_hosts_cache = KnownHostsCache()
+        self._config_cache = SshConfigCache()  # ssh_config cut down per host, read once
 
     async def __aenter__(self) -> ConnectionPool:
         soft = raise_fd_limit()
@@ -90,6 +92,7 @@ class ConnectionPool:
             fallback_hosts=fallback,
             on_new_host_key=self.on_new_host_key,
             known_hosts_cache=self._known_hosts_cache,
+            config_cache=self._config_cache,
         )
 
     async def get(self, name: str) -> Transport:
@@ -151,3 +154,4 @@ class ConnectionPool:
         self._connecting.clear()
         transports, self._transports = list(self._transports.values()), {}
         await asyncio.gather(*(t.close() for t in transports), return_exceptions=True)
+        self._config_cache.close()

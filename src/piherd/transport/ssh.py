@@ -23,7 +23,7 @@ from typing import Any
 
 import asyncssh
 
-from piherd.transport import remote_scripts, sshconfig
+from piherd.transport import remote_scripts
 from piherd.transport.base import CommandResult, TransportError
 from piherd.transport.hostkeys import (
     AcceptNewClient,
@@ -31,6 +31,7 @@ from piherd.transport.hostkeys import (
     NewKeyCallback,
     default_known_hosts,
 )
+from piherd.transport.sshconfig import SshConfigCache
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,7 @@ class SshTransport:
         on_new_host_key: NewKeyCallback | None = None,
         use_sudo: bool | None = None,
         known_hosts_cache: KnownHostsCache | None = None,
+        config_cache: SshConfigCache | None = None,
     ) -> None:
         self.node = node
         self.host = host
@@ -114,6 +116,7 @@ class SshTransport:
         # sudo is skipped for root unless forced (tests force it to exercise the wrapper).
         self.use_sudo = use_sudo if use_sudo is not None else username != "root"
         self.known_hosts_cache = known_hosts_cache
+        self.config_cache = config_cache
         self.address: str | None = None  # the address that answered, once connected
         self._conn: asyncssh.SSHClientConnection | None = None
         self._lock = asyncio.Lock()
@@ -144,7 +147,9 @@ class SshTransport:
         user_config = Path.home() / ".ssh" / "config"
         if user_config.exists():
             files.append(user_config)
-        return sshconfig.SHARED.files_for(files, address)
+        if self.config_cache is None:  # a transport on its own: asyncssh reads them whole
+            return [str(f) for f in files]
+        return self.config_cache.files_for(files, address)
 
     async def _connect_to(self, address: str) -> asyncssh.SSHClientConnection:
         options: dict[str, Any] = {}

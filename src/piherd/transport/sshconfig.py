@@ -182,7 +182,3 @@ class SshConfigCache:
                     self._dir.cleanup()
             self._dir = None
             self._written.clear()
-
-
-# One per process: the files are the same for every pool, and a copy per host set is enough.
-SHARED = SshConfigCache()
