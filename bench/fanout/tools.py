@@ -1,7 +1,9 @@
 """The fan-out tools compared: argv and environment of one run of each on a node list.
 
-All use the sim's ssh_config (HostName, key, known_hosts with checking on) and fresh
-connections (no ControlMaster), fanout 64.
+The OpenSSH-based tools and piherd use the sim's ssh_config (HostName, key, known_hosts
+with checking on); the bare asyncssh script, like a 25-line script would, gets the user,
+key, known_hosts and addresses directly. All open fresh connections (no ControlMaster),
+fanout 64.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ClusterShell.NodeSet import NodeSet
+
+from piherd.model import load
 
 ANSIBLE = Path("/var/cache/piherd/bench-ansible/bin/ansible")
 HERE = Path(__file__).resolve().parent
@@ -89,9 +93,11 @@ def invocation(tool: str, setup: Setup, nodes: Sequence[str], command: str) -> I
         argv = [str(ANSIBLE), "-i", str(inventory), "bench", "-m", "raw", "-a", command, "-f", fan]
         return Invocation(argv, env)
     if tool == "bare-asyncssh":
+        cluster = load(setup.cluster_file)
+        addresses = [str(cluster.node(n).address) for n in nodes]
         argv = [
-            sys.executable, str(HERE / "bare_asyncssh.py"), str(setup.ssh_config),
-            str(setup.known_hosts), str(setup.key), fan, command, *nodes,
+            sys.executable, str(HERE / "bare_asyncssh.py"), cluster.admin_user,
+            str(setup.known_hosts), str(setup.key), fan, command, *addresses,
         ]  # fmt: skip
         return Invocation(argv, env)
     if tool == "piherd":
