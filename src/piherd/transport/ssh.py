@@ -41,13 +41,18 @@ _BANNER_RETRIES = 6
 _BANNER_BACKOFF = 0.25
 # Extra seconds the client waits for a remote `timeout` to report before giving up.
 _TIMEOUT_GRACE = 3.0
-# Every command announces its PID on stderr, then becomes `timeout`, which makes itself a
-# process-group leader with that PID: a cancelled command is killed by group.
+# Every command announces its process group on stderr, then execs: a cancelled command
+# is killed by group, children included. With a time limit that group is `timeout`'s (it
+# makes itself the leader, with the PID it was exec'd into); without, the one it runs in
+# (sshd starts a session per command), read from field 5 of /proc/PID/stat.
 _PGID_MARK = b"@piherd-pgid "
 _MARK_SEARCH_LINES = 50
-_ANNOUNCE_PGID = 'echo "@piherd-pgid $$" >&2; exec "$@"'
-# TERM to `timeout` itself: it passes the signal on to its whole process group.
-_KILL_GROUP = 'kill -TERM "$1"'
+_ANNOUNCE_OWN_GROUP = 'echo "@piherd-pgid $$" >&2; exec "$@"'
+_ANNOUNCE_GROUP = (
+    'g() { set -- $1; echo "@piherd-pgid $3" >&2; }; '
+    'read -r s < "/proc/$$/stat" && g "${s##*) }"; exec "$@"'
+)
+_KILL_GROUP = 'kill -TERM "-$1"'  # dash's kill takes no "--"
 
 
 class _Unreachable(Exception):
@@ -240,7 +245,7 @@ class SshTransport:
         """Run a command line: (rc, stdout, stderr, error). Stops it on timeout/cancel.
 
         With `stop_with` (the sudo prefix, possibly empty) the command is expected to announce
-        its process group on its first stderr line (_ANNOUNCE_PGID); a cancelled command is
+        its process group on its first stderr line (_ANNOUNCE_GROUP); a cancelled command is
         then killed by group over a second channel, which works where sshd refuses signal
         requests (root logins) and reaches the command's children too.
         """
@@ -302,8 +307,12 @@ class SshTransport:
         # The remote `timeout` (its own process group) kills the command even where sshd
         # refuses signal requests (root logins run without privilege separation); the local
         # deadline, a little later, covers a node that stops answering.
-        limit = f"{timeout:.3f}s" if timeout is not None else "0"
-        wrapped = ["sh", "-c", _ANNOUNCE_PGID, "piherd", "timeout", "-k", "2", limit, *argv]
+        # Without a limit no `timeout` runs: one exec and fork less per command on the node.
+        if timeout is None:
+            wrapped = ["sh", "-c", _ANNOUNCE_GROUP, "piherd", *argv]
+        else:
+            limit = ["timeout", "-k", "2", f"{timeout:.3f}s"]
+            wrapped = ["sh", "-c", _ANNOUNCE_OWN_GROUP, "piherd", *limit, *argv]
         prefix = ["sudo", "-n", "--"] if sudo and self.use_sudo else []
         rc, out, err, error = await self._exec(
             self.command_line(wrapped, sudo=sudo),
