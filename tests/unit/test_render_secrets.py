@@ -36,11 +36,14 @@ def test_secrets_are_created_once_with_private_modes(tmp_path: Path) -> None:
     first = load_or_create_secrets(cluster)
     directory = tmp_path / "state" / "secrets"
     assert _mode(directory) == 0o700
-    for name in ("munge.key", "storage_key", "storage_key.pub"):
+    for name in ("munge.key", "storage_key", "storage_key.pub", "watch_key", "watch_key.pub"):
         assert _mode(directory / name) == 0o600, name
     assert len(first.munge_key) == 1024
     key = asyncssh.import_private_key(first.storage_private_key)
     assert key.export_public_key().decode().split()[:2] == first.storage_public_key.split()[:2]
+    watch = asyncssh.import_private_key(first.watch_private_key)
+    assert watch.export_public_key().decode().split()[:2] == first.watch_public_key.split()[:2]
+    assert first.watch_public_key != first.storage_public_key
     again = load_or_create_secrets(cluster)
     assert again == first
     assert "munge" not in repr(again) and str(first.munge_key[:8]) not in repr(again)
