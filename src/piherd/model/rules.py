@@ -178,6 +178,13 @@ def _check_health(cluster: Cluster, reader: Reader) -> None:
     for key in ("clock_offset_crit_s", "watch_interval_s"):
         if getattr(h, key) <= 0:
             reader.problem(f"health.{key}", f"must be positive, not {getattr(h, key)}")
+    if h.watch_enabled and cluster.nodes and cluster.head.os == "bullseye":
+        reader.problem(
+            "health.watch_enabled",
+            f"the watch service runs piherd on the head ({cluster.head.name}), which needs "
+            "Python 3.11; the head runs bullseye (Python 3.9)",
+            "move the head to bookworm, or run `piherd watch` from your own machine instead",
+        )
 
 
 def _nodeset(cluster: Cluster, reader: Reader, path: str, expression: str) -> list[str]:
