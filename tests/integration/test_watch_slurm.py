@@ -84,6 +84,18 @@ def without_storage(cluster_file: Path, directory: Path) -> Path:
     return copy
 
 
+def up_events(cluster_file: Path) -> list[dict[str, Any]]:
+    """`piherd up --json` (it must succeed); its events."""
+    result = subprocess.run(
+        [piherd(), "up", "-f", str(cluster_file), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert result.returncode == 0, f"piherd up failed:\n{result.stdout[-3000:]}{result.stderr}"
+    return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+
+
 @pytest.fixture(scope="module")
 def full(
     sim_cm: Callable[..., AbstractContextManager[VirtualCluster]],
@@ -93,13 +105,7 @@ def full(
         path = without_storage(vc.cluster_file, tmp_path_factory.mktemp("thealth"))
         for node in vc.node_names():
             vc.inject(node, "clear")
-        up = subprocess.run(
-            [piherd(), "up", "-f", str(path), "--json"],
-            capture_output=True,
-            text=True,
-            timeout=1800,
-        )
-        assert up.returncode == 0, f"piherd up failed:\n{up.stdout[-3000:]}\n{up.stderr[-3000:]}"
+        up_events(path)
 
         def idle() -> bool:
             states = [slurm(path, n).state for n in vc.node_names()[1:]]
@@ -286,17 +292,6 @@ def test_dashboard_shows_drained_node_and_drains_on_click(
             assert driver.find_element(By.ID, "queue").is_displayed()
     finally:
         resume_all(path, vc)
-
-
-def up_events(cluster_file: Path) -> list[dict[str, Any]]:
-    result = subprocess.run(
-        [piherd(), "up", "-f", str(cluster_file), "--json"],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert result.returncode == 0, f"piherd up failed:\n{result.stdout[-3000:]}{result.stderr}"
-    return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
 
 
 def with_watch(cluster_file: Path, enabled: bool) -> Path:
