@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import shutil
 import time
 from collections.abc import AsyncIterator
@@ -35,7 +34,7 @@ from piherd.sim.clusterfile import (
 )
 from piherd.sim.leftovers import leftovers
 from piherd.sim.names import FIRST_HOST, POOL, STATE_ROOT, check_name, node_width, pick_subnet
-from piherd.sim.proc import SimError, alive, read_pid
+from piherd.sim.proc import SimError, alive, file_lock, read_pid
 from piherd.sim.state import SimState
 
 MAX_FULL_WORKERS = POOL[1] - POOL[0]  # one lease per node in .100-.199
@@ -99,13 +98,7 @@ class VirtualCluster:
     async def _locked(self) -> AsyncIterator[None]:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.state_dir.chmod(0o755)
-        with (self.state_dir / "lock").open("w") as handle:
-            while True:
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    await asyncio.sleep(0.2)
+        async with file_lock(self.state_dir / "lock", poll=0.2):
             yield
 
     @property

@@ -12,8 +12,6 @@ installs them through the sim's package cache, as on real Pis.
 
 from __future__ import annotations
 
-import asyncio
-import fcntl
 import hashlib
 import json
 import shutil
@@ -22,7 +20,7 @@ from pathlib import Path
 
 from piherd.sim.names import CACHE_ROOT
 from piherd.sim.pisys import VCGENCMD
-from piherd.sim.proc import SimError, run
+from piherd.sim.proc import SimError, file_lock, run
 
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian/"
@@ -77,13 +75,7 @@ async def ensure_base(
     """The cached base tree, built first when missing (or when `rebuild`)."""
     target = base_path(cache)
     cache.mkdir(parents=True, exist_ok=True)
-    with (cache / "base.lock").open("w") as lock:
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                await asyncio.sleep(1.0)
+    async with file_lock(cache / "base.lock", poll=1.0):
         if (target / ".piherd-complete").exists() and not rebuild:
             return target
         await _build(target, log)

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 # The daemon wrapper: joins the given cgroups, records its PID, then runs the command as
@@ -140,3 +141,17 @@ async def stop_daemon(pidfile: Path, childfile: Path, *, sig: int = signal.SIGTE
     """Stop a launch()ed daemon, then its wrapper; both by the PIDs they recorded."""
     await stop(read_pid(childfile), sig=sig)
     await stop(read_pid(pidfile), sig=signal.SIGTERM, timeout=2.0)
+
+
+@contextlib.asynccontextmanager
+async def file_lock(path: Path, poll: float) -> AsyncIterator[None]:
+    """Hold an exclusive flock on `path` (created if missing), polling without blocking
+    the event loop; released on exit."""
+    with path.open("w") as handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                await asyncio.sleep(poll)
+        yield
