@@ -22,9 +22,9 @@ from piherd.render.spec import (
     text,
     unit_name_for_path,
 )
+from piherd.render.ssh import KNOWN_HOSTS
 
 STORAGE_KEY = "/etc/piherd/storage_key"
-KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
 
 
 def clients(cluster: Cluster) -> list[Node]:

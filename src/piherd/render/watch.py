@@ -14,6 +14,7 @@ import shlex
 
 from piherd.model import Cluster, Node
 from piherd.render.spec import FileSpec, RenderContext, RenderError, UnitSpec, header
+from piherd.render.ssh import KNOWN_HOSTS  # every node's host keys
 
 UNIT_NAME = "piherd-watch.service"
 UNIT_PATH = f"/etc/systemd/system/{UNIT_NAME}"
@@ -21,7 +22,6 @@ PROGRAM = "/usr/local/bin/piherd"
 CLUSTER_FILE = "/etc/piherd/cluster.toml"
 WATCH_KEY = "/etc/piherd/watch_key"
 LOG_DIR = "/var/log/piherd"
-KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"  # render/ssh.py: every node's host keys
 # What the bundle imports on the head (cryptography comes with python3-asyncssh).
 PACKAGES = ("python3", "python3-asyncssh", "python3-click", "python3-clustershell", "python3-rich")
 
