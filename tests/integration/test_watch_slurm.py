@@ -294,6 +294,9 @@ def test_dashboard_shows_drained_node_and_drains_on_click(
         resume_all(path, vc)
 
 
+AUTHORIZED = "/etc/ssh/piherd/authorized_keys/pi"  # render/keys.py, admin user pi
+
+
 def with_watch(cluster_file: Path, enabled: bool) -> Path:
     """A copy beside `cluster_file` (so it shares its secrets) with the watch service on/off."""
     doc = tomlkit.parse(cluster_file.read_text())
@@ -317,6 +320,7 @@ def test_up_installs_the_watch_service_which_drains_and_resumes(
         assert {"node01"} <= {e["node"] for e in changes}
         assert head(on, "systemctl", "is-active", "piherd-watch.service").strip() == "active"
         assert head(on, "stat", "-c", "%a %U", "/etc/piherd/watch_key").split() == ["600", "root"]
+        assert "piherd-watch" in head(on, "cat", AUTHORIZED)
         # The head's copy of cluster.toml: it works there as it does here.
         assert "node02" in head(on, "/usr/local/bin/piherd", "status", "-f",
                                 "/etc/piherd/cluster.toml", "--json", "node02")  # fmt: skip
@@ -339,6 +343,7 @@ def test_up_installs_the_watch_service_which_drains_and_resumes(
         assert state.strip() == "inactive"
         enabled = head(on, "systemctl", "is-enabled", "piherd-watch.service", check=False)
         assert enabled.strip() == "disabled"
+        assert "piherd-watch" not in head(on, "cat", AUTHORIZED)  # the key is no longer let in
     finally:
         vc.inject("node02", "clear")
         resume_all(path, vc)

@@ -1,4 +1,4 @@
-"""Keys piherd lets log in as the admin user, in a file piherd owns.
+"""Keys piherd lets log in as the admin user, in a file piherd owns (on every node).
 
 sshd reads one more AuthorizedKeysFile, /etc/ssh/piherd/authorized_keys/%u (a drop-in
 adds it), so the admin's own ~/.ssh/authorized_keys is never edited. Each key there is
@@ -21,12 +21,18 @@ AUTHORIZED_DIR = "/etc/ssh/piherd/authorized_keys"
 
 
 def render(cluster: Cluster, node: Node, ctx: RenderContext) -> dict[str, FileSpec]:
-    """The sshd drop-in and the admin user's key file, where any key is wanted."""
-    entries = storage.authorized_entries(cluster, node, ctx) + watch.authorized_entries(
-        cluster, ctx
-    )
+    """The sshd drop-in and the admin user's key file, on every node.
+
+    Also where no key is wanted: piherd never deletes a file it stops rendering, so the
+    key file is rewritten without entries and a key no longer wanted (watch turned off)
+    stops being accepted.
+    """
+    entries = [
+        *storage.authorized_entries(cluster, node, ctx),
+        *watch.authorized_entries(cluster, ctx),
+    ]
     if not entries:
-        return {}
+        entries = ["# No key is accepted here (no piherd service needs one)."]
     dropin = text(
         cluster,
         SSHD_DROPIN,
