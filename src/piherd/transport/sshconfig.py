@@ -26,7 +26,6 @@ import contextlib
 import itertools
 import shlex
 import tempfile
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,12 +111,11 @@ def _parse(text: str, signature: tuple[int, int]) -> _Parsed:
 class SshConfigCache:
     """Cut-down copies of OpenSSH client config files, one per set of matching `Host` blocks.
 
-    Thread-safe (asyncssh resolves options in executor threads, but this is called from the
-    event loop). The copies live in a private temporary directory removed at exit.
+    Used from the event loop only (before asyncssh hands option parsing to its threads).
+    The copies live in a private temporary directory, removed by close() or at exit.
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
         self._parsed: dict[Path, _Parsed] = {}
         self._written: dict[tuple[Path, tuple[int, int], tuple[int, ...]], str] = {}
         self._dir: tempfile.TemporaryDirectory[str] | None = None
@@ -125,8 +123,7 @@ class SshConfigCache:
 
     def files_for(self, paths: list[Path], host: str) -> list[str]:
         """What to pass as asyncssh's `config=` for `host`, in the same order as `paths`."""
-        with self._lock:
-            return [self._file_for(path, host) for path in paths]
+        return [self._file_for(path, host) for path in paths]
 
     def _file_for(self, path: Path, host: str) -> str:
         try:
@@ -176,9 +173,8 @@ class SshConfigCache:
 
     def close(self) -> None:
         """Remove the cut-down copies now (they are also removed at exit)."""
-        with self._lock:
-            if self._dir is not None:
-                with contextlib.suppress(OSError):
-                    self._dir.cleanup()
-            self._dir = None
-            self._written.clear()
+        if self._dir is not None:
+            with contextlib.suppress(OSError):
+                self._dir.cleanup()
+        self._dir = None
+        self._written.clear()
