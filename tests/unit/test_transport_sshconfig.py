@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import pytest
 from asyncssh.config import ConfigParseError, SSHClientConfig
+from hypothesis import given
+from hypothesis import strategies as st
 
-from piherd.transport.sshconfig import SshConfigCache
+from piherd.transport.sshconfig import SshConfigCache, _words
 
 CONFIG = """\
 # global part
@@ -121,3 +124,12 @@ def test_whole_file_when_no_copy_can_be_written(
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "missing"))
     cache = SshConfigCache()
     assert cache.files_for([path], "node01") == [str(path)]
+
+
+@given(st.text(alphabet=" \t\r=,!*?#abcHost0129.-_'\"\\\x0b\x0cé\n", max_size=40))
+def test_lines_split_exactly_as_shlex_splits_them(line: str) -> None:
+    try:
+        expected: list[str] | None = shlex.split(line)
+    except ValueError:
+        expected = None
+    assert _words(line) == expected

