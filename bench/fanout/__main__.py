@@ -103,12 +103,16 @@ def main() -> int:
         print(json.dumps(attribution_check(vc, setup, names[: max(sizes)])))
         return 0
     samples: list[Sample] = []
+    cell = 0
     for rep in range(args.repeat):
         for size in sizes:
             nodes = names[:size]
             pids = sshd_pids([vc.state.node_dir(n) for n in nodes])
             for command in commands:
-                for tool in tools:
+                # Each cell starts with the next tool: none always runs right after the
+                # heavy ones (ansible) or first on a cold machine.
+                cell += 1
+                for tool in tools[cell % len(tools) :] + tools[: cell % len(tools)]:
                     run = invocation(tool, setup, nodes, command)
                     log = workdir / f"{tool}-{size}-{command}-{rep}.log"
                     sample = measure(tool, run, size, command, pids, log)

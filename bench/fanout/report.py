@@ -49,7 +49,8 @@ def section(
         TITLE, "",
         f"Machine: {machine}. Light sim nodes (one sshd per network namespace), cold "
         "connections, fanout 64, median of the repeats; every tool in the same run, "
-        "interleaved. wall = whole process; client CPU = user+sys of the tool and every "
+        "interleaved, each cell starting with the next tool. wall = whole process; client "
+        "CPU = user+sys of the tool and every "
         "process it waited for (wait4); RSS = peak of its largest process; sshd/conn = "
         "CPU of the nodes' sshd per connection (the floor). Ratios: wall / fastest "
         "OpenSSH-based peer, wall / bare asyncssh.", "",
