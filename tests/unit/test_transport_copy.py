@@ -22,7 +22,7 @@ def sources(tmp: Path) -> tuple[Path, Path]:
     return conf, tree
 
 
-def copy(paths: list[Path], dest: Path) -> tuple[int | None, str]:
+def copy(paths: list[Path], dest: Path | str) -> tuple[int | None, str]:
     result = asyncio.run(copy_to(LocalTransport("n1"), pack(paths), paths, str(dest)))
     return result.rc, result.stderr
 
@@ -56,6 +56,19 @@ def test_several_sources_need_a_directory(tmp_path: Path) -> None:
     rc, err = copy([conf, tree], tmp_path / "nope")
     assert rc == 1 and "not a directory" in err
     assert not (tmp_path / "nope").exists()
+
+
+def test_a_trailing_slash_names_a_directory_that_must_exist(tmp_path: Path) -> None:
+    conf, _tree = sources(tmp_path)
+    rc, err = copy([conf], f"{tmp_path}/newdir/")
+    assert (rc, err.strip()) == (1, f"{tmp_path}/newdir/: no such directory")
+    assert not (tmp_path / "newdir").exists()
+
+
+def test_a_missing_parent_is_named(tmp_path: Path) -> None:
+    conf, _tree = sources(tmp_path)
+    rc, err = copy([conf], tmp_path / "absent" / "app.conf")
+    assert (rc, err.strip()) == (1, f"{tmp_path / 'absent'}: no such directory")
 
 
 def test_gather_into_dest_per_node(tmp_path: Path) -> None:

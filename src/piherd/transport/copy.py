@@ -27,11 +27,19 @@ dest=$1 single=$2
 if [ -d "$dest" ]; then
     exec tar -C "$dest" --no-same-owner -xpf -
 fi
+case $dest in */)  # like cp: a trailing slash names a directory that must exist
+    echo "$dest: no such directory" >&2
+    exit 1
+esac
 if [ -z "$single" ]; then
     echo "$dest: not a directory (several sources need a directory)" >&2
     exit 1
 fi
 parent=$(dirname -- "$dest")
+if [ ! -d "$parent" ]; then
+    echo "$parent: no such directory" >&2
+    exit 1
+fi
 tmp=$(mktemp -d -- "$parent/.piherd-tmp-copy.XXXXXX")
 trap 'rm -rf -- "$tmp"' EXIT
 tar -C "$tmp" --no-same-owner -xpf -
