@@ -37,11 +37,14 @@ def vc() -> Iterator[VirtualCluster]:
 
 
 def piherd(
-    vc: VirtualCluster, *args: str, timeout: float = 120
+    vc: VirtualCluster, *args: str, timeout: float = 120, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
+    """Run the CLI; its stdin is a pipe holding `stdin`, or /dev/null."""
     return subprocess.run(
         [PIHERD, *args],
         env={**os.environ, "PIHERD_CLUSTER": str(vc.cluster_file)},
+        input=stdin,
+        stdin=subprocess.DEVNULL if stdin is None else None,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -70,6 +73,17 @@ def test_no_fold_prefixes_and_keeps_stderr_apart(vc: VirtualCluster) -> None:
     assert done.returncode == 0
     assert done.stdout == "node02: node02\nnode03: node03\n"
     assert done.stderr.startswith("node02: e\nnode03: e\n")
+
+
+def test_piped_stdin_goes_to_every_node_unless_no_stdin(vc: VirtualCluster) -> None:
+    done = piherd(vc, "run", "node[02-04]", "--", "tr", "a-z", "A-Z", stdin="hi\nthere\n")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"{'-' * 15}\nnode[02-04] (3)\n{'-' * 15}\nHI\nTHERE\n"
+    script = "printf '%s:' \"$(hostname)\"; wc -c"
+    lines = piherd(vc, "run", "--no-fold", "node[02-04]", "--", script, stdin="x" * 100_000)
+    assert lines.stdout.splitlines() == [f"node0{i}: node0{i}:100000" for i in (2, 3, 4)]
+    silent = piherd(vc, "run", "-n", "node[02-04]", "--", "cat", stdin="x\n")
+    assert (silent.returncode, silent.stdout) == (0, "")
 
 
 def test_failures_attributed_killed_partitioned_and_failing(vc: VirtualCluster) -> None:

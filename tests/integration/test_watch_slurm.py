@@ -47,6 +47,7 @@ def head(path: Path, *argv: str, check: bool = True) -> str:
     """Run argv on the head with `piherd run` (the real path); its stdout."""
     result = subprocess.run(
         [piherd(), "run", "-f", str(path), "--json", "--sudo", "node01", "--", *argv],
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=60,

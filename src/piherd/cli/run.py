@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import stat
 import sys
 from collections.abc import Callable, Coroutine, MutableMapping, Sequence
 from pathlib import Path
@@ -35,6 +37,22 @@ def command_argv(words: Sequence[str]) -> list[str]:
     if len(words) == 1 and _SHELL_CHARS & set(words[0]):
         return ["sh", "-c", words[0]]
     return list(words)
+
+
+def piped_input() -> bytes | None:
+    """Standard input when it is a pipe or a file (sent to every node, as ssh does).
+
+    A terminal, /dev/null, a closed stdin or one without a file descriptor (a test
+    runner's) give None: nothing is read, nothing sent.
+    """
+    stdin = sys.stdin
+    try:
+        mode = os.fstat(stdin.fileno()).st_mode
+    except (AttributeError, OSError, ValueError):  # None, closed, or no descriptor
+        return None
+    if not (stat.S_ISFIFO(mode) or stat.S_ISREG(mode)):
+        return None
+    return stdin.buffer.read() or None
 
 
 def timing_options(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -130,6 +148,11 @@ def report(results: Sequence[CommandResult], *, as_json: bool, folded: bool) -> 
 @cluster_file_option
 @timing_options
 @click.option("--no-fold", is_flag=True, help="Print `node: line` for every line instead.")
+@click.option(
+    "-n", "--no-stdin", is_flag=True,
+    help="Send nothing to the commands' stdin. By default piped stdin is read whole "
+    "first and sent to every node (as ssh and clush do).",
+)  # fmt: skip
 @click.argument("nodeset")
 @click.argument("command_words", metavar="[--] COMMAND...", nargs=-1, required=True)
 def command(
@@ -140,6 +163,7 @@ def command(
     as_json: bool,
     progress: bool | None,
     no_fold: bool,
+    no_stdin: bool,
     nodeset: str,
     command_words: tuple[str, ...],
 ) -> None:
@@ -150,6 +174,7 @@ def command(
     a summary line ends the run. Exit status: 0 all ok, 1 some command failed,
     3 some node unreachable or timed out, 2 bad input, 130 interrupted.
     One quoted word with shell syntax runs under `sh -c`:  piherd run @all -- 'df -h | tail -1'
+    Piped stdin goes to every node:  piherd run @all -- tee /tmp/motd < motd  (-n: none)
     """
     if command_words[:1] == ("--",):  # click keeps "--" once args stop being interspersed
         command_words = command_words[1:]
@@ -158,6 +183,7 @@ def command(
     cluster = load_cluster(cluster_file)
     names = select_nodes(cluster, nodeset, "run")
     argv = command_argv(command_words)
+    data = None if no_stdin else piped_input()
     show = progress if progress is not None else (sys.stderr.isatty() and not as_json)
 
     async def job(
@@ -166,8 +192,8 @@ def command(
         tick: Callable[[CommandResult], None],
     ) -> list[CommandResult]:
         return await session.run(
-            names, argv, sudo=sudo, timeout=timeout, fanout=fanout, progress=tick,
-            results=collected,
+            names, argv, sudo=sudo, input=data, timeout=timeout, fanout=fanout,
+            progress=tick, results=collected,
         )  # fmt: skip
 
     results, interrupted = execute(cluster, names, job, timeout=timeout, progress=show)
