@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import pty
 import stat
 import subprocess
 import sys
@@ -84,6 +85,39 @@ def test_piped_stdin_goes_to_every_node_unless_no_stdin(vc: VirtualCluster) -> N
     assert lines.stdout.splitlines() == [f"node0{i}: node0{i}:100000" for i in (2, 3, 4)]
     silent = piherd(vc, "run", "-n", "node[02-04]", "--", "cat", stdin="x\n")
     assert (silent.returncode, silent.stdout) == (0, "")
+
+
+def on_a_terminal(vc: VirtualCluster, *args: str) -> tuple[int, str]:
+    """Run the CLI with stdout and stderr on a pseudo-terminal (stdin /dev/null)."""
+    main, tty = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [PIHERD, *args],
+            env={**os.environ, "PIHERD_CLUSTER": str(vc.cluster_file), "COLUMNS": "100"},
+            stdin=subprocess.DEVNULL, stdout=tty, stderr=tty,
+        )  # fmt: skip
+        os.close(tty)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # EIO: the terminal's last writer is gone
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return process.wait(timeout=60), b"".join(chunks).decode(errors="replace")
+    finally:
+        os.close(main)
+
+
+def test_progress_bar_on_a_terminal(vc: VirtualCluster, tmp_path: Path) -> None:
+    rc, screen = on_a_terminal(vc, "run", "@all", "--", "true")
+    assert (rc, "Traceback" in screen) == (0, False), screen
+    assert "20/20" in screen and screen.rstrip().endswith("ok node[01-20]"), screen
+    (tmp_path / "f").write_text("x\n")
+    rc, screen = on_a_terminal(vc, "copy", str(tmp_path / "f"), "node[02-03]:/tmp/")
+    assert (rc, "2/2" in screen, screen.rstrip().endswith("ok node[02-03]")) == (0, True, True)
 
 
 def test_failures_attributed_killed_partitioned_and_failing(vc: VirtualCluster) -> None:

@@ -118,7 +118,13 @@ def execute(
 def _progress_bar() -> Progress:
     # Imported here: rich costs ~0.1 s of start-up that a non-terminal run never needs.
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     return Progress(
         TextColumn("[bold]piherd"),
