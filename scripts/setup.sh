@@ -22,11 +22,12 @@ if [ -n "$(echo "$missing" | tr -d ' ')" ]; then
   apt-get install -y -qq --no-install-recommends $missing > /tmp/piherd-apt.log 2>&1 \
     || { tail -20 /tmp/piherd-apt.log >&2; exit 1; }
 fi
-if [ ! -x .venv/bin/piherd ] || [ pyproject.toml -nt .venv/.installed ]; then
+if [ ! -x .venv/bin/piherd ] || [ pyproject.toml -nt .venv/.installed ] \
+    || [ scripts/constraints.txt -nt .venv/.installed ]; then
   echo "setup: creating the Python environment in .venv"
   python3 -m venv .venv
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e '.[dev]'
+  .venv/bin/pip install -q -c scripts/constraints.txt -e '.[dev]'
   touch .venv/.installed
 fi
 echo "setup: done"
