@@ -287,6 +287,33 @@ def test_killed_worker_mid_up(sim: VirtualCluster, cluster: Cluster) -> None:
     wait_idle(cluster, 3, timeout=180)
 
 
+def test_full_disk_on_a_worker(sim: VirtualCluster, cluster: Cluster) -> None:
+    """A node whose disk is full fails with the path and the reason, keeps no partial
+    or temporary file, and the next `up` after space is freed converges."""
+    victim = cluster.workers[0].name
+    full = ["sh", "-c", "mount -t tmpfs -o size=64k piherd-test-full /etc/slurm && "
+            "dd if=/dev/zero of=/etc/slurm/filler bs=1k count=64 2>/dev/null; true"]  # fmt: skip
+    assert on(cluster, [victim], full, sudo=True)[victim].rc == 0
+    try:
+        rc, events = piherd_up(sim.cluster_file)
+        summary = events[-1]
+        assert rc == 1, summary
+        reason = summary["nodes"][victim]["reason"]
+        assert summary["nodes"][victim]["status"] == "failed"
+        assert "/etc/slurm/" in reason and "No space left on device" in reason, reason
+        assert {v["status"] for n, v in summary["nodes"].items() if n != victim} == {"unchanged"}
+        listing = on(cluster, [victim], ["ls", "-A", "/etc/slurm"], sudo=True)[victim]
+        assert listing.stdout.split() == ["filler"], listing
+    finally:
+        freed = on(cluster, [victim], ["umount", "/etc/slurm"], sudo=True)[victim]
+        assert freed.rc == 0, freed
+    rc, events = piherd_up(sim.cluster_file)
+    assert rc == 0, events[-1]
+    rc, events = piherd_up(sim.cluster_file)
+    assert rc == 0 and events[-1]["changed"] == 0, events[-1]
+    wait_idle(cluster, 3, timeout=180)
+
+
 def test_grow_fourth_worker(sim: VirtualCluster) -> None:
     bigger = VirtualCluster(NAME, workers=4)
     asyncio.run(bigger.up(timeout=180))
