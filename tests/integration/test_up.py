@@ -236,6 +236,22 @@ def test_second_up_changes_and_restarts_nothing(sim: VirtualCluster, cluster: Cl
     assert rc == 0 and [e for e in events if e["event"] == "change"] == []
 
 
+def test_dpkg_cut_off_earlier_is_finished_first(sim: VirtualCluster, cluster: Cluster) -> None:
+    """A power cut or Ctrl-C during an install leaves dpkg's journal behind, and apt then
+    refuses to install anything ("dpkg was interrupted, you must manually run 'dpkg
+    --configure -a'"): up finishes dpkg's work, then installs, and converges."""
+    victim = cluster.workers[1].name
+    cut = ["sh", "-c", "apt-get remove -y -q python3-mpi4py > /dev/null && "
+           ": > /var/lib/dpkg/updates/0000"]  # fmt: skip
+    assert on(cluster, [victim], cut, sudo=True)[victim].rc == 0
+    rc, events = piherd_up(sim.cluster_file)
+    assert rc == 0, events[-1]
+    assert events[-1]["nodes"][victim]["status"] == "changed"
+    check = "ls -A /var/lib/dpkg/updates; dpkg-query -W -f='${Status}' python3-mpi4py"
+    state = on(cluster, [victim], ["sh", "-c", check], sudo=True)[victim]
+    assert state.stdout == "install ok installed", state
+
+
 def test_killed_worker_mid_up(sim: VirtualCluster, cluster: Cluster) -> None:
     """Power cut on a worker while `up` applies changes to it: the others finish, the
     summary names it, and the next `up` after revive converges."""

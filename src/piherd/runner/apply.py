@@ -54,7 +54,13 @@ APT_INSTALL = [
     "Dpkg::Options::=--force-confdef",
     "-o",
     "Dpkg::Options::=--force-confold",
+    "-o",  # wait for a dpkg still finishing what an interrupted run started
+    "DPkg::Lock::Timeout=300",
 ]
+APT_UPDATE = ["apt-get", "update", "-q", "-o", "DPkg::Lock::Timeout=300"]
+# Finishes what a dpkg cut off by a power cut or Ctrl-C left half-done; apt refuses to
+# install anything until this has run ("dpkg was interrupted, you must manually run ...").
+DPKG_RESUME = ["dpkg", "--force-confdef", "--force-confold", "--configure", "-a"]
 SYSTEMCTL = {
     MASK: "mask",
     DISABLE: "disable",
@@ -132,17 +138,28 @@ async def _run(t: Transport, argv: Sequence[str], timeout: float = COMMAND_TIMEO
     return result.stdout
 
 
+async def _apt(t: Transport, argv: Sequence[str]) -> None:
+    """Run an apt-get command; when an earlier dpkg run was cut off, finish it first."""
+    try:
+        await _run(t, [*APT_ENV, *argv], APT_TIMEOUT)
+    except ApplyError as exc:
+        if "dpkg --configure -a" not in str(exc):
+            raise
+        await _run(t, [*APT_ENV, *DPKG_RESUME], APT_TIMEOUT)
+        await _run(t, [*APT_ENV, *argv], APT_TIMEOUT)
+
+
 async def _install(t: Transport, change: Change) -> None:
-    install = [*APT_ENV, *APT_INSTALL, *change.packages]
+    install = [*APT_INSTALL, *change.packages]
     if change.update_first:
-        await _run(t, [*APT_ENV, "apt-get", "update", "-q"], APT_TIMEOUT)
-        await _run(t, install, APT_TIMEOUT)
+        await _apt(t, APT_UPDATE)
+        await _apt(t, install)
         return
     try:
-        await _run(t, install, APT_TIMEOUT)
+        await _apt(t, install)
     except ApplyError:  # stale package lists: update once, then try again
-        await _run(t, [*APT_ENV, "apt-get", "update", "-q"], APT_TIMEOUT)
-        await _run(t, install, APT_TIMEOUT)
+        await _apt(t, APT_UPDATE)
+        await _apt(t, install)
 
 
 async def _unit(t: Transport, change: Change) -> None:
