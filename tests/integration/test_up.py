@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -250,6 +251,47 @@ def test_dpkg_cut_off_earlier_is_finished_first(sim: VirtualCluster, cluster: Cl
     check = "ls -A /var/lib/dpkg/updates; dpkg-query -W -f='${Status}' python3-mpi4py"
     state = on(cluster, [victim], ["sh", "-c", check], sudo=True)[victim]
     assert state.stdout == "install ok installed", state
+
+
+def test_ctrl_c_mid_up(sim: VirtualCluster, cluster: Cluster) -> None:
+    """Ctrl-C while a worker installs a package: exit 130, a summary saying how far each
+    node got, and the next `up` finishes the job (dpkg's cut-off work included)."""
+    victim = cluster.workers[1].name
+    gone = on(cluster, [victim], ["apt-get", "remove", "-y", "-q", "python3-mpi4py"], sudo=True)
+    assert gone[victim].rc == 0, gone[victim]
+    # dpkg's lock held on the node: apt-get waits, so the Ctrl-C surely lands mid-install.
+    hold = ("import fcntl, time; f = open('/var/lib/dpkg/lock-frontend', 'w'); "
+            "fcntl.lockf(f, fcntl.LOCK_EX); time.sleep(120)")  # fmt: skip
+    locker = on(cluster, [victim], ["sh", "-c", 'setsid python3 -c "$1" >/dev/null 2>&1 & echo $!',
+                                    "sh", hold], sudo=True)[victim]  # fmt: skip
+    assert locker.rc == 0 and locker.stdout.strip().isdigit(), locker
+    proc = subprocess.Popen(
+        [*PIHERD, "up", "-f", str(sim.cluster_file), "--json"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            event = json.loads(line)
+            if event.get("node") == victim and event.get("kind") == "packages":
+                time.sleep(2)  # apt-get is waiting for the lock on the node
+                proc.send_signal(signal.SIGINT)
+                break
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        on(cluster, [victim], ["kill", locker.stdout.strip()], sudo=True)
+    summary = json.loads(out.splitlines()[-1])
+    assert proc.returncode == 130, err
+    assert summary["nodes"][victim]["status"] == "interrupted", summary
+    assert summary["nodes"][victim]["reason"].startswith("after "), summary
+    assert "interrupted (Ctrl-C)" in err and "Traceback" not in err, err
+    rc, events = piherd_up(sim.cluster_file)
+    assert rc == 0, events[-1]
+    rc, events = piherd_up(sim.cluster_file)
+    assert rc == 0 and events[-1]["changed"] == 0, events[-1]
 
 
 def test_killed_worker_mid_up(sim: VirtualCluster, cluster: Cluster) -> None:

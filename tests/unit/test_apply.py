@@ -13,6 +13,8 @@ import pwd
 from collections.abc import Mapping
 from pathlib import Path
 
+import pytest
+
 from piherd.facts.types import NodeFacts
 from piherd.model import Cluster, load
 from piherd.ops.types import Change, DesiredDir, DesiredFile, DesiredNode
@@ -145,3 +147,33 @@ def test_node_subset_only_touches_those_nodes(tmp_path: Path) -> None:
     assert set(result.results) == {"node02"}  # node04 being down is not node02's failure
     assert (tmp_path / "node02").is_dir()
     assert not (tmp_path / "node03").exists()
+
+
+class CancelOnSecondChange(Events):
+    """Ctrl-C as a reporter sees it: the run is cancelled while a node applies changes."""
+
+    def change(self, node: str, change: Change) -> None:
+        super().change(node, change)
+        if len(self.changes) == 2:
+            task = asyncio.current_task()
+            assert task is not None
+            task.cancel()
+
+
+def test_cancelled_run_tells_how_far_each_node_got(tmp_path: Path) -> None:
+    cluster = load(EXAMPLE)
+    events = CancelOnSecondChange()
+    results: dict[str, NodeResult] = {}
+    names = [n.name for n in cluster.nodes]
+    run = up(cluster, LocalPool(), builder(tmp_path), events, UpOptions(), names, results)
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(run)
+    head = cluster.head.name
+    planned = results[head].planned
+    assert (results[head].status, results[head].reason) == (
+        "interrupted", f"after 1 of {planned} changes"
+    )  # fmt: skip
+    assert events.results[head].status == "interrupted"  # the reporter was told too
+    assert set(results) == {head}  # the workers never started: the head goes first
+    _, again, _ = run_up(tmp_path, LocalPool())  # and the next run finishes the job
+    assert {r.status for r in again.results.values()} == {"changed"}

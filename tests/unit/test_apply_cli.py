@@ -55,3 +55,12 @@ def test_plain_summary_names_failures() -> None:
     text = out.getvalue()
     assert "node03" in text and "unreachable" in text
     assert "1 changed, 1 unchanged, 1 failed" in text
+
+
+def test_summary_counts_interrupted_nodes_only_after_ctrl_c() -> None:
+    out = io.StringIO()
+    stopped = NodeResult("node04", "interrupted", [], 5, "after 0 of 5 changes")
+    cut = {**results(), "node04": stopped}
+    PlainReporter(out).summary(cut)
+    assert "1 changed, 1 unchanged, 1 failed, 1 interrupted" in out.getvalue()
+    assert "after 0 of 5 changes" in out.getvalue()

@@ -22,6 +22,11 @@ from piherd.transport.base import TransportError
 from piherd.transport.pool import ConnectionPool
 
 EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+INTERRUPTED_HINT = (
+    "piherd up: interrupted (Ctrl-C). Every file on the nodes is whole, the old or the new "
+    "one; restarts still owed are recorded on each node. Run `piherd up` again to finish."
+)
 REMEMBERED = "known-facts.json"  # in the secrets directory (0700): see ops.desired.Remembered
 
 
@@ -39,20 +44,21 @@ async def _up(
     reporter: Any,
     password: str | None,
     secrets: Secrets,
+    results: dict[str, NodeResult],
 ) -> UpResult:
     async with ConnectionPool(cluster) as pool:
         failed: dict[str, NodeResult] = {}
         if password is not None:
             failed = await _first_contact(cluster, pool, names, password, reporter)
+            results.update(failed)
         ready = [n for n in names if n not in failed]
         memory = Path(cluster.secrets_dir) / REMEMBERED
         remembered = Remembered.from_json(memory.read_text()) if memory.exists() else None
         bundle, cluster_toml = watch_service_inputs(cluster)
         build = DesiredState(secrets, remembered, piherd_bundle=bundle, cluster_toml=cluster_toml)
-        result = await up(cluster, pool, build, reporter, options, ready)
+        result = await up(cluster, pool, build, reporter, options, ready, results)
         if not options.dry_run:
             _save(memory, build.remembered.to_json())
-        result.results.update(failed)
         return result
 
 
@@ -110,7 +116,8 @@ def command(
     The head goes first (time, storage export, DNS/DHCP, package cache, munge,
     slurmctld), then the workers in parallel (time, storage mount, munge, slurmd).
     Only what differs is changed; a second run changes nothing.
-    Exit status: 0 all nodes done, 1 some node failed, 2 bad input.
+    Exit status: 0 all nodes done, 1 some node failed, 2 bad input, 130 interrupted
+    (Ctrl-C: nodes keep whole files, and the next run finishes the job).
     """
     cluster = load_cluster(cluster_file)
     names = select_nodes(cluster, nodeset, "up")
@@ -123,17 +130,29 @@ def command(
         password = click.prompt("Password of the nodes' admin user", hide_input=True, err=True)
     options = UpOptions(dry_run=dry_run, network_timeout=timeout)
     console = Console(stderr=False)
-    if as_json:
-        reporter: Any = JsonReporter(sys.stdout)
-        result = asyncio.run(_up(cluster, names, options, reporter, password, secrets))
-    elif console.is_terminal and not dry_run:
-        with LiveReporter(console, names) as live:
-            result = asyncio.run(_up(cluster, names, options, live, password, secrets))
-        reporter = live
-    else:
-        # A dry run keeps stdout for the plan; its progress lines go to stderr.
-        reporter = PlainReporter(sys.stderr if dry_run else sys.stdout)
-        result = asyncio.run(_up(cluster, names, options, reporter, password, secrets))
+    results: dict[str, NodeResult] = {}  # filled as nodes go, kept on Ctrl-C
+    reporter: Any
+    try:
+        if as_json:
+            reporter = JsonReporter(sys.stdout)
+            result = asyncio.run(_up(cluster, names, options, reporter, password, secrets, results))
+        elif console.is_terminal and not dry_run:
+            reporter = LiveReporter(console, names)
+            with reporter:
+                result = asyncio.run(
+                    _up(cluster, names, options, reporter, password, secrets, results)
+                )
+        else:
+            # A dry run keeps stdout for the plan; its progress lines go to stderr.
+            reporter = PlainReporter(sys.stderr if dry_run else sys.stdout)
+            result = asyncio.run(_up(cluster, names, options, reporter, password, secrets, results))
+    except KeyboardInterrupt:
+        for name in names:
+            if name not in results:
+                results[name] = NodeResult(name, "interrupted", reason="before any change")
+        reporter.summary(results)
+        click.echo(INTERRUPTED_HINT, err=True)
+        sys.exit(EXIT_INTERRUPTED)
     if dry_run and not as_json:
         print_dry_run(sys.stdout, result.plans)
     reporter.summary(result.results)

@@ -92,7 +92,7 @@ class Reporter(Protocol):
 
 @dataclass
 class NodeResult:
-    """How one node's `up` ended: changed, unchanged or failed (with the reason)."""
+    """How one node's `up` ended: changed, unchanged, failed or interrupted (and why)."""
 
     node: str
     status: str = "unchanged"
@@ -299,9 +299,16 @@ async def apply_plan(
     facts: NodeFacts,
     reporter: Reporter,
     options: UpOptions,
+    result: NodeResult | None = None,
 ) -> NodeResult:
-    """Apply one node's plan in order; stop at its first failure and record why."""
-    result = NodeResult(plan.node, planned=len(plan.changes))
+    """Apply one node's plan in order; stop at its first failure and record why.
+
+    `result` (optional) is filled as changes apply, so it still tells how far the node
+    got when the run is cancelled (Ctrl-C): status "interrupted".
+    """
+    if result is None:
+        result = NodeResult(plan.node)
+    result.planned = len(plan.changes)
     started = time.monotonic()
     node = cluster.node(plan.node)
     owed = sorted({c.target for c in plan.changes if c.kind in (RESTART, RELOAD)})
@@ -346,6 +353,12 @@ async def apply_plan(
     except Exception as exc:  # a bug or an odd node must not stop the other nodes
         result.status = "failed"
         result.reason = f"internal error: {exc!r}"
+    except asyncio.CancelledError:
+        result.status = "interrupted"
+        result.reason = f"after {len(result.applied)} of {result.planned} changes"
+        result.elapsed = time.monotonic() - started
+        reporter.done(result)
+        raise
     finally:
         result.elapsed = time.monotonic() - started
     reporter.done(result)
@@ -388,9 +401,14 @@ async def up(
     reporter: Reporter,
     options: UpOptions,
     names: Sequence[str],
+    results: dict[str, NodeResult] | None = None,
 ) -> UpResult:
-    """Gather facts, plan and (unless dry-run) apply on `names`: head first, then the rest."""
-    results: dict[str, NodeResult] = {}
+    """Gather facts, plan and (unless dry-run) apply on `names`: head first, then the rest.
+
+    `results` (optional) is filled as nodes start and finish, so the caller still has
+    them when the run is cancelled.
+    """
+    results = {} if results is None else results
     facts: dict[str, NodeFacts] = {}
     skeleton = build(cluster, {})  # paths and units do not depend on facts
 
@@ -434,8 +452,9 @@ async def up(
     async def one_apply(name: str) -> None:
         async with limit:
             reporter.phase(name, f"applying {len(plans[name].changes)} changes")
-            results[name] = await apply_plan(
-                pool, cluster, plans[name], facts[name], reporter, options
+            results[name] = NodeResult(name)
+            await apply_plan(
+                pool, cluster, plans[name], facts[name], reporter, options, results[name]
             )
 
     head = cluster.head.name

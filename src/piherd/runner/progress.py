@@ -18,7 +18,12 @@ from rich.table import Table
 from piherd.ops.types import Change, Plan
 from piherd.runner.apply import NodeResult
 
-STATUS_STYLE = {"changed": "yellow", "unchanged": "green", "failed": "bold red"}
+STATUS_STYLE = {
+    "changed": "yellow",
+    "unchanged": "green",
+    "failed": "bold red",
+    "interrupted": "bold magenta",
+}
 
 
 def summary_table(results: Mapping[str, NodeResult]) -> Table:
@@ -35,10 +40,16 @@ def summary_table(results: Mapping[str, NodeResult]) -> Table:
 
 
 def summary_counts(results: Mapping[str, NodeResult]) -> dict[str, int]:
+    """Nodes per status; "interrupted" appears only after a Ctrl-C."""
     counts = {"changed": 0, "unchanged": 0, "failed": 0}
     for r in results.values():
         counts[r.status] = counts.get(r.status, 0) + 1
     return counts
+
+
+def summary_line(results: Mapping[str, NodeResult]) -> str:
+    """`2 changed, 1 unchanged, 0 failed` (`, 1 interrupted` after a Ctrl-C)."""
+    return ", ".join(f"{n} {status}" for status, n in summary_counts(results).items())
 
 
 class PlainReporter:
@@ -63,12 +74,7 @@ class PlainReporter:
 
     def summary(self, results: Mapping[str, NodeResult]) -> None:
         Console(file=self.out, width=120, no_color=True).print(summary_table(results))
-        counts = summary_counts(results)
-        print(
-            f"{counts['changed']} changed, {counts['unchanged']} unchanged, "
-            f"{counts['failed']} failed",
-            file=self.out,
-        )
+        print(summary_line(results), file=self.out)
 
 
 class JsonReporter:
@@ -160,16 +166,12 @@ class LiveReporter:
 
     def done(self, result: NodeResult) -> None:
         row = self.state.setdefault(result.node, ["", "", "0"])
-        row[0] = result.status if not result.reason else f"failed: {result.reason}"
+        row[0] = f"{result.status}: {result.reason}" if result.reason else result.status
         self._update()
 
     def summary(self, results: Mapping[str, NodeResult]) -> None:
         self.console.print(summary_table(results))
-        counts = summary_counts(results)
-        self.console.print(
-            f"{counts['changed']} changed, {counts['unchanged']} unchanged, "
-            f"{counts['failed']} failed"
-        )
+        self.console.print(summary_line(results))
 
 
 def print_dry_run(out: IO[str], plans: Mapping[str, Plan]) -> None:
