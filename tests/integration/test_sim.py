@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from pathlib import Path
 
 import pytest
 
@@ -200,3 +203,24 @@ def test_light_nodes(sim_cm: SimCM) -> None:
         assert [n.name for n in load(light.cluster_file).nodes][-1] == "node05"
         assert ok(light, "node05", "hostname").strip() == "node05"
     assert leftovers("tsiml") == []
+
+
+def test_ctrl_c_during_sim_up_says_how_to_go_on() -> None:
+    piherd = str(Path(sys.executable).parent / "piherd")
+    sim_up = [piherd, "sim", "up", "--name", "tsimc", "--workers", "60", "--light"]
+    try:
+        proc = subprocess.Popen(
+            sim_up,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        time.sleep(1.5)  # nodes are being made
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130, err
+        assert "interrupted (Ctrl-C)" in err and "Traceback" not in err, err
+        again = subprocess.run(sim_up, capture_output=True, text=True, timeout=300)
+        assert again.returncode == 0, again.stderr
+        assert len(load(Path(again.stdout.splitlines()[-1])).nodes) == 61
+    finally:
+        subprocess.run([piherd, "sim", "down", "--name", "tsimc"], capture_output=True, timeout=120)
+    assert leftovers("tsimc") == []

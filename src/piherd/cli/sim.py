@@ -74,7 +74,12 @@ def up(name: str, workers: int, light: bool, subnet: str | None, out: Path | Non
         vc = VirtualCluster(name, workers, light=light, subnet=subnet, out=out)
     except ValueError as exc:
         fail(f"piherd sim up: {exc}")
-    path = _go(vc.up())
+    try:
+        path = _go(vc.up())
+    except KeyboardInterrupt:
+        again = f"`piherd sim up --name {name}` completes the cluster"
+        fail(f"piherd sim up: interrupted (Ctrl-C). {again}; "
+             f"`piherd sim down --name {name}` removes what was built.", 130)  # fmt: skip
     click.echo(f"sim {name}: {vc.state.count} nodes up; ssh -F {vc.files.ssh_config} node01")
     click.echo(str(out or path))
 
