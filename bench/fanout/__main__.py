@@ -60,7 +60,10 @@ def attribution_check(vc: VirtualCluster, setup: Setup, nodes: list[str]) -> dic
         argv[argv.index("--no-progress")] = "--json"
         argv[argv.index("--json") + 1 : argv.index("--json") + 1] = ["--timeout", "120"]
         argv[argv.index("--") :] = ["--", "sh", "-c", script]
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+        done = subprocess.run(
+            argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300,
+            check=False,
+        )  # fmt: skip
     finally:
         for node in killed:
             asyncio.run(vc.revive(node))
