@@ -339,6 +339,18 @@ async def apply_plan(
                     facts,
                     options,
                 )
+            elif change.kind == PACKAGES:
+                # apt-get or dpkg killed half-way leaves packages half-installed: on Ctrl-C
+                # the install runs to its end first (a second Ctrl-C stops it at once).
+                install = asyncio.ensure_future(apply_change(await pool.get(plan.node), change))
+                try:
+                    await asyncio.shield(install)
+                except asyncio.CancelledError:
+                    reporter.phase(plan.node, "interrupted: letting the package install finish")
+                    with contextlib.suppress(ApplyError, TransportError):
+                        await install
+                        result.applied.append(change)
+                    raise
             else:
                 await apply_change(await pool.get(plan.node), change)
             result.applied.append(change)
