@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -57,3 +59,32 @@ def test_inventory_ansible_matches_groups_ansible(tmp_path: Path) -> None:
     assert inventory.output == groups.output
     assert "[workers]" in inventory.output
     assert runner.invoke(cli, ["inventory", "-f", str(example)]).exit_code == 2
+
+
+def on_a_terminal(argv: list[str], cwd: Path, answer: bytes, wait_for: bytes) -> tuple[int, str]:
+    """Run argv on a pseudo-terminal (script(1)); type `answer` once `wait_for` shows."""
+    proc = subprocess.Popen(
+        ["script", "-qec", shlex.join(argv), "/dev/null"], cwd=cwd,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    assert proc.stdin is not None and proc.stdout is not None
+    screen = b""
+    while wait_for not in screen:
+        chunk = os.read(proc.stdout.fileno(), 1024)
+        assert chunk, f"ended before {wait_for!r}: {screen!r}"
+        screen += chunk
+    proc.stdin.write(answer)
+    proc.stdin.flush()
+    rest, _ = proc.communicate(timeout=30)
+    return proc.returncode, (screen + rest).decode(errors="replace")
+
+
+def test_ctrl_c_exits_130_end_of_input_1(tmp_path: Path) -> None:
+    """`piherd init` asks on a terminal: Ctrl-C exits 130 (click alone gives 1), while
+    end of input (Ctrl-D) stays "Aborted!" and 1; nothing is written either way."""
+    piherd = str(Path(sys.executable).parent / "piherd")
+    rc, screen = on_a_terminal([piherd, "init"], tmp_path, b"\x03", b"--nodes")
+    assert (rc, screen.splitlines()[-1].strip()) == (130, "piherd: interrupted"), screen
+    rc, screen = on_a_terminal([piherd, "init"], tmp_path, b"\x04", b"--nodes")
+    assert (rc, "Aborted!" in screen) == (1, True), screen
+    assert list(tmp_path.iterdir()) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 
 import click
 
@@ -66,6 +67,27 @@ def cli() -> None:
     """
 
 
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells and scripts expect after Ctrl-C
+
+
 def main() -> None:
-    """Console entry point."""
-    cli(prog_name="piherd")
+    """Console entry point: click's own handling, except that Ctrl-C exits 130.
+
+    click turns Ctrl-C into "Aborted!" and exit status 1, the same as an error; it has
+    no setting for that, so errors are shown here the way click shows them.
+    """
+    try:
+        status = cli.main(prog_name="piherd", standalone_mode=False)
+    except click.exceptions.Abort as exc:
+        # Raised from a KeyboardInterrupt, or (click's prompts) while handling one.
+        interrupted = isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt)
+        if interrupted and exc.__cause__ is None:
+            click.echo(err=True)  # a prompt left the cursor after "^C"
+        click.echo("piherd: interrupted" if interrupted else "Aborted!", err=True)
+        sys.exit(EXIT_INTERRUPTED if interrupted else 1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:  # one arriving after the command, in click's teardown
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(status if isinstance(status, int) else 0)
