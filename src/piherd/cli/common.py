@@ -12,6 +12,7 @@ import click
 from piherd.model import Cluster, ConfigError, NodeSetError, expand, load
 
 EXIT_USAGE = 2  # bad input: a broken cluster.toml, an unknown node set, a bad flag
+EXIT_INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, as shells report it
 
 
 def cluster_file_option(function: click.decorators.FC) -> click.decorators.FC:

@@ -67,7 +67,9 @@ def cli() -> None:
     """
 
 
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells and scripts expect after Ctrl-C
+# 128 + SIGINT, what shells report for Ctrl-C. Not imported from cli.common, which loads
+# the cluster model: `piherd --help` must stay light.
+EXIT_INTERRUPTED = 130
 
 
 def main() -> None:

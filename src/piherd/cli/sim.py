@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from piherd.cli.common import fail
+from piherd.cli.common import EXIT_INTERRUPTED, fail
 from piherd.sim.cluster import VirtualCluster
 from piherd.sim.names import STATE_ROOT
 from piherd.sim.pisys import INJECTIONS
@@ -78,8 +78,8 @@ def up(name: str, workers: int, light: bool, subnet: str | None, out: Path | Non
         path = _go(vc.up())
     except KeyboardInterrupt:
         again = f"`piherd sim up --name {name}` completes the cluster"
-        fail(f"piherd sim up: interrupted (Ctrl-C). {again}; "
-             f"`piherd sim down --name {name}` removes what was built.", 130)  # fmt: skip
+        undo = f"`piherd sim down --name {name}` removes what was built"
+        fail(f"piherd sim up: interrupted (Ctrl-C). {again}; {undo}.", EXIT_INTERRUPTED)
     click.echo(f"sim {name}: {vc.state.count} nodes up; ssh -F {vc.files.ssh_config} node01")
     click.echo(str(out or path))
 

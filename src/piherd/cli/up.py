@@ -11,7 +11,13 @@ import click
 from rich.console import Console
 
 from piherd.bundle import watch_service_inputs
-from piherd.cli.common import cluster_file_option, fail, load_cluster, select_nodes
+from piherd.cli.common import (
+    EXIT_INTERRUPTED,
+    cluster_file_option,
+    fail,
+    load_cluster,
+    select_nodes,
+)
 from piherd.model import Cluster
 from piherd.ops import askpass
 from piherd.ops.desired import DesiredState, Remembered
@@ -22,7 +28,6 @@ from piherd.transport.base import TransportError
 from piherd.transport.pool import ConnectionPool
 
 EXIT_FAILED = 1
-EXIT_INTERRUPTED = 130
 INTERRUPTED_HINT = (
     "piherd up: interrupted (Ctrl-C). Every file on the nodes is whole, the old or the new "
     "one; restarts still owed are recorded on each node. Run `piherd up` again to finish."
