@@ -34,6 +34,7 @@ from test_dashboard_browser import (
 )
 
 from piherd.health.slurm import SlurmNode, parse_nodes
+from piherd.render.keys import AUTHORIZED_DIR
 from piherd.sim.cluster import VirtualCluster
 
 pytestmark = pytest.mark.sim
@@ -295,7 +296,7 @@ def test_dashboard_shows_drained_node_and_drains_on_click(
         resume_all(path, vc)
 
 
-AUTHORIZED = "/etc/ssh/piherd/authorized_keys/pi"  # render/keys.py, admin user pi
+AUTHORIZED = f"{AUTHORIZED_DIR}/pi"  # the admin user of the sim is pi
 
 
 def with_watch(cluster_file: Path, enabled: bool) -> Path:
