@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -135,21 +136,18 @@ def command(
         password = click.prompt("Password of the nodes' admin user", hide_input=True, err=True)
     options = UpOptions(dry_run=dry_run, network_timeout=timeout)
     console = Console(stderr=False)
-    results: dict[str, NodeResult] = {}  # filled as nodes go, kept on Ctrl-C
     reporter: Any
+    if as_json:
+        reporter = JsonReporter(sys.stdout)
+    elif console.is_terminal and not dry_run:
+        reporter = LiveReporter(console, names)
+    else:
+        # A dry run keeps stdout for the plan; its progress lines go to stderr.
+        reporter = PlainReporter(sys.stderr if dry_run else sys.stdout)
+    live = reporter if isinstance(reporter, LiveReporter) else contextlib.nullcontext()
+    results: dict[str, NodeResult] = {}  # filled as nodes go, kept on Ctrl-C
     try:
-        if as_json:
-            reporter = JsonReporter(sys.stdout)
-            result = asyncio.run(_up(cluster, names, options, reporter, password, secrets, results))
-        elif console.is_terminal and not dry_run:
-            reporter = LiveReporter(console, names)
-            with reporter:
-                result = asyncio.run(
-                    _up(cluster, names, options, reporter, password, secrets, results)
-                )
-        else:
-            # A dry run keeps stdout for the plan; its progress lines go to stderr.
-            reporter = PlainReporter(sys.stderr if dry_run else sys.stdout)
+        with live:
             result = asyncio.run(_up(cluster, names, options, reporter, password, secrets, results))
     except KeyboardInterrupt:
         for name in names:
