@@ -28,7 +28,7 @@ from docs_table import machine  # bench/docs_table.py: run as `python bench/X.py
 
 from piherd.health.collect import HealthCollector
 from piherd.health.loop import WatchLog, watch
-from piherd.model import load
+from piherd.services import load
 from piherd.sim.cluster import VirtualCluster
 from piherd.transport.pool import ConnectionPool
 

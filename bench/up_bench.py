@@ -23,10 +23,10 @@ from pathlib import Path
 
 from docs_table import update_table_section  # bench/: run as `python bench/X.py`
 
-from piherd.model import load
 from piherd.ops.desired import DesiredState
 from piherd.runner.apply import NodeResult, UpOptions, up
 from piherd.secrets import load_or_create_secrets
+from piherd.services import load
 from piherd.sim.cluster import VirtualCluster
 from piherd.transport.pool import ConnectionPool
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ClusterShell.NodeSet import NodeSet
 
-from piherd.model import load
+from piherd.services import load
 
 ANSIBLE = Path("/var/cache/piherd/bench-ansible/bin/ansible")
 HERE = Path(__file__).resolve().parent

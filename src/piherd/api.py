@@ -16,7 +16,7 @@ import shlex
 from collections.abc import AsyncIterator, MutableMapping, Sequence
 from pathlib import Path
 
-from piherd.model import Cluster, expand, load
+from piherd.model import Cluster, expand
 from piherd.runner.fanout import (
     DEFAULT_FANOUT,
     NodeWork,
@@ -24,6 +24,7 @@ from piherd.runner.fanout import (
     fan_out,
     run_command,
 )
+from piherd.services import load
 from piherd.transport.base import CommandResult, Transport
 from piherd.transport.copy import copy_to, gather_from, pack
 from piherd.transport.pool import ConnectionPool

@@ -14,7 +14,7 @@ from pathlib import Path
 import asyncssh
 
 from piherd.model import Cluster
-from piherd.render.spec import RenderContext
+from piherd.model.specs import RenderContext
 
 MUNGE_KEY_FILE = "munge.key"
 STORAGE_KEY_FILE = "storage_key"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from piherd.model import load
+from piherd.services import load
 from piherd.sim.cluster import VirtualCluster
 from piherd.sim.leftovers import leftovers
 

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from piherd.model import Cluster, load
+from piherd.model import Cluster
+from piherd.services import load
+from piherd.services.storage import StorageSettings
 from piherd.sim.cluster import VirtualCluster
 from piherd.transport.base import CommandResult
 from piherd.transport.pool import ConnectionPool
@@ -96,7 +98,7 @@ def wait_idle(cluster: Cluster, count: int, timeout: float = 120) -> list[str]:
 
 def run_mpi(cluster: Cluster, nodes: int) -> list[str]:
     head = cluster.head.name
-    shared = cluster.services.storage.mount  # the same path on every node
+    shared = cluster.services.get(StorageSettings).mount  # the same path on every node
     on(cluster, [head], ["tee", f"{shared}/mpi_job.py"], input=MPI_JOB.encode())
     on(
         cluster,
@@ -204,7 +206,7 @@ def test_workers_follow_head_clock(cluster: Cluster) -> None:
 
 
 def test_shared_directory_everywhere(cluster: Cluster) -> None:
-    storage = cluster.services.storage
+    storage = cluster.services.get(StorageSettings)
     for writer in cluster.nodes:
         path = storage.mount  # the head bind-mounts its export there too
         text = f"written on {writer.name}\n".encode()

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from piherd.model import Cluster, load
+from piherd.model import Cluster
 from piherd.ops import askpass
+from piherd.services import load
 from piherd.sim.cluster import VirtualCluster
 from piherd.transport.base import TransportError
 from piherd.transport.pool import ConnectionPool

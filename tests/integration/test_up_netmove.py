@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from piherd.model import Cluster, load
+from piherd.model import Cluster
+from piherd.services import load
 from piherd.sim.cluster import VirtualCluster
 
 pytestmark = pytest.mark.sim

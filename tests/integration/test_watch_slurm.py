@@ -34,7 +34,7 @@ from test_dashboard_browser import (
 )
 
 from piherd.health.slurm import SlurmNode, parse_nodes
-from piherd.render.keys import AUTHORIZED_DIR
+from piherd.services.ssh import AUTHORIZED_DIR
 from piherd.sim.cluster import VirtualCluster
 
 pytestmark = pytest.mark.sim

@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from piherd.facts.types import NodeFacts
-from piherd.model import Cluster, load
+from piherd.model import Cluster
 from piherd.ops.types import Change, DesiredDir, DesiredFile, DesiredNode
 from piherd.runner.apply import NodeResult, UpOptions, up
+from piherd.services import load
 from piherd.transport.base import Transport, TransportError
 from piherd.transport.local import LocalTransport
 

@@ -12,8 +12,9 @@ from click.testing import CliRunner
 from piherd.api import ClusterSession, command_argv
 from piherd.cli import run as cli_run
 from piherd.cli.main import cli
-from piherd.model import NodeSetError, load
+from piherd.model import NodeSetError
 from piherd.runner.fanout import fan_out, run_command
+from piherd.services import load
 from piherd.transport.base import CommandResult, Transport, TransportError
 from piherd.transport.local import LocalTransport
 

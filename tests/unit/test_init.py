@@ -13,7 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from piherd.cli.main import cli
-from piherd.model import load
+from piherd.services import load
+from piherd.services.dnsmasq import DnsmasqSettings
 
 SEEDS = {
     # cluster01..04 on 192.168.1.128-131, router pool .9-.108 (seed 000)
@@ -90,7 +91,7 @@ def test_rpinode_reservations(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     assert run_init(path, *SEEDS["rpinode"][0])[0] == 0
     cluster = load(path)
-    assert cluster.services.dnsmasq.enabled
+    assert cluster.services.get(DnsmasqSettings).enabled
     assert cluster.node("rpinode02").mac == "b8:27:eb:c2:9f:19"
     assert cluster.node("rpinode03").mac is None
     assert cluster.network.gateway == IPv4Address("192.168.2.254")

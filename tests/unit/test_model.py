@@ -9,9 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from piherd.model import ConfigError, Problem, expand, fold, load, loads
+from piherd.model import ConfigError, Problem, expand, fold
 from piherd.model.locate import Locator
 from piherd.model.nodecheck import fold_values
+from piherd.services import load, loads
+from piherd.services.dnsmasq import DnsmasqSettings
+from piherd.services.slurm import SlurmSettings
+from piherd.services.storage import StorageSettings
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -45,7 +49,10 @@ def test_defaults() -> None:
     assert cluster.nodes[0].os == "bookworm"
     assert cluster.nodes[0].network_stack == "networkmanager"
     assert cluster.groups["head"] == ("node01",)
-    assert cluster.services.slurm.enabled and not cluster.services.dnsmasq.enabled
+    assert (
+        cluster.services.get(SlurmSettings).enabled
+        and not cluster.services.get(DnsmasqSettings).enabled
+    )
 
 
 def test_override_keeps_planned_address_and_sets_the_rest() -> None:
@@ -207,7 +214,7 @@ def test_rpinode_example_reserves_every_node_by_mac() -> None:
     macs = [n.mac for n in cluster.nodes]
     assert all(m and m.startswith("b8:27:eb:") for m in macs)
     assert len(set(macs)) == 15
-    span = cluster.services.dnsmasq.dhcp_range
+    span = cluster.services.get(DnsmasqSettings).dhcp_range
     assert span == (IPv4Address("192.168.2.20"), IPv4Address("192.168.2.250"))
 
 
@@ -229,7 +236,7 @@ def test_docs_snippets() -> None:
     smallest = loads(blocks[0])
     assert [n.name for n in smallest.nodes] == ["node01", "node02", "node03", "node04"]
     assert str(smallest.nodes[-1].address) == "192.168.1.14"
-    assert smallest.services.storage.export == "/srv/cluster"
+    assert smallest.services.get(StorageSettings).export == "/srv/cluster"
 
 
 def test_groups_may_use_groups_defined_later() -> None:

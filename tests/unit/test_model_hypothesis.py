@@ -9,8 +9,9 @@ import tomlkit
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from piherd.model import ConfigError, expand, fold, loads
+from piherd.model import ConfigError, expand, fold
 from piherd.model.locate import Locator
+from piherd.services import loads
 
 # No timing in tests: a loaded CI machine must not turn slow generation into a failure.
 SLOW_OK = [HealthCheck.too_slow]

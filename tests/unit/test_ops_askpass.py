@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from piherd.model import load
 from piherd.ops.askpass import DROPIN_TEXT, INSTALL_KEY, public_key_line
+from piherd.services import load
 from piherd.transport.base import TransportError
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB0E admin@laptop"

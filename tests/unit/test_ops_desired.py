@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from piherd.facts.types import NodeFacts
-from piherd.model import load
 from piherd.ops.desired import DesiredState, Remembered
 from piherd.secrets import Secrets
+from piherd.services import load
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "cluster.toml"
 SECRETS = Secrets(

@@ -8,9 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_render_support import CASES, cluster_of, context_of
 
-from piherd.model import Cluster, loads
+from piherd.model import Cluster
 from piherd.render import RenderContext, render_cluster, render_node
 from piherd.render.spec import header
+from piherd.services import loads
 
 
 def test_rendering_twice_gives_identical_bytes() -> None:

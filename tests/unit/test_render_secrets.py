@@ -8,9 +8,9 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from piherd.model import loads
 from piherd.render import render_node
 from piherd.secrets import SecretsError, load_or_create_secrets, render_context
+from piherd.services import loads
 
 TOML = """
 [cluster]

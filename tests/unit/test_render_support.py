@@ -5,8 +5,9 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
-from piherd.model import Cluster, load
+from piherd.model import Cluster
 from piherd.render import RenderContext
+from piherd.services import load
 
 GOLDEN = Path(__file__).parent.parent / "golden"
 CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "cluster.toml").exists())

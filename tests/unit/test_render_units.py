@@ -12,19 +12,20 @@ import asyncssh
 import pytest
 from test_render_support import GOLDEN, cluster_of, context_of
 
-from piherd.model import loads
 from piherd.render import (
     RenderContext,
     RenderError,
     UnitSpec,
-    directories,
     needs_daemon_reload,
-    packages,
+    node_directories,
+    node_packages,
+    node_units,
     render_node,
-    units,
 )
 from piherd.render.spec import unit_name_for_path
-from piherd.render.ssh import host_keys_from_known_hosts
+from piherd.services import loads
+from piherd.services.slurm import SlurmSettings
+from piherd.services.ssh import host_keys_from_known_hosts
 
 BASE = (GOLDEN / "bookworm" / "cluster.toml").read_text()
 CTX = RenderContext(b"k" * 1024, b"private\n", "ssh-ed25519 AAAA test")
@@ -88,8 +89,8 @@ def test_model_hardware_overrides_reported_hardware() -> None:
 def test_unsafe_path_is_refused() -> None:
     # Built past the loader: render must refuse it even if check did not.
     valid = loads(BASE)
-    slurm = replace(valid.services.slurm, cgroup_mountpoint="/run/x; rm -rf /")
-    cluster = replace(valid, services=replace(valid.services, slurm=slurm))
+    slurm = replace(valid.services.get(SlurmSettings), cgroup_mountpoint="/run/x; rm -rf /")
+    cluster = replace(valid, services=valid.services.replacing(slurm))
     with pytest.raises(RenderError, match="cgroup_mountpoint"):
         render_node(cluster, cluster.node("cluster02"), CTX)
 
@@ -97,7 +98,7 @@ def test_unsafe_path_is_refused() -> None:
 def test_desired_state_of_the_sim_head_and_worker() -> None:
     cluster = cluster_of("sim")
     head, worker = cluster.node("node01"), cluster.node("node02")
-    assert units(cluster, head) == (
+    assert node_units(cluster, head) == (
         UnitSpec("chrony.service"),
         UnitSpec("chrony-wait.service", enable=False, masked=True),
         UnitSpec("ssh.service"),
@@ -109,7 +110,7 @@ def test_desired_state_of_the_sim_head_and_worker() -> None:
         UnitSpec("slurmd.service"),
         UnitSpec("piherd-watch.service", enable=False, retire=True),
     )
-    assert [u.name for u in units(cluster, worker)] == [
+    assert [u.name for u in node_units(cluster, worker)] == [
         "chrony.service",
         "chrony-wait.service",
         "cluster.automount",
@@ -118,21 +119,23 @@ def test_desired_state_of_the_sim_head_and_worker() -> None:
         "piherd-cgroup-v1.service",
         "slurmd.service",
     ]
-    assert "sshfs" in packages(cluster, worker)
-    assert "slurmctld" not in packages(cluster, worker)
-    assert {"slurmctld", "slurmd", "apt-cacher-ng"} <= set(packages(cluster, head))
-    assert [d.path for d in directories(cluster, head)] == ["/srv/cluster"]
-    assert directories(cluster, head)[0].owner == "piherd"
-    assert directories(cluster, worker) == ()
+    assert "sshfs" in node_packages(cluster, worker)
+    assert "slurmctld" not in node_packages(cluster, worker)
+    assert {"slurmctld", "slurmd", "apt-cacher-ng"} <= set(node_packages(cluster, head))
+    assert [d.path for d in node_directories(cluster, head)] == ["/srv/cluster"]
+    assert node_directories(cluster, head)[0].owner == "piherd"
+    assert node_directories(cluster, worker) == ()
 
 
 def test_nfs_packages_and_netboot_head() -> None:
     cluster = cluster_of("netboot")
-    assert {"nfs-kernel-server", "dnsmasq", "slurmctld"} <= set(packages(cluster, cluster.head))
-    assert "slurmd" not in packages(cluster, cluster.head)
+    assert {"nfs-kernel-server", "dnsmasq", "slurmctld"} <= set(
+        node_packages(cluster, cluster.head)
+    )
+    assert "slurmd" not in node_packages(cluster, cluster.head)
     worker = cluster.node("rpinode05")
-    assert {"nfs-common", "slurmd", "openmpi-bin", "chrony"} <= set(packages(cluster, worker))
-    assert packages(cluster, worker) == tuple(sorted(packages(cluster, worker)))
+    assert {"nfs-common", "slurmd", "openmpi-bin", "chrony"} <= set(node_packages(cluster, worker))
+    assert node_packages(cluster, worker) == tuple(sorted(node_packages(cluster, worker)))
 
 
 def test_every_unit_file_needs_daemon_reload() -> None:
@@ -293,7 +296,7 @@ def test_a_worker_that_does_not_compute_gets_no_mpi_and_no_slurmd() -> None:
     assert not [p for p in files if "openmpi" in p or "hosts.mpich" in p]
     assert files["/etc/slurm/slurm.conf"].restarts == ()
     assert "NodeName=cluster04" not in files["/etc/slurm/slurm.conf"].content.decode()
-    assert "slurmd" not in packages(cluster, idle)
-    assert "slurmd.service" not in [u.name for u in units(cluster, idle)]
+    assert "slurmd" not in node_packages(cluster, idle)
+    assert "slurmd.service" not in [u.name for u in node_units(cluster, idle)]
     hosts = render_node(cluster, cluster.head, CTX)["/etc/piherd/hosts.openmpi"].content
     assert b"cluster04" not in hosts

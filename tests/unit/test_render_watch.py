@@ -13,19 +13,19 @@ import pytest
 import tomlkit
 
 from piherd.bundle import build_bundle, watch_service_inputs
-from piherd.model import Cluster, load
+from piherd.model import Cluster
 from piherd.render import (
     RenderContext,
     RenderError,
     UnitSpec,
-    keys,
-    packages,
+    node_packages,
+    node_units,
     render_node,
-    units,
-    watch,
 )
-from piherd.render.watch import render_unit
 from piherd.secrets import load_or_create_secrets, render_context
+from piherd.services import load, watch
+from piherd.services import ssh as keys
+from piherd.services.watch import render_unit
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "cluster.toml"
 
@@ -109,11 +109,11 @@ def test_head_gets_piherd_its_config_key_and_unit(tmp_path: Path) -> None:
     assert on_head.known_hosts == Path(watch.KNOWN_HOSTS)
     assert on_head.ssh_config is None and on_head.ssh_public_key == ""
     assert on_head.nodes == cluster.nodes and on_head.health == cluster.health
-    assert set(watch.PACKAGES) <= set(packages(cluster, cluster.head))
-    assert units(cluster, cluster.head)[-1] == UnitSpec(watch.UNIT_NAME)
+    assert set(watch.PACKAGES) <= set(node_packages(cluster, cluster.head))
+    assert node_units(cluster, cluster.head)[-1] == UnitSpec(watch.UNIT_NAME)
     worker = cluster.workers[0]
     assert watch.PROGRAM not in render_node(cluster, worker, ctx)
-    assert not set(watch.PACKAGES) & set(packages(cluster, worker)) - {"python3"}
+    assert not set(watch.PACKAGES) & set(node_packages(cluster, worker)) - {"python3"}
 
 
 def test_every_node_accepts_the_watch_key_from_the_head_only(tmp_path: Path) -> None:
@@ -134,7 +134,9 @@ def test_every_node_accepts_the_watch_key_from_the_head_only(tmp_path: Path) -> 
 def test_turned_off_the_service_is_retired_and_no_key_is_accepted(tmp_path: Path) -> None:
     cluster = load(_enabled(tmp_path, enabled=False))
     ctx = _context(cluster, tmp_path)
-    assert units(cluster, cluster.head)[-1] == UnitSpec(watch.UNIT_NAME, enable=False, retire=True)
+    assert node_units(cluster, cluster.head)[-1] == UnitSpec(
+        watch.UNIT_NAME, enable=False, retire=True
+    )
     for node in cluster.nodes:
         files = render_node(cluster, node, ctx)
         assert watch.PROGRAM not in files and watch.UNIT_PATH not in files
@@ -153,7 +155,7 @@ def test_the_bundle_is_deterministic_and_runs(tmp_path: Path) -> None:
     first = build_bundle()
     assert first == build_bundle()
     names = zipfile.ZipFile(io.BytesIO(first)).namelist()
-    assert "__main__.py" in names and "piherd/render/watch.py" in names
+    assert "__main__.py" in names and "piherd/services/watch.py" in names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     program = tmp_path / "piherd"
     program.write_bytes(first)

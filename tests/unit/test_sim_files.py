@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from piherd.model import loads
+from piherd.services import loads
+from piherd.services.package_cache import PackageCacheSettings
+from piherd.services.slurm import SlurmSettings
+from piherd.services.storage import StorageSettings
+from piherd.services.time import TimeSettings
 from piherd.sim import pisys
 from piherd.sim.clusterfile import (
     CGROUP_V1_MOUNTPOINT,
@@ -84,10 +88,10 @@ def test_full_cluster_file_is_valid_and_says_how_to_reach_nodes() -> None:
     assert cluster.nodes[0].interface == "host0"
     assert cluster.admin_user == "pi" and cluster.domain == "sim.lan"
     assert cluster.network.gateway == IPv4Address("10.201.4.1")
-    assert cluster.services.storage.kind == "sshfs"
-    assert cluster.services.time.container is True
-    assert cluster.services.slurm.cgroup_mountpoint == CGROUP_V1_MOUNTPOINT
-    assert cluster.services.package_cache.enabled is False
+    assert cluster.services.get(StorageSettings).kind == "sshfs"
+    assert cluster.services.get(TimeSettings).container is True
+    assert cluster.services.get(SlurmSettings).cgroup_mountpoint == CGROUP_V1_MOUNTPOINT
+    assert cluster.services.get(PackageCacheSettings).enabled is False
     assert cluster.ssh_config == FILES.ssh_config and cluster.known_hosts == FILES.known_hosts
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from piherd.model import load
+from piherd.services import load
 from piherd.transport.base import Transport, TransportError
 from piherd.transport.local import LocalTransport
 from piherd.transport.pool import ConnectionPool, raise_fd_limit

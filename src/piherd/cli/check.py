@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from piherd.cli.common import EXIT_USAGE
-from piherd.model import ConfigError, fold, load
+from piherd.model import ConfigError, fold
+from piherd.services import load
 
 
 @click.command("check")
@@ -39,7 +40,7 @@ def command(file: Path | None, as_json: bool) -> None:
         else:
             click.echo(exc.render(), err=True)
         raise SystemExit(EXIT_USAGE) from None
-    services = [name for name, svc in vars(cluster.services).items() if svc.enabled]
+    services = [s.name for s in cluster.services.enabled() if s.name]
     if as_json:
         click.echo(
             json.dumps(

@@ -9,7 +9,8 @@ from typing import NoReturn
 
 import click
 
-from piherd.model import Cluster, ConfigError, NodeSetError, expand, load
+from piherd.model import Cluster, ConfigError, NodeSetError, expand
+from piherd.services import load
 
 EXIT_USAGE = 2  # bad input: a broken cluster.toml, an unknown node set, a bad flag
 EXIT_INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, as shells report it

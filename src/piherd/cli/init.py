@@ -13,9 +13,10 @@ from typing import Any, TypeVar
 import click
 
 from piherd.cli.common import fail
-from piherd.model import ConfigError, fold, loads
+from piherd.model import ConfigError, fold
 from piherd.model.cluster import OS_RELEASES
 from piherd.model.template import Answers, cluster_toml, default_first
+from piherd.services import SERVICES, loads
 
 T = TypeVar("T")
 
@@ -157,7 +158,7 @@ def command(path: Path, **flags: Any) -> None:
         answers = _answers(flags)
     except click.BadParameter as exc:
         fail(f"piherd init: {exc.format_message()}")
-    text = cluster_toml(answers)
+    text = cluster_toml(answers, SERVICES)
     try:
         cluster = loads(text, str(path))
     except ConfigError as exc:

@@ -18,8 +18,8 @@ from piherd.cli.common import cluster_file_option, fail, load_cluster, select_no
 from piherd.model import Cluster
 from piherd.render import FileSpec, RenderError, render_node
 from piherd.render.manifest import manifest
-from piherd.render.ssh import host_keys_from_known_hosts
 from piherd.secrets import SecretsError, load_or_create_secrets, render_context
+from piherd.services.ssh import host_keys_from_known_hosts
 
 MANIFEST = "manifest.json"
 

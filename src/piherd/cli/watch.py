@@ -11,7 +11,7 @@ import click
 
 from piherd.cli.common import cluster_file_option, fail, load_cluster, select_nodes
 from piherd.health.loop import WatchLog, watch
-from piherd.render.watch import render_unit
+from piherd.services.watch import render_unit
 
 
 def default_log_dir() -> Path:

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from piherd.health.probe import NodeHealth, parse_probe, probe_argv, unreachable, with_clock_offsets
 from piherd.health.rules import Level, Verdict, evaluate
 from piherd.health.slurm import NODES_ARGV, QUEUE_ARGV, Job, SlurmNode, parse_nodes, parse_queue
-from piherd.model import Cluster, expand
+from piherd.model import Cluster
+from piherd.services.slurm import SlurmSettings
 from piherd.transport.base import Transport, TransportError
 from piherd.transport.pool import ConnectionPool
 
@@ -39,14 +40,15 @@ class Snapshot:
         return verdict.level if verdict else Level.OK
 
 
-def storage_clients(cluster: Cluster) -> set[str]:
-    """Nodes that should have the shared storage mounted (its clients, not its server)."""
-    storage = cluster.services.storage
-    if not storage.enabled:
-        return set()
-    clients = set(expand(storage.clients, cluster.groups, known=cluster.groups["all"]))
-    clients.discard(storage.server or cluster.head.name)
-    return clients
+def storage_mounts(cluster: Cluster) -> dict[str, str]:
+    """node -> the shared mount point health checks there (nodes that mount storage)."""
+    mounts = {}
+    for node in cluster.nodes:
+        for service in cluster.services.enabled():
+            where = service.storage_mount(cluster, node)
+            if where:
+                mounts[node.name] = where
+    return mounts
 
 
 class HealthCollector:
@@ -56,7 +58,8 @@ class HealthCollector:
         self.cluster = cluster
         self.pool = pool
         self.timeout = timeout
-        self._mounts = storage_clients(cluster)
+        self._mounts = storage_mounts(cluster)
+        self._slurm = cluster.services.is_on(SlurmSettings)
         self._closing: set[asyncio.Task[None]] = set()
 
     def _drop(self, name: str) -> None:
@@ -91,7 +94,7 @@ class HealthCollector:
 
     async def probe(self, name: str) -> tuple[NodeHealth, float]:
         """One node's health and the wall-clock time its probe was sent."""
-        mount = self.cluster.services.storage.mount if name in self._mounts else ""
+        mount = self._mounts.get(name, "")
         sent = time.time()
         started = time.monotonic()
         limit = self.timeout
@@ -113,7 +116,7 @@ class HealthCollector:
         return parse_probe(name, result.stdout, elapsed=elapsed), sent
 
     async def slurm_nodes(self) -> tuple[dict[str, SlurmNode] | None, str | None]:
-        if not self.cluster.services.slurm.enabled:
+        if not self._slurm:
             return None, "Slurm is not enabled in cluster.toml"
         error, out, _ = await self.run_on(self.cluster.head.name, NODES_ARGV)
         if error is not None:
@@ -121,7 +124,7 @@ class HealthCollector:
         return parse_nodes(out), None
 
     async def jobs(self) -> tuple[Job, ...]:
-        if not self.cluster.services.slurm.enabled:
+        if not self._slurm:
             return ()
         error, out, _ = await self.run_on(self.cluster.head.name, QUEUE_ARGV)
         return () if error is not None else tuple(parse_queue(out))
@@ -163,7 +166,7 @@ class HealthCollector:
         )
 
     def _computes(self, name: str) -> bool:
-        return self.cluster.services.slurm.enabled and self.cluster.node(name).compute
+        return self._slurm and self.cluster.node(name).compute
 
     async def close(self) -> None:
         """Wait for connections being dropped (bounded by the transport's own close)."""

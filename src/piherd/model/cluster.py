@@ -8,6 +8,8 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Literal
 
+from piherd.model.service import ServiceSet
+
 Role = Literal["head", "worker"]
 
 OS_RELEASES: tuple[str, ...] = ("bullseye", "bookworm", "trixie")
@@ -57,84 +59,6 @@ class Node:
 
 
 @dataclass(frozen=True)
-class TimeService:
-    """chrony: the head follows upstream servers and serves the cluster subnet."""
-
-    enabled: bool = True
-    upstream: tuple[str, ...] = ("2.debian.pool.ntp.org",)
-    # In a container the clock belongs to the host: run chronyd without setting it.
-    container: bool = False
-
-
-@dataclass(frozen=True)
-class StorageService:
-    """A directory of the head shared with the nodes, over NFS or sshfs."""
-
-    enabled: bool = True
-    kind: Literal["nfs", "sshfs"] = "nfs"
-    server: str = ""  # node name; the head when empty in the file
-    export: str = "/srv/cluster"
-    mount: str = "/cluster"
-    clients: str = "@all"
-    root_squash: bool = True
-
-
-@dataclass(frozen=True)
-class Partition:
-    """A Slurm partition over a node set."""
-
-    name: str
-    nodes: str
-    default: bool = False
-    max_time: str = "INFINITE"
-
-
-@dataclass(frozen=True)
-class SlurmService:
-    """Slurm: slurmctld on the head, slurmd on compute nodes, munge everywhere."""
-
-    enabled: bool = True
-    head_computes: bool = False
-    partitions: tuple[Partition, ...] = (Partition("main", "@compute", default=True),)
-    slurmd_timeout: int = 300
-    # cgroup v1 mountpoint for slurmd; set by the sim where only a v2 tree is visible.
-    cgroup_mountpoint: str = ""
-
-
-@dataclass(frozen=True)
-class MpiService:
-    """MPI host files for the implementations the cluster uses."""
-
-    enabled: bool = True
-    implementations: tuple[str, ...] = ("openmpi",)
-
-
-@dataclass(frozen=True)
-class DnsmasqService:
-    """DHCP reservations, DNS and TFTP (netboot) served by dnsmasq on the head."""
-
-    enabled: bool = False
-    dhcp: bool = True
-    dhcp_range: tuple[IPv4Address, IPv4Address] | None = None
-    tftp: bool = False
-    tftp_root: str = "/srv/tftp"
-
-
-@dataclass(frozen=True)
-class PackageCacheService:
-    """apt-cacher-ng on the head; the other nodes fetch packages through it."""
-
-    enabled: bool = False
-    port: int = 3142
-    upstreams: Mapping[str, str] = field(
-        default_factory=lambda: {
-            "debian": "http://deb.debian.org/debian/",
-            "raspberrypi": "http://archive.raspberrypi.com/debian/",
-        }
-    )
-
-
-@dataclass(frozen=True)
 class HealthRules:
     """Thresholds for `piherd status` and `piherd watch`."""
 
@@ -148,18 +72,6 @@ class HealthRules:
 
 
 @dataclass(frozen=True)
-class Services:
-    """Every service piherd can set up, each on or off with its options."""
-
-    time: TimeService = TimeService()
-    storage: StorageService = StorageService()
-    slurm: SlurmService = SlurmService()
-    mpi: MpiService = MpiService()
-    dnsmasq: DnsmasqService = DnsmasqService()
-    package_cache: PackageCacheService = field(default_factory=PackageCacheService)
-
-
-@dataclass(frozen=True)
 class Cluster:
     """A whole cluster, as loaded and validated from cluster.toml."""
 
@@ -169,7 +81,7 @@ class Cluster:
     network: Network
     nodes: tuple[Node, ...]
     groups: Mapping[str, tuple[str, ...]]  # every group, built-in ones included
-    services: Services = Services()
+    services: ServiceSet = field(default_factory=ServiceSet)
     health: HealthRules = HealthRules()
     ssh_public_key: str = ""  # path of the admin's public key, as written in the file
     ssh_port: int = 22

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Sequence
 from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
 
 from piherd.model import plan
-from piherd.model.cluster import DEFAULT_STACK, Cluster, Network, Node, Services
+from piherd.model.cluster import DEFAULT_STACK, Cluster, HealthRules, Network, Node
 from piherd.model.locate import Locator
 from piherd.model.origin import Origin
 from piherd.model.problems import ConfigError, Problem
 from piherd.model.reader import Reader
 from piherd.model.rules import check_cluster, resolve_groups
-from piherd.model.service_tables import health, services
+from piherd.model.service import Service, ServiceSet
 
 TOP_KEYS = ("cluster", "network", "naming", "nodes", "groups", "services", "health")
 CLUSTER_KEYS = (
@@ -52,14 +53,28 @@ NODE_KEYS = (
 # such a node always comes with a problem, so it never leaves the loader.
 NO_ADDRESS = IPv4Address("0.0.0.0")  # noqa: S104 (a placeholder, never bound)
 
+HEALTH_KEYS = (
+    "temp_warn_c",
+    "temp_crit_c",
+    "clock_offset_crit_s",
+    "disk_warn_pct",
+    "disk_crit_pct",
+    "watch_enabled",
+    "watch_interval_s",
+)
+
 # Stands in for a missing or bad [network] (always reported), so other checks still run.
 NO_NETWORK = Network(IPv4Network("0.0.0.0/32"), None, ())
 
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)")
 
 
-def load(path: Path) -> Cluster:
-    """Read and validate `path`; ConfigError with every problem when it is not usable."""
+def load(path: Path, services: Sequence[Service]) -> Cluster:
+    """Read and validate `path`; ConfigError with every problem when it is not usable.
+
+    `services` are the services the file may configure, in start order
+    (piherd.services.SERVICES; piherd.services.load binds them).
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -78,17 +93,19 @@ def load(path: Path) -> Cluster:
         raise ConfigError(
             [Problem(0, "", "not UTF-8 text", "save the file as UTF-8", str(path))], path
         ) from None
-    return replace(loads(text, str(path), base=path.parent), source=path)
+    return replace(loads(text, services, str(path), base=path.parent), source=path)
 
 
-def loads(text: str, file: str = "cluster.toml", base: Path | None = None) -> Cluster:
+def loads(
+    text: str, services: Sequence[Service], file: str = "cluster.toml", base: Path | None = None
+) -> Cluster:
     """Parse and validate TOML text; `base` anchors relative paths (secrets_dir)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([_syntax_problem(exc, text, file)]) from None
     reader = Reader(Locator(text), file)
-    cluster, origins, unaddressed = _build(data, reader, base)
+    cluster, origins, unaddressed = _build(data, reader, base, services)
     check_cluster(cluster, origins, reader, unaddressed, cluster.network is not NO_NETWORK)
     if reader.problems:
         raise ConfigError(reader.problems)
@@ -133,16 +150,43 @@ def _entries(
     return entries, origins
 
 
+def _read_services(
+    reader: Reader, data: dict[str, Any], services: Sequence[Service]
+) -> list[tuple[Service, Any]]:
+    """Each service's settings from its [services.NAME] table, defaults filled in."""
+    names = tuple(s.name for s in services if s.name)
+    table = reader.table(data, "services", "services", names)
+    return [
+        (
+            s,
+            s.read(
+                reader, reader.table(table, s.name, f"services.{s.name}", s.keys) if s.name else {}
+            ),
+        )
+        for s in services
+    ]
+
+
+def _health(reader: Reader, data: dict[str, Any]) -> HealthRules:
+    """The [health] thresholds."""
+    h = reader.table(data, "health", "health", HEALTH_KEYS)
+    d = HealthRules()
+    return HealthRules(
+        **{k: reader.get(h, "health", k, type(getattr(d, k)), getattr(d, k)) for k in HEALTH_KEYS}
+    )
+
+
 def _build(
-    data: dict[str, Any], reader: Reader, base: Path | None
+    data: dict[str, Any], reader: Reader, base: Path | None, services: Sequence[Service]
 ) -> tuple[Cluster, dict[str, Origin], set[str]]:
     """The cluster as far as it can be built; with NO_NETWORK and no nodes when those
     are missing (always with a problem), so every other section is still checked."""
     reader.check_keys(data, "", TOP_KEYS)
     top = reader.table(data, "cluster", "cluster", CLUSTER_KEYS)
     network = plan.network(reader, data)
-    svc = services(reader, data)
-    rules = health(reader, data)
+    read = _read_services(reader, data, services)
+    head_computes = any(service.head_computes(settings) for service, settings in read)
+    rules = _health(reader, data)
     entries, origins = _entries(reader, data)
     if not entries and not any(p.field.startswith("naming") for p in reader.problems):
         reader.problem(
@@ -172,7 +216,7 @@ def _build(
     nodes: list[Node] = []
     unaddressed: set[str] = set()
     for name, entry in entries.items():
-        node = _node(reader, entry, origins[name], name == head_name, defaults, svc)
+        node = _node(reader, entry, origins[name], name == head_name, defaults, head_computes)
         if node.address == NO_ADDRESS:
             unaddressed.add(name)
         nodes.append(node)
@@ -201,7 +245,6 @@ def _build(
         network=network or NO_NETWORK,
         nodes=tuple(nodes),
         groups=groups,
-        services=svc,
         health=rules,
         ssh_public_key=reader.get(top, "cluster", "ssh_public_key", str, ""),
         ssh_port=reader.get(top, "cluster", "ssh_port", int, 22),
@@ -210,7 +253,11 @@ def _build(
         known_hosts=local_path("known_hosts", ""),
         ssh_identity=local_path("ssh_identity", ""),
     )
-    return cluster, origins, unaddressed
+    if any(n.is_head for n in cluster.nodes):  # facts that need the nodes, computed once
+        derived = tuple((s, s.derive(settings, cluster)) for s, settings in read)
+    else:
+        derived = tuple(read)
+    return replace(cluster, services=ServiceSet(derived)), origins, unaddressed
 
 
 def _node(
@@ -219,7 +266,7 @@ def _node(
     origin: Origin,
     is_head: bool,
     defaults: dict[str, str],
-    svc: Services,
+    head_computes: bool,
 ) -> Node:
     """The node of `entry`; with NO_ADDRESS when its address is missing or bad."""
     path = origin.path
@@ -240,7 +287,7 @@ def _node(
     stack = reader.get(
         entry, path, "network_stack", str, defaults["network_stack"]
     ) or DEFAULT_STACK.get(os_release, "networkmanager")
-    default_compute = role == "worker" or svc.slurm.head_computes
+    default_compute = role == "worker" or head_computes
     return Node(
         name=entry["name"],
         address=found or NO_ADDRESS,

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Set
 from typing import Any
 
 from piherd.model.cluster import BUILTIN_GROUPS, Cluster, HealthRules
-from piherd.model.nodecheck import HOST, LABEL, check_nodes, fold_names, fold_values
+from piherd.model.nodecheck import LABEL, check_nodes
 from piherd.model.nodesets import NodeSetError, expand
 from piherd.model.origin import Origin
 from piherd.model.reader import Reader
@@ -31,13 +31,7 @@ _SYSTEM_DIRS = frozenset(
         "/var",
     )
 )
-# The same shapes render/apt.py accepts: an apt URL and a name usable in a config key.
-_URL = re.compile(r"^https?://[A-Za-z0-9.\-]+(:[0-9]+)?(/[A-Za-z0-9._~/\-]*)?$")
-_UPSTREAM_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _GROUP_REF = re.compile(r"@([A-Za-z0-9_.\-]+)")
-# Slurm time limits: minutes, [days-]hours:minutes[:seconds], or no limit.
-_MAX_TIME = re.compile(r"^(INFINITE|UNLIMITED|\d+|\d+:\d{2}(:\d{2})?|\d+-\d+(:\d{2}){0,2})$")
-_PARTITION = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 
 
 def resolve_groups(
@@ -112,7 +106,8 @@ def check_cluster(
     if cluster.nodes:
         check_nodes(cluster, origins, reader, unaddressed)
         if network_ok:
-            _check_services(cluster, reader)
+            for service in cluster.services:
+                service.check(cluster, reader)
 
 
 def _check_identity(cluster: Cluster, reader: Reader) -> None:
@@ -178,16 +173,10 @@ def _check_health(cluster: Cluster, reader: Reader) -> None:
     for key in ("clock_offset_crit_s", "watch_interval_s"):
         if getattr(h, key) <= 0:
             reader.problem(f"health.{key}", f"must be positive, not {getattr(h, key)}")
-    if h.watch_enabled and cluster.nodes and cluster.head.os == "bullseye":
-        reader.problem(
-            "health.watch_enabled",
-            f"the watch service runs piherd on the head ({cluster.head.name}), which needs "
-            "Python 3.11; the head runs bullseye (Python 3.9)",
-            "move the head to bookworm, or run `piherd watch` from your own machine instead",
-        )
 
 
-def _nodeset(cluster: Cluster, reader: Reader, path: str, expression: str) -> list[str]:
+def nodeset_members(cluster: Cluster, reader: Reader, path: str, expression: str) -> list[str]:
+    """The nodes of `expression`; a problem at `path` when it is bad or empty."""
     try:
         members = expand(expression, cluster.groups, cluster.groups["all"])
     except NodeSetError as exc:
@@ -199,52 +188,8 @@ def _nodeset(cluster: Cluster, reader: Reader, path: str, expression: str) -> li
     return members
 
 
-def _check_services(cluster: Cluster, reader: Reader) -> None:
-    svc = cluster.services
-    if svc.storage.enabled:
-        _check_storage(cluster, reader)
-    if svc.slurm.enabled:
-        _check_slurm(cluster, reader)
-    if svc.mpi.enabled:
-        for impl in svc.mpi.implementations:
-            if impl not in ("openmpi", "mpich"):
-                reader.problem(
-                    "services.mpi.implementations",
-                    f"unknown MPI {impl!r}",
-                    'use "openmpi" and/or "mpich"',
-                )
-    if svc.dnsmasq.enabled:
-        _check_dnsmasq(cluster, reader)
-    if svc.package_cache.enabled:
-        for name, url in svc.package_cache.upstreams.items():
-            if not (_UPSTREAM_NAME.match(name) and _URL.match(url)):
-                reader.problem(
-                    "services.package_cache.upstreams",
-                    f"bad upstream {name} = {url!r}",
-                    'a lower-case name and an http(s) URL, e.g. debian = "http://deb.debian.org/debian/"',
-                )
-    if not 0 < svc.package_cache.port < 65536:
-        reader.problem(
-            "services.package_cache.port",
-            f"{svc.package_cache.port} is not a TCP port",
-            "apt-cacher-ng listens on 3142 by default",
-        )
-    if svc.time.enabled and not svc.time.upstream:
-        reader.problem(
-            "services.time.upstream",
-            "the head has no upstream time server",
-            'e.g. upstream = ["2.debian.pool.ntp.org"]',
-        )
-    for server in svc.time.upstream if svc.time.enabled else ():
-        if not HOST.match(server):
-            reader.problem(
-                "services.time.upstream",
-                f"{server!r} is not a host name or address",
-                'e.g. "2.debian.pool.ntp.org" or "192.168.1.1"',
-            )
-
-
-def _absolute(reader: Reader, path: str, value: str) -> bool:
+def absolute_path(reader: Reader, path: str, value: str) -> bool:
+    """True when `value` is a plain absolute path of its own; else a problem at `path`."""
     if not _ABS_PATH.match(value) or ".." in value.split("/"):
         reader.problem(path, f"{value!r} is not an absolute path", 'e.g. "/srv/cluster"')
         return False
@@ -256,119 +201,3 @@ def _absolute(reader: Reader, path: str, value: str) -> bool:
         )
         return False
     return True
-
-
-def _check_storage(cluster: Cluster, reader: Reader) -> None:
-    """The server is a node, paths are safe, clients a node set. The server may be a
-    client too: the renderer bind-mounts the export (or uses it as is when the paths
-    are equal)."""
-    storage = cluster.services.storage
-    if storage.server and storage.server not in cluster.groups["all"]:
-        reader.problem(
-            "services.storage.server",
-            f"storage is mounted from {storage.server!r}, which is not a node of the cluster",
-            "leave server out to export from the head, or name the node that exports it",
-        )
-    _absolute(reader, "services.storage.export", storage.export)
-    _absolute(reader, "services.storage.mount", storage.mount)
-    _nodeset(cluster, reader, "services.storage.clients", storage.clients)
-
-
-def _check_slurm(cluster: Cluster, reader: Reader) -> None:
-    slurm = cluster.services.slurm
-    if not cluster.compute_nodes:
-        reader.problem(
-            "services.slurm",
-            "Slurm is enabled but no node computes",
-            "add a worker, or set head_computes = true",
-        )
-        return
-    if slurm.cgroup_mountpoint:
-        _absolute(reader, "services.slurm.cgroup_mountpoint", slurm.cgroup_mountpoint)
-    if slurm.slurmd_timeout < 1:
-        reader.problem(
-            "services.slurm.slurmd_timeout", f"must be positive, not {slurm.slurmd_timeout}"
-        )
-    defaults = [p.name for p in slurm.partitions if p.default]
-    if len(defaults) > 1:
-        reader.problem(
-            "services.slurm.partitions",
-            f"several default partitions: {', '.join(defaults)}",
-            "mark only one with default = true",
-        )
-    computes = {n.name for n in cluster.compute_nodes}
-    seen: set[str] = set()
-    for index, part in enumerate(slurm.partitions):
-        path = f"services.slurm.partitions[{index}]"
-        if not _PARTITION.match(part.name):
-            reader.problem(
-                f"{path}.name", f"invalid partition name {part.name!r}", "letters, digits, '_', '-'"
-            )
-        elif part.name in seen:
-            reader.problem(
-                f"{path}.name",
-                f"duplicate partition {part.name!r}",
-                "give each partition its own name",
-            )
-        seen.add(part.name)
-        if not _MAX_TIME.match(part.max_time):
-            reader.problem(
-                f"{path}.max_time",
-                f"{part.max_time!r} is not a Slurm time limit",
-                'minutes ("90"), "hours:minutes:seconds", "days-hours" or "INFINITE"',
-            )
-        members = _nodeset(cluster, reader, f"{path}.nodes", part.nodes)
-        idle = [m for m in members if m not in computes]
-        if idle:
-            reader.problem(
-                f"{path}.nodes",
-                f"{fold_names(idle)} do not compute",
-                "use @compute, or set head_computes = true",
-            )
-
-
-def _check_dnsmasq(cluster: Cluster, reader: Reader) -> None:
-    dnsmasq, net = cluster.services.dnsmasq, cluster.network
-    if dnsmasq.tftp:
-        _absolute(reader, "services.dnsmasq.tftp_root", dnsmasq.tftp_root)
-    if not dnsmasq.dhcp:
-        return
-    span = dnsmasq.dhcp_range
-    if span is None:
-        if not any(n.mac for n in cluster.nodes):
-            reader.problem(
-                "services.dnsmasq.dhcp",
-                "DHCP is on but has nothing to hand out: no dhcp_range and no node has a mac",
-                'add mac = ".." to the nodes for reservations, set dhcp_range, or dhcp = false',
-            )
-        return
-    low, high = span
-    if not (low in net.subnet and high in net.subnet):
-        reader.problem(
-            "services.dnsmasq.dhcp_range",
-            f"{low}-{high} is not inside {net.subnet}",
-            "the head hands out addresses of the cluster LAN only",
-        )
-        return
-    inside = [n for n in cluster.nodes if low <= n.address <= high]
-    if inside:
-        addresses = fold_values([str(n.address) for n in inside])
-        reader.problem(
-            "services.dnsmasq.dhcp_range",
-            f"range {low}-{high} holds the static addresses of "
-            f"{fold_names(n.name for n in inside)} ({addresses})",
-            "keep the dynamic range apart from the nodes' addresses",
-        )
-    if net.gateway is not None and low <= net.gateway <= high:
-        reader.problem(
-            "services.dnsmasq.dhcp_range",
-            f"range {low}-{high} holds the gateway {net.gateway}",
-            "keep the dynamic range apart from the router's address",
-        )
-    pool = net.router_dhcp_pool
-    if pool and low <= pool[1] and pool[0] <= high:
-        reader.problem(
-            "services.dnsmasq.dhcp_range",
-            f"range {low}-{high} overlaps the router's DHCP pool {pool[0]}-{pool[1]}",
-            "two DHCP servers must not hand out the same addresses",
-        )

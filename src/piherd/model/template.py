@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
+from typing import TYPE_CHECKING
 
 import tomlkit
 from tomlkit.items import Table
 
-DEFAULT_UPSTREAM = ("0.debian.pool.ntp.org", "1.debian.pool.ntp.org")
+if TYPE_CHECKING:
+    from piherd.model.service import InitTable, Service
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,7 @@ class Answers:
     package_cache: bool = False
 
 
-def _put(table: Table, key: str, value: object, comment: str) -> None:
+def put_commented(table: Table, key: str, value: object, comment: str) -> None:
     """`key = value  # comment` (tomlkit wraps bools and ints, which cannot take a comment)."""
     item = tomlkit.item(value)
     item.comment(comment)
@@ -71,20 +73,20 @@ def node_names(answers: Answers) -> list[str]:
 
 def _cluster(a: Answers) -> Table:
     t = tomlkit.table()
-    _put(t, "name", a.name, "short name: lower-case letters, digits, '-'")
-    _put(t, "domain", a.domain, "DNS domain: nodes are also <name>.<domain>")
-    _put(t, "admin_user", a.admin_user, "the user piherd logs in as, with sudo")
-    _put(t, "ssh_public_key", a.ssh_key, "installed for admin_user on every node")
-    _put(t, "os", a.os, "default OS of the nodes: bullseye, bookworm or trixie")
+    put_commented(t, "name", a.name, "short name: lower-case letters, digits, '-'")
+    put_commented(t, "domain", a.domain, "DNS domain: nodes are also <name>.<domain>")
+    put_commented(t, "admin_user", a.admin_user, "the user piherd logs in as, with sudo")
+    put_commented(t, "ssh_public_key", a.ssh_key, "installed for admin_user on every node")
+    put_commented(t, "os", a.os, "default OS of the nodes: bullseye, bookworm or trixie")
     return t
 
 
 def _network(a: Answers) -> Table:
     t = tomlkit.table()
-    _put(t, "subnet", str(a.subnet), "the LAN the nodes live on")
+    put_commented(t, "subnet", str(a.subnet), "the LAN the nodes live on")
     gateway = a.gateway or a.subnet.network_address + 1
-    _put(t, "gateway", str(gateway), "the router")
-    _put(t, "dns", [str(d) for d in (a.dns or (gateway,))], "name servers the nodes use")
+    put_commented(t, "gateway", str(gateway), "the router")
+    put_commented(t, "dns", [str(d) for d in (a.dns or (gateway,))], "name servers the nodes use")
     if a.router_pool:
         t.add(tomlkit.comment("the router's DHCP pool: node addresses must stay out of it"))
         t.add("router_dhcp_pool", f"{a.router_pool[0]}-{a.router_pool[1]}")
@@ -99,59 +101,32 @@ def _naming(a: Answers, names: list[str]) -> Table:
     last = a.first + a.nodes - 1
     t.add(tomlkit.comment(f"{names[0]}..{names[-1]} on {a.first}..{last}: prefix + index"))
     t.add("prefix", a.prefix)
-    _put(t, "width", a.width, "digits of the index, zero-padded (2: node01)")
-    _put(t, "start", a.start, "index of the first node")
-    _put(t, "count", a.nodes, "every node, the head included")
-    _put(t, "first_address", str(a.first), "the others follow it, one by one")
-    _put(t, "head", a.head or names[0], "serves time, storage and the Slurm controller")
+    put_commented(t, "width", a.width, "digits of the index, zero-padded (2: node01)")
+    put_commented(t, "start", a.start, "index of the first node")
+    put_commented(t, "count", a.nodes, "every node, the head included")
+    put_commented(t, "first_address", str(a.first), "the others follow it, one by one")
+    put_commented(t, "head", a.head or names[0], "serves time, storage and the Slurm controller")
     return t
 
 
-def _services(a: Answers, head: str) -> Table:
-    s = tomlkit.table(is_super_table=True)
-    time = tomlkit.table()
-    time.add(tomlkit.comment("chrony: the head follows upstream and serves the nodes"))
-    time.add("enabled", True)
-    time.add("upstream", list(DEFAULT_UPSTREAM))
-    s.add("time", time)
-    storage = tomlkit.table()
-    storage.add(tomlkit.comment("a directory of the head shared with the nodes"))
-    storage.add("enabled", a.storage != "none" and a.nodes > 1)
-    _put(storage, "kind", "nfs" if a.storage == "none" else a.storage, '"nfs" or "sshfs"')
-    _put(storage, "export", "/srv/cluster", "on the head")
-    _put(storage, "mount", "/cluster", "on the clients")
-    _put(storage, "clients", "@workers", "node set that mounts it")
-    s.add("storage", storage)
-    slurm = tomlkit.table()
-    slurm.add("enabled", a.slurm)
-    _put(slurm, "head_computes", a.head_computes, "false: the head schedules, the workers compute")
-    s.add("slurm", slurm)
-    mpi = tomlkit.table()
-    mpi.add("enabled", bool(a.mpi))
-    _put(
-        mpi,
-        "implementations",
-        list(a.mpi or ("openmpi",)),
-        'host files for "openmpi" and/or "mpich"',
-    )
-    s.add("mpi", mpi)
-    dnsmasq = tomlkit.table()
-    dnsmasq.add(tomlkit.comment("DHCP reservations (by mac), DNS and TFTP served by the head"))
-    dnsmasq.add("enabled", a.dnsmasq)
-    if a.dhcp_range:
-        dnsmasq.add("dhcp_range", f"{a.dhcp_range[0]}-{a.dhcp_range[1]}")
-    s.add("dnsmasq", dnsmasq)
-    cache = tomlkit.table()
-    cache.add(tomlkit.comment("apt-cacher-ng on the head; workers fetch packages through it"))
-    cache.add("enabled", a.package_cache)
-    s.add("package_cache", cache)
-    return s
+def _init_table(wanted: InitTable) -> Table:
+    table = tomlkit.table()
+    if wanted.comment:
+        table.add(tomlkit.comment(wanted.comment))
+    for entry in wanted.entries:
+        if entry.comment:
+            put_commented(table, entry.key, entry.value, entry.comment)
+        else:
+            table.add(entry.key, entry.value)
+    return table
 
 
-def cluster_toml(a: Answers) -> str:
-    """The text of a commented cluster.toml for `a` (not validated here: load it)."""
+def cluster_toml(a: Answers, services: Sequence[Service]) -> str:
+    """The text of a commented cluster.toml for `a` (not validated here: load it).
+
+    Each of `services` writes its own [services.NAME] table (Service.init_table).
+    """
     names = node_names(a)
-    head = a.head or names[0]
     doc = tomlkit.document()
     doc.add(tomlkit.comment("cluster.toml, written by `piherd init`. Every field is explained in"))
     doc.add(tomlkit.comment("docs/cluster-toml.md. Next: `piherd check`, then `piherd up`."))
@@ -169,5 +144,10 @@ def cluster_toml(a: Answers) -> str:
             entry.add("mac", a.macs[name])
             nodes.append(entry)
         doc.add("nodes", nodes)
-    doc.add("services", _services(a, head))
+    tables = tomlkit.table(is_super_table=True)
+    for service in services:
+        wanted = service.init_table(a)
+        if wanted is not None:
+            tables.add(service.name, _init_table(wanted))
+    doc.add("services", tables)
     return tomlkit.dumps(doc)

@@ -100,9 +100,9 @@ class DesiredState:
             nodes[node.name] = DesiredNode(
                 node=node.name,
                 hostname=node.name,
-                packages=render.packages(cluster, node),
-                dirs=render.directories(cluster, node),
+                packages=render.node_packages(cluster, node),
+                dirs=render.node_directories(cluster, node),
                 files=tuple(files.values()),
-                units=render.units(cluster, node),
+                units=render.node_units(cluster, node),
             )
         return nodes

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from piherd.render.spec import DirSpec, FileSpec, UnitSpec
+from piherd.model.specs import DirSpec, FileSpec, UnitSpec
 
 # A plan's desired files, dirs and units are exactly what render produces: one type each.
 DesiredFile = FileSpec

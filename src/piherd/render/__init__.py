@@ -1,15 +1,14 @@
-"""Pure renderers: (cluster, node, context) -> the exact files the node must hold; no I/O."""
+"""Pure renderers: (cluster, node, context) -> the exact state a node must have; no I/O."""
 
-from piherd.render.desired import directories, packages, units
-from piherd.render.node import render_cluster, render_node
-from piherd.render.spec import (
-    DirSpec,
-    FileSpec,
-    RenderContext,
-    RenderError,
-    UnitSpec,
-    needs_daemon_reload,
+from piherd.model.specs import DirSpec, FileSpec, RenderContext, UnitSpec
+from piherd.render.node import (
+    node_directories,
+    node_packages,
+    node_units,
+    render_cluster,
+    render_node,
 )
+from piherd.render.spec import RenderError, needs_daemon_reload
 
 __all__ = [
     "DirSpec",
@@ -17,10 +16,10 @@ __all__ = [
     "RenderContext",
     "RenderError",
     "UnitSpec",
-    "directories",
     "needs_daemon_reload",
-    "packages",
+    "node_directories",
+    "node_packages",
+    "node_units",
     "render_cluster",
     "render_node",
-    "units",
 ]

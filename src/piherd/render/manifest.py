@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from piherd.model import Cluster
-from piherd.render.desired import directories, packages, units
-from piherd.render.spec import FileSpec
+from piherd.model.specs import FileSpec
+from piherd.render.node import node_directories, node_packages, node_units
 
 
 def file_entry(spec: FileSpec) -> dict[str, Any]:
@@ -33,12 +33,12 @@ def manifest(cluster: Cluster, rendered: Mapping[str, Mapping[str, FileSpec]]) -
             "files": {path: file_entry(spec) for path, spec in sorted(files.items())},
             "directories": {
                 d.path: {"owner": d.owner, "group": d.group, "mode": f"{d.mode:04o}"}
-                for d in directories(cluster, node)
+                for d in node_directories(cluster, node)
             },
-            "packages": list(packages(cluster, node)),
+            "packages": list(node_packages(cluster, node)),
             "units": [
                 {"name": u.name, "enable": u.enable, "masked": u.masked, "retire": u.retire}
-                for u in units(cluster, node)
+                for u in node_units(cluster, node)
             ],
         }
     return {"cluster": cluster.name, "nodes": nodes}

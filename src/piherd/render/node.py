@@ -1,50 +1,39 @@
-"""Every file of a node, and of the whole cluster: the renderers put together."""
+"""Everything a node must have, from the services of its cluster: files, packages, units, dirs."""
 
 from __future__ import annotations
 
 from piherd.model import Cluster, Node
-from piherd.render import (
-    apt,
-    chrony,
-    dnsmasq,
-    hosts,
-    keys,
-    mpi,
-    munge,
-    network,
-    slurm,
-    ssh,
-    storage,
-    watch,
-)
-from piherd.render.spec import FileSpec, RenderContext, RenderError
+from piherd.model.specs import DirSpec, FileSpec, RenderContext, UnitSpec
+from piherd.render.spec import RenderError
 
 
 def render_node(cluster: Cluster, node: Node, ctx: RenderContext) -> dict[str, FileSpec]:
     """path -> FileSpec for `node`, sorted by path; RenderError on an unusable value."""
-    parts: list[dict[str, FileSpec]] = [
-        hosts.render(cluster, node),
-        network.render(cluster, node),
-        chrony.render(cluster, node),
-        storage.render(cluster, node, ctx),
-        slurm.render(cluster, node, ctx),
-        munge.render(cluster, node, ctx),
-        mpi.render(cluster, node, ctx),
-        ssh.render(cluster, node, ctx),
-        keys.render(cluster, node, ctx),
-        watch.render(cluster, node, ctx),
-        dnsmasq.render(cluster, node),
-        apt.render(cluster, node),
-    ]
     files: dict[str, FileSpec] = {}
-    for part in parts:
-        for path, spec in part.items():
-            if path in files:  # two renderers claiming one file is a bug, not bad input
-                raise RenderError(f"{path} rendered twice for {node.name}")
-            files[path] = spec
+    for service in cluster.services.enabled():
+        for spec in service.files(cluster, node, ctx):
+            if spec.path in files:  # two services claiming one file is a bug, not bad input
+                raise RenderError(f"{spec.path} rendered twice for {node.name}")
+            files[spec.path] = spec
     return dict(sorted(files.items()))
 
 
 def render_cluster(cluster: Cluster, ctx: RenderContext) -> dict[str, dict[str, FileSpec]]:
     """node name -> that node's files, in the cluster's node order."""
     return {node.name: render_node(cluster, node, ctx) for node in cluster.nodes}
+
+
+def node_packages(cluster: Cluster, node: Node) -> tuple[str, ...]:
+    """Debian packages `node` needs, sorted."""
+    wanted = {p for s in cluster.services.enabled() for p in s.packages(cluster, node)}
+    return tuple(sorted(wanted))
+
+
+def node_units(cluster: Cluster, node: Node) -> tuple[UnitSpec, ...]:
+    """Units of `node` in start order: the services' order, then each service's own."""
+    return tuple(u for s in cluster.services.enabled() for u in s.units(cluster, node))
+
+
+def node_directories(cluster: Cluster, node: Node) -> tuple[DirSpec, ...]:
+    """Directories `node` must have that no package creates (the storage export)."""
+    return tuple(d for s in cluster.services.enabled() for d in s.directories(cluster, node))

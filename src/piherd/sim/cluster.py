@@ -1,7 +1,7 @@
 """VirtualCluster: bring a virtual Pi cluster up, operate it, take it down.
 
     async with VirtualCluster("tsim", workers=2) as vc:
-        cluster = piherd.model.load(vc.cluster_file)
+        cluster = piherd.services.load(vc.cluster_file)
         await vc.kill("node02"); await vc.revive("node02")
 
 Light nodes live in light.py, full (systemd) nodes in full.py; this module wires the

@@ -1,14 +1,26 @@
-"""SSH for the cluster: a known_hosts with every node's host keys, and client settings."""
+"""SSH for the cluster: known_hosts with every node's host keys, client settings, and keys.
+
+Keys piherd lets log in as the admin user live in a file piherd owns (on every node):
+sshd reads one more AuthorizedKeysFile, /etc/ssh/piherd/authorized_keys/%u (a drop-in
+adds it), so the admin's own ~/.ssh/authorized_keys is never edited. Each key there is
+restricted to its one use, as the service that needs it says (`authorized_entries`):
+the sshfs storage key on the storage server (SFTP only, from the clients), the watch
+key on every node (from the head only).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 from piherd.model import Cluster, Node, fold
-from piherd.render.spec import FileSpec, RenderContext, by_address, text
+from piherd.model.service import Service
+from piherd.model.specs import FileSpec, RenderContext
+from piherd.render.spec import by_address, text
 
 KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
 CLIENT_CONFIG = "/etc/ssh/ssh_config.d/piherd.conf"
+SSHD_DROPIN = "/etc/ssh/sshd_config.d/piherd-keys.conf"
+AUTHORIZED_DIR = "/etc/ssh/piherd/authorized_keys"
 
 
 def _names(cluster: Cluster, node: Node) -> list[str]:
@@ -18,9 +30,8 @@ def _names(cluster: Cluster, node: Node) -> list[str]:
     return names
 
 
-def render(cluster: Cluster, node: Node, ctx: RenderContext) -> dict[str, FileSpec]:
+def render(cluster: Cluster, ctx: RenderContext) -> dict[str, FileSpec]:
     """/etc/ssh/ssh_known_hosts and /etc/ssh/ssh_config.d/piherd.conf (same on every node)."""
-    del node
     known = []
     missing = []
     for other in by_address(cluster.nodes):
@@ -74,3 +85,37 @@ def merge_host_keys(
         for name, keys in source.items():
             merged.setdefault(name, set()).update(keys)
     return {name: tuple(sorted(keys)) for name, keys in sorted(merged.items())}
+
+
+def render_keys(cluster: Cluster, node: Node, ctx: RenderContext) -> dict[str, FileSpec]:
+    """The sshd drop-in and the admin user's key file, on every node.
+
+    Also where no key is wanted: piherd never deletes a file it stops rendering, so the
+    key file is rewritten without entries and a key no longer wanted (watch turned off)
+    stops being accepted.
+    """
+    entries = [
+        line
+        for service in cluster.services.enabled()
+        for line in service.authorized_entries(cluster, node, ctx)
+    ]
+    if not entries:
+        entries = ["# No key is accepted here (no piherd service needs one)."]
+    dropin = text(
+        cluster,
+        SSHD_DROPIN,
+        [
+            "# Also read the keys piherd manages (see the file named below).",
+            f"AuthorizedKeysFile .ssh/authorized_keys .ssh/authorized_keys2 {AUTHORIZED_DIR}/%u",
+        ],
+        reloads=("ssh.service",),
+    )
+    keys = text(cluster, f"{AUTHORIZED_DIR}/{cluster.admin_user}", entries)
+    return {dropin.path: dropin, keys.path: keys}
+
+
+class SshService(Service):
+    """Always on: known_hosts, client settings and the piherd-owned authorized keys."""
+
+    def files(self, cluster: Cluster, node: Node, ctx: RenderContext) -> list[FileSpec]:
+        return [*render(cluster, ctx).values(), *render_keys(cluster, node, ctx).values()]

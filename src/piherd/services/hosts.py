@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from piherd.model import Cluster, Node
-from piherd.render.spec import FileSpec, by_address, text
+from piherd.model.service import Service
+from piherd.model.specs import FileSpec, RenderContext
+from piherd.render.spec import by_address, text
 
 
 def render(cluster: Cluster, node: Node) -> dict[str, FileSpec]:
@@ -26,3 +28,11 @@ def render(cluster: Cluster, node: Node) -> dict[str, FileSpec]:
         "/etc/hostname": text(cluster, "/etc/hostname", [node.name]),
         "/etc/hosts": text(cluster, "/etc/hosts", hosts),
     }
+
+
+class HostsService(Service):
+    """Always on: the node's name and every node's address in /etc/hosts."""
+
+    def files(self, cluster: Cluster, node: Node, ctx: RenderContext) -> list[FileSpec]:
+        del ctx
+        return list(render(cluster, node).values())

@@ -13,8 +13,12 @@ from __future__ import annotations
 import shlex
 
 from piherd.model import Cluster, Node
-from piherd.render.spec import FileSpec, RenderContext, RenderError, UnitSpec, header
-from piherd.render.ssh import KNOWN_HOSTS  # every node's host keys
+from piherd.model.reader import Reader
+from piherd.model.service import Service
+from piherd.model.specs import FileSpec, RenderContext, UnitSpec
+from piherd.render.spec import RenderError, header
+from piherd.services.slurm import SlurmSettings
+from piherd.services.ssh import KNOWN_HOSTS  # every node's host keys
 
 UNIT_NAME = "piherd-watch.service"
 UNIT_PATH = f"/etc/systemd/system/{UNIT_NAME}"
@@ -47,7 +51,7 @@ def render_unit(
         log_dir,
     ]
     after = "network-online.target"
-    if cluster.services.slurm.enabled:
+    if cluster.services.is_on(SlurmSettings):
         after += " slurmctld.service"
     return (
         "[Unit]\n"
@@ -137,3 +141,30 @@ def units(cluster: Cluster, node: Node) -> tuple[UnitSpec, ...]:
     if cluster.health.watch_enabled:
         return (UnitSpec(UNIT_NAME),)
     return (UnitSpec(UNIT_NAME, enable=False, retire=True),)
+
+
+class WatchService(Service):
+    """The head's `piherd watch` service ([health] watch_enabled): drains unhealthy nodes."""
+
+    def check(self, cluster: Cluster, reader: Reader) -> None:
+        heads = [n for n in cluster.nodes if n.is_head]  # none: reported by the node rules
+        if cluster.health.watch_enabled and heads and heads[0].os == "bullseye":
+            reader.problem(
+                "health.watch_enabled",
+                f"the watch service runs piherd on the head ({cluster.head.name}), which needs "
+                "Python 3.11; the head runs bullseye (Python 3.9)",
+                "move the head to bookworm, or run `piherd watch` from your own machine instead",
+            )
+
+    def files(self, cluster: Cluster, node: Node, ctx: RenderContext) -> list[FileSpec]:
+        return list(render(cluster, node, ctx).values())
+
+    def packages(self, cluster: Cluster, node: Node) -> tuple[str, ...]:
+        return packages(cluster, node)
+
+    def units(self, cluster: Cluster, node: Node) -> tuple[UnitSpec, ...]:
+        return units(cluster, node)
+
+    def authorized_entries(self, cluster: Cluster, node: Node, ctx: RenderContext) -> list[str]:
+        del node
+        return authorized_entries(cluster, ctx)

@@ -6,7 +6,10 @@ import uuid
 from ipaddress import IPv4Address
 
 from piherd.model import Cluster, Node
-from piherd.render.spec import FileSpec, text
+from piherd.model.service import Service
+from piherd.model.specs import FileSpec, RenderContext
+from piherd.render.spec import text
+from piherd.services.dnsmasq import DnsmasqSettings
 
 # dhcpcd.conf as Raspberry Pi OS bullseye ships it, minus comments; piherd writes the
 # whole file so that a stale static block from an earlier edit cannot survive.
@@ -26,7 +29,7 @@ _DHCPCD_DEFAULTS = (
 def dns_servers(cluster: Cluster, node: Node) -> list[IPv4Address]:
     """The resolvers a node uses: the head first when it serves DNS (dnsmasq), then the LAN's."""
     servers = list(cluster.network.dns)
-    if cluster.services.dnsmasq.enabled and not node.is_head:
+    if cluster.services.is_on(DnsmasqSettings) and not node.is_head:
         servers.insert(0, cluster.head.address)
     return list(dict.fromkeys(servers))
 
@@ -112,3 +115,11 @@ def _networkd(cluster: Cluster, node: Node) -> FileSpec:
         lines,
         restarts=("systemd-networkd.service",),
     )
+
+
+class NetworkService(Service):
+    """Always on: the node's static address, in the network stack its OS uses."""
+
+    def files(self, cluster: Cluster, node: Node, ctx: RenderContext) -> list[FileSpec]:
+        del ctx
+        return list(render(cluster, node).values())
