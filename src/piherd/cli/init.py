@@ -36,8 +36,7 @@ _FLAGS = {
     "cluster.domain": "--domain",
     "cluster.admin_user": "--admin-user",
     "cluster.os": "--os",
-    "services.dnsmasq.dhcp_range": "--dhcp-range",
-    "services.dnsmasq.dhcp": "--dnsmasq",
+    **{f.field: f.flag for s in SERVICES for f in s.init_flags if f.field},
 }
 
 
@@ -115,6 +114,37 @@ def _write(path: Path, text: str) -> None:
         raise
 
 
+def _service_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The questions each service asks (Service.init_flags), as click options."""
+    for flag in reversed([f for s in SERVICES for f in s.init_flags]):
+        kind = click.Choice(flag.choices) if flag.choices else None
+        option = click.option(
+            flag.flag,
+            flag.dest,
+            is_flag=flag.is_flag,
+            multiple=flag.multiple,
+            type=kind,
+            default=flag.default,
+            show_default=flag.default is not None,
+            help=flag.help,
+        )
+        command = option(command)
+    return command
+
+
+def _service_answers(flags: dict[str, Any]) -> dict[str, object]:
+    """The services' answers by InitFlag.dest, ranges parsed."""
+    answers: dict[str, object] = {}
+    for flag in (f for s in SERVICES for f in s.init_flags):
+        value = flags.get(flag.dest)
+        if flag.is_range:
+            value = _convert(_range, "a range")(value)
+        elif flag.multiple:
+            value = tuple(value or ())
+        answers[flag.dest] = value
+    return answers
+
+
 @click.command("init")
 @click.argument(
     "path", required=False, default="cluster.toml", type=click.Path(dir_okay=False, path_type=Path)
@@ -134,14 +164,9 @@ def _write(path: Path, text: str) -> None:
 @click.option("--admin-user", default="pi", show_default=True, help="User piherd logs in as.")
 @click.option("--os", "os_release", type=click.Choice(OS_RELEASES), default="bookworm")
 @click.option("--ssh-key", default="~/.ssh/id_ed25519.pub", show_default=True, help="Public key.")
-@click.option("--head-computes", is_flag=True, help="Let Slurm run jobs on the head too.")
-@click.option("--storage", type=click.Choice(["nfs", "sshfs", "none"]), default="nfs")
-@click.option("--mpi", multiple=True, type=click.Choice(["openmpi", "mpich"]), help="Repeatable.")
-@click.option("--dnsmasq", is_flag=True, help="DHCP reservations and DNS served by the head.")
-@click.option("--dhcp-range", help="dnsmasq's dynamic range A-B (outside the nodes' addresses).")
 @click.option("--mac", "macs", multiple=True, help="NODE=MAC for a DHCP reservation (repeat).")
-@click.option("--package-cache", is_flag=True, help="apt-cacher-ng on the head.")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@_service_options
 def command(path: Path, **flags: Any) -> None:
     """Write a commented, valid cluster.toml (default ./cluster.toml).
 
@@ -208,11 +233,6 @@ def _answers(flags: dict[str, Any]) -> Answers:
         admin_user=flags["admin_user"],
         os=flags["os_release"],
         ssh_key=flags["ssh_key"],
-        head_computes=flags["head_computes"],
-        storage=flags["storage"],
-        mpi=tuple(flags["mpi"]) or ("openmpi",),
-        dnsmasq=flags["dnsmasq"],
-        dhcp_range=_convert(_range, "a range")(flags["dhcp_range"]),
         macs=_macs(flags["macs"]),
-        package_cache=flags["package_cache"],
+        options=_service_answers(flags),
     )

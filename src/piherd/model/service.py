@@ -24,6 +24,30 @@ SettingsT = TypeVar("SettingsT")
 
 
 @dataclass(frozen=True)
+class InitFlag:
+    """A question `piherd init` asks for a service, as a command-line flag.
+
+    `choices`: one of these (several with `multiple`); `is_flag`: on when given;
+    `is_range`: an address range "A-B". `field` is the cluster.toml field it sets, so a
+    bad value is reported as the flag the user typed.
+    """
+
+    flag: str
+    help: str
+    choices: tuple[str, ...] = ()
+    default: str | None = None
+    is_flag: bool = False
+    multiple: bool = False
+    is_range: bool = False
+    field: str = ""
+
+    @property
+    def dest(self) -> str:
+        """The answer's key in Answers.options ("--dhcp-range" -> "dhcp_range")."""
+        return self.flag.lstrip("-").replace("-", "_")
+
+
+@dataclass(frozen=True)
 class InitEntry:
     """One `key = value  # comment` line of a table `piherd init` writes."""
 
@@ -49,6 +73,7 @@ class Service:
 
     name: str = ""
     keys: tuple[str, ...] = ()
+    init_flags: tuple[InitFlag, ...] = ()
 
     # -- cluster.toml ----------------------------------------------------------------
     def read(self, reader: Reader, table: dict[str, Any]) -> Any:

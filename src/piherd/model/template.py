@@ -33,14 +33,32 @@ class Answers:
     admin_user: str = "pi"
     os: str = "bookworm"
     ssh_key: str = "~/.ssh/id_ed25519.pub"
-    head_computes: bool = False
-    storage: str = "nfs"  # "nfs", "sshfs" or "none"
-    slurm: bool = True
-    mpi: tuple[str, ...] = ("openmpi",)
-    dnsmasq: bool = False
-    dhcp_range: tuple[IPv4Address, IPv4Address] | None = None
     macs: Mapping[str, str] = field(default_factory=dict)
-    package_cache: bool = False
+    # The services' own answers (Service.init_flags), by InitFlag.dest.
+    options: Mapping[str, object] = field(default_factory=dict)
+
+    def option_text(self, dest: str, default: str) -> str:
+        """A service's one-word answer (a choice), or `default` when not given."""
+        value = self.options.get(dest)
+        return value if isinstance(value, str) else default
+
+    def option_on(self, dest: str) -> bool:
+        """Whether a service's on/off flag was given."""
+        return self.options.get(dest) is True
+
+    def option_texts(self, dest: str) -> tuple[str, ...]:
+        """A service's repeatable answer, in the order given."""
+        value = self.options.get(dest)
+        return tuple(v for v in value if isinstance(v, str)) if isinstance(value, tuple) else ()
+
+    def option_range(self, dest: str) -> tuple[IPv4Address, IPv4Address] | None:
+        """A service's address range answer "A-B", or None."""
+        value = self.options.get(dest)
+        if isinstance(value, tuple) and len(value) == 2:
+            low, high = value
+            if isinstance(low, IPv4Address) and isinstance(high, IPv4Address):
+                return low, high
+        return None
 
 
 def put_commented(table: Table, key: str, value: object, comment: str) -> None:

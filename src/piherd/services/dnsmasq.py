@@ -11,7 +11,7 @@ from piherd.model.nodecheck import fold_names, fold_values
 from piherd.model.plan import address_range
 from piherd.model.reader import Reader
 from piherd.model.rules import absolute_path
-from piherd.model.service import InitEntry, InitTable, Service
+from piherd.model.service import InitEntry, InitFlag, InitTable, Service
 from piherd.model.specs import FileSpec, RenderContext, UnitSpec
 from piherd.render.spec import by_address, safe_path, text
 from piherd.services.time import TimeSettings
@@ -129,6 +129,20 @@ class DnsmasqService(Service):
 
     name = "dnsmasq"
     keys = ("enabled", "dhcp", "dhcp_range", "tftp", "tftp_root")
+    init_flags = (
+        InitFlag(
+            "--dnsmasq",
+            "DHCP reservations and DNS served by the head.",
+            is_flag=True,
+            field="services.dnsmasq.dhcp",
+        ),
+        InitFlag(
+            "--dhcp-range",
+            "dnsmasq's dynamic range A-B (outside the nodes' addresses).",
+            is_range=True,
+            field="services.dnsmasq.dhcp_range",
+        ),
+    )
 
     def read(self, reader: Reader, table: dict[str, Any]) -> DnsmasqSettings:
         path = "services.dnsmasq"
@@ -149,9 +163,10 @@ class DnsmasqService(Service):
             _check(cluster, reader)
 
     def init_table(self, answers: Answers) -> InitTable:
-        entries = [InitEntry("enabled", answers.dnsmasq)]
-        if answers.dhcp_range:
-            low, high = answers.dhcp_range
+        entries = [InitEntry("enabled", answers.option_on("dnsmasq"))]
+        span = answers.option_range("dhcp_range")
+        if span:
+            low, high = span
             entries.append(InitEntry("dhcp_range", f"{low}-{high}"))
         return InitTable(
             "DHCP reservations (by mac), DNS and TFTP served by the head", tuple(entries)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from piherd.model import Cluster, Node, fold
 from piherd.model.reader import Reader
-from piherd.model.service import InitEntry, InitTable, Service
+from piherd.model.service import InitEntry, InitFlag, InitTable, Service
 from piherd.model.specs import FileSpec, RenderContext
 from piherd.render.spec import by_address, node_cpus, text
 from piherd.services.time import TimeSettings
@@ -81,6 +81,14 @@ class MpiService(Service):
 
     name = "mpi"
     keys = ("enabled", "implementations")
+    init_flags = (
+        InitFlag(
+            "--mpi",
+            "MPI implementation (repeat for both) [default: openmpi].",
+            choices=IMPLEMENTATIONS,
+            multiple=True,
+        ),
+    )
 
     def read(self, reader: Reader, table: dict[str, Any]) -> MpiSettings:
         return MpiSettings(
@@ -102,10 +110,10 @@ class MpiService(Service):
         return InitTable(
             "",
             (
-                InitEntry("enabled", bool(answers.mpi)),
+                InitEntry("enabled", True),
                 InitEntry(
                     "implementations",
-                    list(answers.mpi or ("openmpi",)),
+                    list(answers.option_texts("mpi") or ("openmpi",)),
                     'host files for "openmpi" and/or "mpich"',
                 ),
             ),

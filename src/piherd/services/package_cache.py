@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from piherd.model import Cluster, Node
 from piherd.model.reader import Reader
-from piherd.model.service import InitEntry, InitTable, Service
+from piherd.model.service import InitEntry, InitFlag, InitTable, Service
 from piherd.model.specs import FileSpec, RenderContext, UnitSpec
 from piherd.render.spec import RenderError, text
 
@@ -84,6 +84,7 @@ class PackageCacheService(Service):
 
     name = "package_cache"
     keys = ("enabled", "port", "upstreams")
+    init_flags = (InitFlag("--package-cache", "apt-cacher-ng on the head.", is_flag=True),)
 
     def read(self, reader: Reader, table: dict[str, Any]) -> PackageCacheSettings:
         default = PackageCacheSettings()
@@ -123,7 +124,7 @@ class PackageCacheService(Service):
     def init_table(self, answers: Answers) -> InitTable:
         return InitTable(
             "apt-cacher-ng on the head; workers fetch packages through it",
-            (InitEntry("enabled", answers.package_cache),),
+            (InitEntry("enabled", answers.option_on("package_cache")),),
         )
 
     def files(self, cluster: Cluster, node: Node, ctx: RenderContext) -> list[FileSpec]:

@@ -19,7 +19,7 @@ from piherd.model import Cluster, Node, expand, fold
 from piherd.model.nodecheck import fold_names
 from piherd.model.reader import Reader
 from piherd.model.rules import absolute_path, nodeset_members
-from piherd.model.service import InitEntry, InitTable, Service
+from piherd.model.service import InitEntry, InitFlag, InitTable, Service
 from piherd.model.specs import FileSpec, RenderContext, UnitSpec
 from piherd.render.spec import by_address, header, node_cpus, node_memory, safe_path, text
 
@@ -293,6 +293,7 @@ class SlurmService(Service):
 
     name = "slurm"
     keys = ("enabled", "head_computes", "partitions", "slurmd_timeout", "cgroup_mountpoint")
+    init_flags = (InitFlag("--head-computes", "Let Slurm run jobs on the head too.", is_flag=True),)
 
     def read(self, reader: Reader, table: dict[str, Any]) -> SlurmSettings:
         path = "services.slurm"
@@ -315,10 +316,10 @@ class SlurmService(Service):
         return InitTable(
             "",
             (
-                InitEntry("enabled", answers.slurm),
+                InitEntry("enabled", True),
                 InitEntry(
                     "head_computes",
-                    answers.head_computes,
+                    answers.option_on("head_computes"),
                     "false: the head schedules, the workers compute",
                 ),
             ),

@@ -19,7 +19,7 @@ from piherd.model import Cluster, Node, expand
 from piherd.model.nodesets import NodeSetError
 from piherd.model.reader import Reader
 from piherd.model.rules import absolute_path, nodeset_members
-from piherd.model.service import InitEntry, InitTable, Service
+from piherd.model.service import InitEntry, InitFlag, InitTable, Service
 from piherd.model.specs import DirSpec, FileSpec, RenderContext, UnitSpec
 from piherd.render.spec import safe_path, text, unit_name_for_path
 from piherd.services.ssh import KNOWN_HOSTS
@@ -263,6 +263,14 @@ class StorageService(Service):
 
     name = "storage"
     keys = ("enabled", "kind", "server", "export", "mount", "clients", "root_squash")
+    init_flags = (
+        InitFlag(
+            "--storage",
+            "Shared directory of the head: over NFS, sshfs, or none.",
+            choices=("nfs", "sshfs", "none"),
+            default="nfs",
+        ),
+    )
 
     def read(self, reader: Reader, table: dict[str, Any]) -> StorageSettings:
         return _read(reader, table)
@@ -299,11 +307,12 @@ class StorageService(Service):
         nodeset_members(cluster, reader, "services.storage.clients", storage.clients)
 
     def init_table(self, answers: Answers) -> InitTable:
-        kind = "nfs" if answers.storage == "none" else answers.storage
+        chosen = answers.option_text("storage", "nfs")
+        kind = "nfs" if chosen == "none" else chosen
         return InitTable(
             "a directory of the head shared with the nodes",
             (
-                InitEntry("enabled", answers.storage != "none" and answers.nodes > 1),
+                InitEntry("enabled", chosen != "none" and answers.nodes > 1),
                 InitEntry("kind", kind, '"nfs" or "sshfs"'),
                 InitEntry("export", "/srv/cluster", "on the head"),
                 InitEntry("mount", "/cluster", "on the clients"),
