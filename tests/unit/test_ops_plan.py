@@ -7,7 +7,7 @@ import hashlib
 from piherd.facts.types import FileState, NodeFacts, UnitState
 from piherd.ops.netmove import MARKER, OldFile, activate_command, connection_id, rollback_script
 from piherd.ops.plan import plan_node
-from piherd.ops.types import DesiredDir, DesiredFile, DesiredNode, DesiredUnit
+from piherd.ops.types import ChangeKind, DesiredDir, DesiredFile, DesiredNode, DesiredUnit
 
 HOSTS = DesiredFile("/etc/hosts", b"10.0.0.1 head\n10.0.0.2 node01\n")
 KEY = DesiredFile(
@@ -87,7 +87,7 @@ def test_fresh_node_full_plan_in_order() -> None:
     assert got[1] == ("file", "/etc/apt/apt.conf.d/01proxy")
     assert order.index("hostname") < order.index("network") < order.index("packages")
     assert order.index("packages") < order.index("dir") < order.index("daemon-reload")
-    packages = plan.of_kind("packages")[0]
+    packages = plan.of_kind(ChangeKind.PACKAGES)[0]
     assert packages.packages == ("chrony", "munge", "slurmd")
     assert packages.update_first  # no lists yet, and the apt proxy changed
     assert ("mask", "chrony-wait.service") in got
@@ -146,7 +146,7 @@ def test_secret_never_in_diff() -> None:
     del files[KEY.path]
     old = {KEY.path: b"old-secret", HOSTS.path: b"10.0.0.1 head\n"}
     plan = plan_node(DESIRED, NodeFacts(**{**facts.__dict__, "files": files}), old)
-    change = plan.of_kind("file")[0]
+    change = plan.of_kind(ChangeKind.FILE)[0]
     assert change.diff == "content changed (secret, not shown)\n"
     assert "secret" not in change.reason or "not shown" in change.reason
 
@@ -157,7 +157,7 @@ def test_diff_of_text_file() -> None:
     files[HOSTS.path] = FileState(HOSTS.path, "file", 0o644, "root", "root", "0" * 64)
     old = {HOSTS.path: b"10.0.0.1 head\n"}
     plan = plan_node(DESIRED, NodeFacts(**{**facts.__dict__, "files": files}), old)
-    diff = plan.of_kind("file")[0].diff
+    diff = plan.of_kind(ChangeKind.FILE)[0].diff
     assert "+10.0.0.2 node01" in diff and "--- /etc/hosts (now)" in diff
 
 
@@ -229,3 +229,12 @@ def test_a_unit_only_a_file_names_is_reloaded_too() -> None:
         ("file", dropin.path),
         ("reload", "ssh.service"),
     ]
+
+
+def test_change_kinds_keep_their_json_names() -> None:
+    """`up --json` and the docs show these strings: renaming one breaks their readers."""
+    assert [k.value for k in ChangeKind] == [
+        "hostname", "network", "packages", "dir", "file", "daemon-reload",
+        "unmask", "mask", "disable", "enable", "start", "restart", "reload",
+    ]  # fmt: skip
+    assert f"{ChangeKind.DAEMON_RELOAD}" == "daemon-reload" == ChangeKind("daemon-reload")

@@ -21,24 +21,7 @@ from piherd.facts.types import NodeFacts
 from piherd.model import Cluster
 from piherd.ops import netmove
 from piherd.ops.plan import plan_node
-from piherd.ops.types import (
-    DAEMON_RELOAD,
-    DIR,
-    DISABLE,
-    ENABLE,
-    FILE,
-    HOSTNAME,
-    MASK,
-    NETWORK,
-    PACKAGES,
-    RELOAD,
-    RESTART,
-    START,
-    UNMASK,
-    Change,
-    DesiredNode,
-    Plan,
-)
+from piherd.ops.types import Change, ChangeKind, DesiredNode, Plan
 from piherd.transport.base import Transport, TransportError
 
 APT_TIMEOUT = 1200.0
@@ -62,13 +45,13 @@ APT_UPDATE = ["apt-get", "update", "-q", "-o", "DPkg::Lock::Timeout=300"]
 # install anything until this has run ("dpkg was interrupted, you must manually run ...").
 DPKG_RESUME = ["dpkg", "--force-confdef", "--force-confold", "--configure", "-a"]
 SYSTEMCTL = {
-    MASK: "mask",
-    DISABLE: "disable",
-    UNMASK: "unmask",
-    ENABLE: "enable",
-    START: "start",
-    RESTART: "restart",
-    RELOAD: "reload-or-restart",
+    ChangeKind.MASK: "mask",
+    ChangeKind.DISABLE: "disable",
+    ChangeKind.UNMASK: "unmask",
+    ChangeKind.ENABLE: "enable",
+    ChangeKind.START: "start",
+    ChangeKind.RESTART: "restart",
+    ChangeKind.RELOAD: "reload-or-restart",
 }
 
 
@@ -164,9 +147,11 @@ async def _install(t: Transport, change: Change) -> None:
 
 async def _unit(t: Transport, change: Change) -> None:
     # A masked or disabled unit is also stopped: alone, both leave a running one running.
-    now = ["--now"] if change.kind in (MASK, DISABLE) else []
+    now = ["--now"] if change.kind in (ChangeKind.MASK, ChangeKind.DISABLE) else []
     argv = ["systemctl", SYSTEMCTL[change.kind], *now, "--", change.target]
-    automount = change.kind in (START, RESTART) and change.target.endswith(".automount")
+    automount = change.kind in (ChangeKind.START, ChangeKind.RESTART) and change.target.endswith(
+        ".automount"
+    )
     if automount:
         # systemd cannot restart an automount: stop it, then start it.
         await t.run(["systemctl", "stop", "--", change.target], sudo=True, timeout=60)
@@ -191,22 +176,22 @@ async def _unit(t: Transport, change: Change) -> None:
 
 async def apply_change(t: Transport, change: Change) -> None:
     """Do one (non-network) change on a node; ApplyError/TransportError when it fails."""
-    if change.kind == FILE:
+    if change.kind == ChangeKind.FILE:
         wanted = change.files[0]
         parent = wanted.path.rsplit("/", 1)[0] or "/"
         await _run(t, ["mkdir", "-p", "--", parent])
         await t.write_file(
             wanted.path, wanted.content, mode=wanted.mode, owner=wanted.owner, group=wanted.group
         )
-    elif change.kind == HOSTNAME:
+    elif change.kind == ChangeKind.HOSTNAME:
         await _run(t, ["hostname", "--", change.target])
-    elif change.kind == PACKAGES:
+    elif change.kind == ChangeKind.PACKAGES:
         await _install(t, change)
-    elif change.kind == DIR and change.directory is not None:
+    elif change.kind == ChangeKind.DIR and change.directory is not None:
         d = change.directory
         argv = ["install", "-d", "-m", f"{d.mode:o}", "-o", d.owner, "-g", d.group, d.path]
         await _run(t, argv)
-    elif change.kind == DAEMON_RELOAD:
+    elif change.kind == ChangeKind.DAEMON_RELOAD:
         await _run(t, ["systemctl", "daemon-reload"])
     elif change.kind in SYSTEMCTL:
         await _unit(t, change)
@@ -255,7 +240,7 @@ async def move_network(
         ],
     )
     for wanted in change.files:
-        await apply_change(t, Change(FILE, wanted.path, "", files=(wanted,)))
+        await apply_change(t, Change(ChangeKind.FILE, wanted.path, "", files=(wanted,)))
     ids = tuple(
         netmove.connection_id(f.path, f.content)
         for f in change.files
@@ -311,7 +296,9 @@ async def apply_plan(
     result.planned = len(plan.changes)
     started = time.monotonic()
     node = cluster.node(plan.node)
-    owed = sorted({c.target for c in plan.changes if c.kind in (RESTART, RELOAD)})
+    owed = sorted(
+        {c.target for c in plan.changes if c.kind in (ChangeKind.RESTART, ChangeKind.RELOAD)}
+    )
     try:
         if owed:  # remembered on the node until done, so an interrupted run still restarts
             t = await pool.get(plan.node)
@@ -320,14 +307,14 @@ async def apply_plan(
         unit_failures: list[str] = []
         for change in plan.changes:
             reporter.change(plan.node, change)
-            if change.kind in (START, RESTART, RELOAD):
+            if change.kind in (ChangeKind.START, ChangeKind.RESTART, ChangeKind.RELOAD):
                 # One unit failing to start must not keep the others from starting.
                 try:
                     await apply_change(await pool.get(plan.node), change)
                 except ApplyError as exc:
                     unit_failures.append(str(exc))
                     continue
-            elif change.kind == NETWORK:
+            elif change.kind == ChangeKind.NETWORK:
                 stack = facts.network_stack or node.network_stack
                 await move_network(
                     pool,
@@ -339,7 +326,7 @@ async def apply_plan(
                     facts,
                     options,
                 )
-            elif change.kind == PACKAGES:
+            elif change.kind == ChangeKind.PACKAGES:
                 # apt-get or dpkg killed half-way leaves packages half-installed: on Ctrl-C
                 # the install runs to its end first (a second Ctrl-C stops it at once).
                 install = asyncio.ensure_future(apply_change(await pool.get(plan.node), change))
