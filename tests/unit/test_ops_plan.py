@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 
 from piherd.facts.types import FileState, NodeFacts, UnitState
-from piherd.ops.netmove import MARKER, OldFile, activate_command, connection_id, rollback_script
 from piherd.ops.plan import plan_node
 from piherd.ops.types import ChangeKind, DesiredDir, DesiredFile, DesiredNode, DesiredUnit
 
@@ -168,26 +167,6 @@ def test_network_change_is_a_move() -> None:
     plan = plan_node(DESIRED, NodeFacts(**{**facts.__dict__, "files": files}))
     (change,) = plan.changes
     assert change.kind == "network" and change.files == (NM,)
-
-
-def test_netmove_scripts() -> None:
-    assert connection_id(NM.path, NM.content) == "piherd-host0"
-    assert connection_id("/x/eth0.nmconnection", b"[ipv4]\n") == "eth0"
-    cmd = activate_command("networkmanager", "host0", ("piherd-host0",))
-    assert "nmcli connection up piherd-host0" in cmd
-    script = rollback_script(
-        "networkmanager",
-        "host0",
-        {
-            NM.path: OldFile(NM.path, None),
-            "/etc/x y": OldFile("/etc/x y", b"old; rm -rf /", 0o600),
-        },
-    )
-    assert f"[ -e {MARKER} ] || exit 0" in script
-    assert f"rm -f -- {NM.path}" in script
-    assert "rm -rf /" not in script  # old content travels base64-encoded
-    assert "mv -f -- '/etc/x y.piherd-rollback' '/etc/x y'" in script
-    assert script.rstrip().endswith("nmcli device connect host0")
 
 
 def test_a_retired_service_is_disabled_where_it_runs_and_ignored_where_absent() -> None:
