@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 
 from piherd.facts.types import FileState, NodeFacts, UnitState
 from piherd.ops.plan import plan_node
@@ -217,3 +218,33 @@ def test_change_kinds_keep_their_json_names() -> None:
         "unmask", "mask", "disable", "enable", "start", "restart", "reload",
     ]  # fmt: skip
     assert f"{ChangeKind.DAEMON_RELOAD}" == "daemon-reload" == ChangeKind("daemon-reload")
+
+
+def test_plans_apply_changes_in_change_kind_order() -> None:
+    """After the early files, kinds never go back in ChangeKind order; only starts,
+    restarts and reloads mix, in the units' dependency order."""
+    retired = DesiredUnit("piherd-watch.service", enable=False, retire=True)
+    desired = DesiredNode(
+        node=DESIRED.node,
+        hostname=DESIRED.hostname,
+        packages=DESIRED.packages,
+        dirs=DESIRED.dirs,
+        files=DESIRED.files,
+        units=(*DESIRED.units, retired, DesiredUnit("nfs-server.service")),
+    )
+    facts = fresh()
+    facts.units["piherd-watch.service"] = UnitState(
+        "piherd-watch.service", "loaded", "active", "enabled"
+    )
+    facts.units["munge.service"] = UnitState("munge.service", "masked", "inactive", "masked")
+    facts.units["chrony.service"] = UnitState("chrony.service", "loaded", "active", "enabled")
+    changes = plan_node(desired, facts).changes
+    early = [c for c in changes if c.kind == ChangeKind.FILE and c.target in (HOSTS.path, APT.path)]
+    assert list(changes[: len(early)]) == early
+    rest = changes[len(early) :]
+    assert {c.kind for c in rest} == set(ChangeKind)  # the test sees every kind
+    for before, after in itertools.pairwise(rest):
+        if not (before.kind.runs_unit and after.kind.runs_unit):
+            assert before.kind.rank <= after.kind.rank, (before.describe(), after.describe())
+    runs = [c.target for c in rest if c.kind.runs_unit]
+    assert runs == ["chrony.service", "munge.service", "slurmd.service", "nfs-server.service"]

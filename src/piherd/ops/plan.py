@@ -135,7 +135,8 @@ def plan_node(
 def _unit_changes(
     desired: DesiredNode, facts: NodeFacts, changed: list[DesiredFile]
 ) -> list[Change]:
-    """Mask/enable units, then start, restart or reload them in the desired order."""
+    """Unmask, mask, disable and enable units, in ChangeKind's order (the units' order
+    within each kind), then start, restart or reload them in the desired order."""
     restart_by: dict[str, list[str]] = {}
     reload_by: dict[str, list[str]] = {}
     for wanted in changed:
@@ -182,7 +183,7 @@ def _unit_changes(
     for name in sorted(reload_by.keys() - listed - restart_by.keys()):
         inputs = ", ".join(sorted(set(reload_by[name])))
         runs.append(Change(ChangeKind.RELOAD, name, f"input changed: {inputs}"))
-    return setup + runs
+    return sorted(setup, key=lambda c: c.kind.rank) + runs
 
 
 def _mounted_instead(facts: NodeFacts, unit: str) -> bool:
