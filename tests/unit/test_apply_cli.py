@@ -9,7 +9,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from piherd.cli.main import cli
-from piherd.ops.types import Change
+from piherd.ops.types import Change, ChangeKind
 from piherd.runner.apply import NodeResult
 from piherd.runner.progress import JsonReporter, PlainReporter
 
@@ -30,7 +30,7 @@ def test_missing_cluster_file_is_usage_error(tmp_path: Path) -> None:
 
 
 def results() -> dict[str, NodeResult]:
-    change = Change("file", "/etc/hosts", "content changed", diff="-a\n+b\n")
+    change = Change(ChangeKind.FILE, "/etc/hosts", "content changed", diff="-a\n+b\n")
     return {
         "node01": NodeResult("node01", "changed", [change], 1, "", 1.5),
         "node02": NodeResult("node02", "unchanged"),

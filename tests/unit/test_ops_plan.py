@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 
 from piherd.facts.types import FileState, NodeFacts, UnitState
-from piherd.ops.netmove import MARKER, OldFile, activate_command, connection_id, rollback_script
 from piherd.ops.plan import plan_node
-from piherd.ops.types import DesiredDir, DesiredFile, DesiredNode, DesiredUnit
+from piherd.ops.types import ChangeKind, DesiredDir, DesiredFile, DesiredNode, DesiredUnit
 
 HOSTS = DesiredFile("/etc/hosts", b"10.0.0.1 head\n10.0.0.2 node01\n")
 KEY = DesiredFile(
@@ -87,7 +87,7 @@ def test_fresh_node_full_plan_in_order() -> None:
     assert got[1] == ("file", "/etc/apt/apt.conf.d/01proxy")
     assert order.index("hostname") < order.index("network") < order.index("packages")
     assert order.index("packages") < order.index("dir") < order.index("daemon-reload")
-    packages = plan.of_kind("packages")[0]
+    packages = plan.of_kind(ChangeKind.PACKAGES)[0]
     assert packages.packages == ("chrony", "munge", "slurmd")
     assert packages.update_first  # no lists yet, and the apt proxy changed
     assert ("mask", "chrony-wait.service") in got
@@ -146,7 +146,7 @@ def test_secret_never_in_diff() -> None:
     del files[KEY.path]
     old = {KEY.path: b"old-secret", HOSTS.path: b"10.0.0.1 head\n"}
     plan = plan_node(DESIRED, NodeFacts(**{**facts.__dict__, "files": files}), old)
-    change = plan.of_kind("file")[0]
+    change = plan.of_kind(ChangeKind.FILE)[0]
     assert change.diff == "content changed (secret, not shown)\n"
     assert "secret" not in change.reason or "not shown" in change.reason
 
@@ -157,7 +157,7 @@ def test_diff_of_text_file() -> None:
     files[HOSTS.path] = FileState(HOSTS.path, "file", 0o644, "root", "root", "0" * 64)
     old = {HOSTS.path: b"10.0.0.1 head\n"}
     plan = plan_node(DESIRED, NodeFacts(**{**facts.__dict__, "files": files}), old)
-    diff = plan.of_kind("file")[0].diff
+    diff = plan.of_kind(ChangeKind.FILE)[0].diff
     assert "+10.0.0.2 node01" in diff and "--- /etc/hosts (now)" in diff
 
 
@@ -168,26 +168,6 @@ def test_network_change_is_a_move() -> None:
     plan = plan_node(DESIRED, NodeFacts(**{**facts.__dict__, "files": files}))
     (change,) = plan.changes
     assert change.kind == "network" and change.files == (NM,)
-
-
-def test_netmove_scripts() -> None:
-    assert connection_id(NM.path, NM.content) == "piherd-host0"
-    assert connection_id("/x/eth0.nmconnection", b"[ipv4]\n") == "eth0"
-    cmd = activate_command("networkmanager", "host0", ("piherd-host0",))
-    assert "nmcli connection up piherd-host0" in cmd
-    script = rollback_script(
-        "networkmanager",
-        "host0",
-        {
-            NM.path: OldFile(NM.path, None),
-            "/etc/x y": OldFile("/etc/x y", b"old; rm -rf /", 0o600),
-        },
-    )
-    assert f"[ -e {MARKER} ] || exit 0" in script
-    assert f"rm -f -- {NM.path}" in script
-    assert "rm -rf /" not in script  # old content travels base64-encoded
-    assert "mv -f -- '/etc/x y.piherd-rollback' '/etc/x y'" in script
-    assert script.rstrip().endswith("nmcli device connect host0")
 
 
 def test_a_retired_service_is_disabled_where_it_runs_and_ignored_where_absent() -> None:
@@ -229,3 +209,42 @@ def test_a_unit_only_a_file_names_is_reloaded_too() -> None:
         ("file", dropin.path),
         ("reload", "ssh.service"),
     ]
+
+
+def test_change_kinds_keep_their_json_names() -> None:
+    """`up --json` and the docs show these strings: renaming one breaks their readers."""
+    assert [k.value for k in ChangeKind] == [
+        "hostname", "network", "packages", "dir", "file", "daemon-reload",
+        "unmask", "mask", "disable", "enable", "start", "restart", "reload",
+    ]  # fmt: skip
+    assert f"{ChangeKind.DAEMON_RELOAD}" == "daemon-reload" == ChangeKind("daemon-reload")
+
+
+def test_plans_apply_changes_in_change_kind_order() -> None:
+    """After the early files, kinds never go back in ChangeKind order; only starts,
+    restarts and reloads mix, in the units' dependency order."""
+    retired = DesiredUnit("piherd-watch.service", enable=False, retire=True)
+    desired = DesiredNode(
+        node=DESIRED.node,
+        hostname=DESIRED.hostname,
+        packages=DESIRED.packages,
+        dirs=DESIRED.dirs,
+        files=DESIRED.files,
+        units=(*DESIRED.units, retired, DesiredUnit("nfs-server.service")),
+    )
+    facts = fresh()
+    facts.units["piherd-watch.service"] = UnitState(
+        "piherd-watch.service", "loaded", "active", "enabled"
+    )
+    facts.units["munge.service"] = UnitState("munge.service", "masked", "inactive", "masked")
+    facts.units["chrony.service"] = UnitState("chrony.service", "loaded", "active", "enabled")
+    changes = plan_node(desired, facts).changes
+    early = [c for c in changes if c.kind == ChangeKind.FILE and c.target in (HOSTS.path, APT.path)]
+    assert list(changes[: len(early)]) == early
+    rest = changes[len(early) :]
+    assert {c.kind for c in rest} == set(ChangeKind)  # the test sees every kind
+    for before, after in itertools.pairwise(rest):
+        if not (before.kind.runs_unit and after.kind.runs_unit):
+            assert before.kind.rank <= after.kind.rank, (before.describe(), after.describe())
+    runs = [c.target for c in rest if c.kind.runs_unit]
+    assert runs == ["chrony.service", "munge.service", "slurmd.service", "nfs-server.service"]

@@ -16,6 +16,7 @@ from typing import Any
 import asyncssh
 
 from piherd.model import Cluster
+from piherd.ops import debian
 from piherd.transport.base import Transport, TransportError
 from piherd.transport.hostkeys import AcceptNewClient, default_known_hosts, known_keys
 
@@ -90,8 +91,8 @@ async def disable_password_login(transport: Transport) -> None:
     await transport.write_file(DROPIN, DROPIN_TEXT, mode=0o644)
     check = await transport.run(["sshd", "-t"], sudo=True, timeout=30)
     if not check.ok:
-        await transport.run(["rm", "-f", DROPIN], sudo=True, timeout=30)
+        await transport.run(debian.remove_file(DROPIN), sudo=True, timeout=30)
         raise TransportError(transport.node, f"sshd -t rejects the drop-in: {check.stderr}")
-    reload = await transport.run(["systemctl", "reload", "ssh"], sudo=True, timeout=30)
+    reload = await transport.run(debian.systemctl_reload("ssh"), sudo=True, timeout=30)
     if not reload.ok:
         raise TransportError(transport.node, f"reloading sshd failed: {reload.stderr}")

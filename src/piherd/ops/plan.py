@@ -6,25 +6,7 @@ from collections.abc import Mapping
 
 from piherd.facts.types import NodeFacts
 from piherd.ops.diff import file_diff, sha256
-from piherd.ops.types import (
-    DAEMON_RELOAD,
-    DIR,
-    DISABLE,
-    ENABLE,
-    FILE,
-    HOSTNAME,
-    MASK,
-    NETWORK,
-    PACKAGES,
-    RELOAD,
-    RESTART,
-    START,
-    UNMASK,
-    Change,
-    DesiredFile,
-    DesiredNode,
-    Plan,
-)
+from piherd.ops.types import Change, ChangeKind, DesiredFile, DesiredNode, Plan
 
 # Files that must be in place before packages install: the name and the apt set-up.
 EARLY_PREFIXES = ("/etc/hostname", "/etc/hosts", "/etc/apt/")
@@ -79,7 +61,7 @@ def plan_node(
             )
         elif wanted.secret:
             diff = "content changed (secret, not shown)\n"
-        return Change(FILE, wanted.path, reason, diff=diff, files=(wanted,))
+        return Change(ChangeKind.FILE, wanted.path, reason, diff=diff, files=(wanted,))
 
     pending = {f.path: (f, file_reason(facts, f)) for f in desired.files}
     early = [f for f in desired.files if f.path.startswith(EARLY_PREFIXES)]
@@ -93,7 +75,9 @@ def plan_node(
             changed_files.append(wanted)
     if desired.hostname and facts.hostname != desired.hostname:
         changes.append(
-            Change(HOSTNAME, desired.hostname, f"hostname is {facts.hostname or 'unset'!r}")
+            Change(
+                ChangeKind.HOSTNAME, desired.hostname, f"hostname is {facts.hostname or 'unset'!r}"
+            )
         )
 
     moved = [f for f in network if pending[f.path][1]]
@@ -104,7 +88,9 @@ def plan_node(
         )
         diff = "".join(file_change(f, "").diff for f in moved)
         changes.append(
-            Change(NETWORK, ", ".join(f.path for f in moved), reasons, diff, tuple(moved))
+            Change(
+                ChangeKind.NETWORK, ", ".join(f.path for f in moved), reasons, diff, tuple(moved)
+            )
         )
         changed_files.extend(moved)
 
@@ -112,7 +98,7 @@ def plan_node(
     if missing:
         changes.append(
             Change(
-                PACKAGES,
+                ChangeKind.PACKAGES,
                 " ".join(missing),
                 "not installed",
                 packages=missing,
@@ -131,7 +117,7 @@ def plan_node(
         # An existing directory keeps its owner and mode: a mount point shows the mounted
         # file system's, and the export's are its users' business once created.
         if reason:
-            changes.append(Change(DIR, directory.path, reason, directory=directory))
+            changes.append(Change(ChangeKind.DIR, directory.path, reason, directory=directory))
 
     for wanted in late:
         reason = pending[wanted.path][1]
@@ -140,7 +126,7 @@ def plan_node(
             changed_files.append(wanted)
 
     if any(f.path.startswith(UNIT_DIRS) for f in changed_files):
-        changes.append(Change(DAEMON_RELOAD, "systemd", "unit files changed"))
+        changes.append(Change(ChangeKind.DAEMON_RELOAD, "systemd", "unit files changed"))
 
     changes.extend(_unit_changes(desired, facts, changed_files))
     return Plan(desired.node, tuple(changes))
@@ -149,7 +135,8 @@ def plan_node(
 def _unit_changes(
     desired: DesiredNode, facts: NodeFacts, changed: list[DesiredFile]
 ) -> list[Change]:
-    """Mask/enable units, then start, restart or reload them in the desired order."""
+    """Unmask, mask, disable and enable units, in ChangeKind's order (the units' order
+    within each kind), then start, restart or reload them in the desired order."""
     restart_by: dict[str, list[str]] = {}
     reload_by: dict[str, list[str]] = {}
     for wanted in changed:
@@ -165,38 +152,38 @@ def _unit_changes(
         now = facts.unit(unit.name)
         if unit.retire:
             if now.enabled or now.active:
-                setup.append(Change(DISABLE, unit.name, "turned off in cluster.toml"))
+                setup.append(Change(ChangeKind.DISABLE, unit.name, "turned off in cluster.toml"))
             continue
         if unit.masked:
             if not now.masked:
-                setup.append(Change(MASK, unit.name, "must not run"))
+                setup.append(Change(ChangeKind.MASK, unit.name, "must not run"))
             continue
         if now.masked:
-            setup.append(Change(UNMASK, unit.name, "is masked"))
+            setup.append(Change(ChangeKind.UNMASK, unit.name, "is masked"))
         # A unit that is not installed yet is enabled once its package is in.
         if unit.enable and (not now.enabled or now.masked):
             state = now.unit_file_state or now.load_state
-            setup.append(Change(ENABLE, unit.name, f"is {state}"))
+            setup.append(Change(ChangeKind.ENABLE, unit.name, f"is {state}"))
         if not unit.enable:
             continue
         if unit.name in restart_by:
             inputs = ", ".join(sorted(set(restart_by[unit.name])))
-            runs.append(Change(RESTART, unit.name, f"input changed: {inputs}"))
+            runs.append(Change(ChangeKind.RESTART, unit.name, f"input changed: {inputs}"))
         elif not now.active and not _mounted_instead(facts, unit.name):
-            runs.append(Change(START, unit.name, f"is {now.active_state}"))
+            runs.append(Change(ChangeKind.START, unit.name, f"is {now.active_state}"))
         elif unit.name in reload_by:
             inputs = ", ".join(sorted(set(reload_by[unit.name])))
-            runs.append(Change(RELOAD, unit.name, f"input changed: {inputs}"))
+            runs.append(Change(ChangeKind.RELOAD, unit.name, f"input changed: {inputs}"))
     # Units a file names that the node's unit list does not (ssh.service for sshd's
     # drop-ins): restarted or reloaded all the same, last.
     listed = {unit.name for unit in desired.units}
     for name in sorted(restart_by.keys() - listed):
         inputs = ", ".join(sorted(set(restart_by[name])))
-        runs.append(Change(RESTART, name, f"input changed: {inputs}"))
+        runs.append(Change(ChangeKind.RESTART, name, f"input changed: {inputs}"))
     for name in sorted(reload_by.keys() - listed - restart_by.keys()):
         inputs = ", ".join(sorted(set(reload_by[name])))
-        runs.append(Change(RELOAD, name, f"input changed: {inputs}"))
-    return setup + runs
+        runs.append(Change(ChangeKind.RELOAD, name, f"input changed: {inputs}"))
+    return sorted(setup, key=lambda c: c.kind.rank) + runs
 
 
 def _mounted_instead(facts: NodeFacts, unit: str) -> bool:

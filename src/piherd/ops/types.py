@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from piherd.model.specs import DirSpec, FileSpec, UnitSpec
 
@@ -29,27 +30,49 @@ class DesiredNode:
         return tuple(d.path for d in self.dirs) + tuple(f.path for f in self.files)
 
 
-# Change kinds, in the order a plan applies them.
-HOSTNAME = "hostname"
-NETWORK = "network"
-PACKAGES = "packages"
-DIR = "dir"
-FILE = "file"
-DAEMON_RELOAD = "daemon-reload"
-UNMASK = "unmask"
-MASK = "mask"
-DISABLE = "disable"
-ENABLE = "enable"
-START = "start"
-RESTART = "restart"
-RELOAD = "reload"
+class ChangeKind(StrEnum):
+    """What a change does; members are listed in the order a plan applies them.
+
+    Two exceptions, both deliberate: the early files (/etc/hostname, /etc/hosts, the apt
+    set-up) are FILE changes that come before everything, and START, RESTART and RELOAD
+    follow the units' dependency order (munge before slurmd), not this one.
+    """
+
+    HOSTNAME = "hostname"
+    NETWORK = "network"
+    PACKAGES = "packages"
+    DIR = "dir"
+    FILE = "file"
+    DAEMON_RELOAD = "daemon-reload"
+    UNMASK = "unmask"
+    MASK = "mask"
+    DISABLE = "disable"
+    ENABLE = "enable"
+    START = "start"
+    RESTART = "restart"
+    RELOAD = "reload"
+
+    @property
+    def rank(self) -> int:
+        """The position of this kind in apply order (0 first)."""
+        return list(ChangeKind).index(self)
+
+    @property
+    def sets_up_unit(self) -> bool:
+        """Unmask, mask, disable or enable: what a unit is allowed to do."""
+        return self in (ChangeKind.UNMASK, ChangeKind.MASK, ChangeKind.DISABLE, ChangeKind.ENABLE)
+
+    @property
+    def runs_unit(self) -> bool:
+        """Start, restart or reload: a unit set running with its current inputs."""
+        return self in (ChangeKind.START, ChangeKind.RESTART, ChangeKind.RELOAD)
 
 
 @dataclass(frozen=True)
 class Change:
     """One thing piherd will do on a node, and why."""
 
-    kind: str
+    kind: ChangeKind
     target: str
     reason: str
     diff: str = ""
@@ -73,5 +96,5 @@ class Plan:
     def empty(self) -> bool:
         return not self.changes
 
-    def of_kind(self, kind: str) -> tuple[Change, ...]:
+    def of_kind(self, kind: ChangeKind) -> tuple[Change, ...]:
         return tuple(c for c in self.changes if c.kind == kind)

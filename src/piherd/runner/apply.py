@@ -9,75 +9,39 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shlex
+import posixpath
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Protocol
 
 from piherd.facts.gather import gather_facts
 from piherd.facts.script import PENDING_RESTARTS
 from piherd.facts.types import NodeFacts
 from piherd.model import Cluster
-from piherd.ops import netmove
+from piherd.ops import debian
 from piherd.ops.plan import plan_node
-from piherd.ops.types import (
-    DAEMON_RELOAD,
-    DIR,
-    DISABLE,
-    ENABLE,
-    FILE,
-    HOSTNAME,
-    MASK,
-    NETWORK,
-    PACKAGES,
-    RELOAD,
-    RESTART,
-    START,
-    UNMASK,
-    Change,
-    DesiredNode,
-    Plan,
-)
+from piherd.ops.types import Change, ChangeKind, DesiredNode, Plan
+from piherd.runner.netmove import move_network
+from piherd.runner.node_step import ApplyError, Pool, run_checked, write_desired_file
 from piherd.transport.base import Transport, TransportError
 
-APT_TIMEOUT = 1200.0
-COMMAND_TIMEOUT = 120.0
-APT_ENV = ["env", "DEBIAN_FRONTEND=noninteractive"]
-APT_INSTALL = [
-    "apt-get",
-    "install",
-    "-y",
-    "-q",
-    "--no-install-recommends",
-    "-o",
-    "Dpkg::Options::=--force-confdef",
-    "-o",
-    "Dpkg::Options::=--force-confold",
-    "-o",  # wait for a dpkg still finishing what an interrupted run started
-    "DPkg::Lock::Timeout=300",
+# ApplyError and Pool live in runner/node_step.py (netmove.py needs them too).
+__all__ = [
+    "ApplyError",
+    "DesiredBuilder",
+    "NodeResult",
+    "Pool",
+    "Reporter",
+    "UpOptions",
+    "UpResult",
+    "apply_change",
+    "apply_plan",
+    "up",
 ]
-APT_UPDATE = ["apt-get", "update", "-q", "-o", "DPkg::Lock::Timeout=300"]
-# Finishes what a dpkg cut off by a power cut or Ctrl-C left half-done; apt refuses to
-# install anything until this has run ("dpkg was interrupted, you must manually run ...").
-DPKG_RESUME = ["dpkg", "--force-confdef", "--force-confold", "--configure", "-a"]
-SYSTEMCTL = {
-    MASK: "mask",
-    DISABLE: "disable",
-    UNMASK: "unmask",
-    ENABLE: "enable",
-    START: "start",
-    RESTART: "restart",
-    RELOAD: "reload-or-restart",
-}
 
-
-class Pool(Protocol):
-    """What apply needs of transport.pool.ConnectionPool."""
-
-    async def get(self, name: str) -> Transport: ...
-
-    async def forget(self, name: str) -> None: ...
+APT_TIMEOUT = 1200.0
 
 
 class Reporter(Protocol):
@@ -106,10 +70,6 @@ class NodeResult:
         return self.status == "failed"
 
 
-class ApplyError(Exception):
-    """A change failed on a node; the message is the reason shown in the summary."""
-
-
 DesiredBuilder = Callable[[Cluster, Mapping[str, NodeFacts]], Mapping[str, DesiredNode]]
 
 
@@ -125,168 +85,95 @@ class UpOptions:
     parallel: int = 16
 
 
-# -- one change -----------------------------------------------------------------------
-
-
-async def _run(t: Transport, argv: Sequence[str], timeout: float = COMMAND_TIMEOUT) -> str:
-    result = await t.run(argv, sudo=True, timeout=timeout)
-    if result.error is not None:
-        raise TransportError(t.node, result.error)
-    if result.rc != 0:
-        tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
-        raise ApplyError(f"`{shlex.join(argv)}` failed (rc={result.rc}): {' / '.join(tail)}")
-    return result.stdout
+# -- one change: ops/debian.py has the commands, these the order and the recovery ------
 
 
 async def _apt(t: Transport, argv: Sequence[str]) -> None:
     """Run an apt-get command; when an earlier dpkg run was cut off, finish it first."""
     try:
-        await _run(t, [*APT_ENV, *argv], APT_TIMEOUT)
+        await run_checked(t, argv, APT_TIMEOUT)
     except ApplyError as exc:
-        if "dpkg --configure -a" not in str(exc):
+        if debian.DPKG_INTERRUPTED not in str(exc):
             raise
-        await _run(t, [*APT_ENV, *DPKG_RESUME], APT_TIMEOUT)
-        await _run(t, [*APT_ENV, *argv], APT_TIMEOUT)
+        await run_checked(t, debian.dpkg_resume(), APT_TIMEOUT)
+        await run_checked(t, argv, APT_TIMEOUT)
 
 
 async def _install(t: Transport, change: Change) -> None:
-    install = [*APT_INSTALL, *change.packages]
+    install = debian.apt_install(change.packages)
     if change.update_first:
-        await _apt(t, APT_UPDATE)
+        await _apt(t, debian.apt_update())
         await _apt(t, install)
         return
     try:
         await _apt(t, install)
     except ApplyError:  # stale package lists: update once, then try again
-        await _apt(t, APT_UPDATE)
+        await _apt(t, debian.apt_update())
         await _apt(t, install)
 
 
 async def _unit(t: Transport, change: Change) -> None:
-    # A masked or disabled unit is also stopped: alone, both leave a running one running.
-    now = ["--now"] if change.kind in (MASK, DISABLE) else []
-    argv = ["systemctl", SYSTEMCTL[change.kind], *now, "--", change.target]
-    automount = change.kind in (START, RESTART) and change.target.endswith(".automount")
+    argv = debian.systemctl_for(change.kind, change.target)
+    automount = change.target.endswith(".automount") and change.kind in (
+        ChangeKind.START,
+        ChangeKind.RESTART,
+    )
     if automount:
         # systemd cannot restart an automount: stop it, then start it.
-        await t.run(["systemctl", "stop", "--", change.target], sudo=True, timeout=60)
-        argv = ["systemctl", "start", "--", change.target]
+        await t.run(debian.systemctl_stop(change.target), sudo=True, timeout=60)
+        argv = debian.systemctl_start(change.target)
     try:
-        await _run(t, argv)
+        await run_checked(t, argv)
     except ApplyError as exc:
         if automount and "not supported" in str(exc):
             # No autofs (a container): mount now instead; plan_node then counts the
             # active .mount as the automount's job done.
             mount = change.target.removesuffix(".automount") + ".mount"
-            await _run(t, ["systemctl", "restart", "--", mount])
+            await run_checked(t, debian.systemctl_restart(mount))
             return
-        status = await t.run(
-            ["journalctl", "-u", change.target, "-n", "5", "--no-pager", "-o", "cat"],
-            sudo=True,
-            timeout=30,
-        )
+        status = await t.run(debian.journal_tail(change.target), sudo=True, timeout=30)
         log = " / ".join(status.stdout.strip().splitlines()[-5:])
         raise ApplyError(f"{exc}; journal: {log}" if log else str(exc)) from exc
 
 
+async def _write_file(t: Transport, change: Change) -> None:
+    await write_desired_file(t, change.files[0])
+
+
+async def _set_hostname(t: Transport, change: Change) -> None:
+    await run_checked(t, debian.set_hostname(change.target))
+
+
+async def _make_dir(t: Transport, change: Change) -> None:
+    d = change.directory
+    if d is None:
+        raise ApplyError(f"dir change without a directory: {change.target}")
+    await run_checked(t, debian.install_dir(d.path, d.mode, d.owner, d.group))
+
+
+async def _daemon_reload(t: Transport, change: Change) -> None:
+    await run_checked(t, debian.systemctl_daemon_reload())
+
+
+# NETWORK is not here: it needs the pool, to reconnect (runner/netmove.py).
+_STEPS: Mapping[ChangeKind, Callable[[Transport, Change], Awaitable[None]]] = MappingProxyType(
+    {
+        ChangeKind.HOSTNAME: _set_hostname,
+        ChangeKind.PACKAGES: _install,
+        ChangeKind.DIR: _make_dir,
+        ChangeKind.FILE: _write_file,
+        ChangeKind.DAEMON_RELOAD: _daemon_reload,
+        **{kind: _unit for kind in ChangeKind if kind.sets_up_unit or kind.runs_unit},
+    }
+)
+
+
 async def apply_change(t: Transport, change: Change) -> None:
     """Do one (non-network) change on a node; ApplyError/TransportError when it fails."""
-    if change.kind == FILE:
-        wanted = change.files[0]
-        parent = wanted.path.rsplit("/", 1)[0] or "/"
-        await _run(t, ["mkdir", "-p", "--", parent])
-        await t.write_file(
-            wanted.path, wanted.content, mode=wanted.mode, owner=wanted.owner, group=wanted.group
-        )
-    elif change.kind == HOSTNAME:
-        await _run(t, ["hostname", "--", change.target])
-    elif change.kind == PACKAGES:
-        await _install(t, change)
-    elif change.kind == DIR and change.directory is not None:
-        d = change.directory
-        argv = ["install", "-d", "-m", f"{d.mode:o}", "-o", d.owner, "-g", d.group, d.path]
-        await _run(t, argv)
-    elif change.kind == DAEMON_RELOAD:
-        await _run(t, ["systemctl", "daemon-reload"])
-    elif change.kind in SYSTEMCTL:
-        await _unit(t, change)
-    else:
+    step = _STEPS.get(change.kind)
+    if step is None:
         raise ApplyError(f"unknown change {change.kind}")
-
-
-# -- network move ---------------------------------------------------------------------
-
-
-async def move_network(
-    pool: Pool,
-    node_name: str,
-    static: str,
-    stack: str,
-    interface: str,
-    change: Change,
-    facts: NodeFacts,
-    options: UpOptions,
-) -> None:
-    """Write new network config with a rollback armed, reconnect at `static`, confirm."""
-    t = await pool.get(node_name)
-    old: dict[str, netmove.OldFile] = {}
-    for wanted in change.files:
-        now = facts.file(wanted.path)
-        content = await t.read_file(wanted.path, sudo=True) if now.exists else None
-        old[wanted.path] = netmove.OldFile(
-            wanted.path, content, now.mode or 0o600, now.owner or "root", now.group or "root"
-        )
-    script = netmove.rollback_script(stack, interface, old)
-    units = [netmove.ROLLBACK_UNIT, netmove.APPLY_UNIT]
-    await t.run(["systemctl", "stop", *[f"{u}.timer" for u in units[:1]], *units], sudo=True)
-    await t.run(["systemctl", "reset-failed", *units], sudo=True)
-    await _run(t, ["mkdir", "-p", netmove.STATE_DIR])
-    await t.write_file(netmove.ROLLBACK_SCRIPT, script.encode(), mode=0o700)
-    await t.write_file(netmove.MARKER, b"", mode=0o600)
-    await _run(
-        t,
-        [
-            "systemd-run",
-            f"--unit={netmove.ROLLBACK_UNIT}",
-            f"--on-active={int(options.rollback_after)}s",
-            "--timer-property=AccuracySec=1s",
-            "/bin/sh",
-            netmove.ROLLBACK_SCRIPT,
-        ],
-    )
-    for wanted in change.files:
-        await apply_change(t, Change(FILE, wanted.path, "", files=(wanted,)))
-    ids = tuple(
-        netmove.connection_id(f.path, f.content)
-        for f in change.files
-        if f.path.endswith(".nmconnection")
-    )
-    activate = netmove.activate_command(stack, interface, ids)
-    await _run(
-        t, ["systemd-run", f"--unit={netmove.APPLY_UNIT}", "--collect", "/bin/sh", "-c", activate]
-    )
-    await pool.forget(node_name)
-    deadline = time.monotonic() + options.network_timeout
-    last = "no answer"
-    while time.monotonic() < deadline:
-        await asyncio.sleep(2.0)
-        try:
-            t = await pool.get(node_name)
-            out = await _run(t, ["ip", "-4", "-o", "addr", "show"], timeout=15)
-        except (TransportError, ApplyError) as exc:
-            last = str(exc)
-            await pool.forget(node_name)
-            continue
-        if f" {static}/" in out and getattr(t, "address", static) == static:
-            await _run(t, ["rm", "-f", netmove.MARKER])
-            await t.run(["systemctl", "stop", f"{netmove.ROLLBACK_UNIT}.timer"], sudo=True)
-            return
-        last = f"answers at {getattr(t, 'address', '?')} but {static} is not configured yet"
-        await pool.forget(node_name)
-    raise ApplyError(
-        f"not reachable at {static} within {options.network_timeout:g}s ({last}); "
-        f"the node restores its previous network config after {options.rollback_after:g}s"
-    )
+    await step(t, change)
 
 
 # -- one node, the cluster -------------------------------------------------------------
@@ -311,23 +198,25 @@ async def apply_plan(
     result.planned = len(plan.changes)
     started = time.monotonic()
     node = cluster.node(plan.node)
-    owed = sorted({c.target for c in plan.changes if c.kind in (RESTART, RELOAD)})
+    owed = sorted(
+        {c.target for c in plan.changes if c.kind in (ChangeKind.RESTART, ChangeKind.RELOAD)}
+    )
     try:
         if owed:  # remembered on the node until done, so an interrupted run still restarts
             t = await pool.get(plan.node)
-            await _run(t, ["mkdir", "-p", "--", netmove.STATE_DIR])
+            await run_checked(t, debian.mkdir_parents(posixpath.dirname(PENDING_RESTARTS)))
             await t.write_file(PENDING_RESTARTS, "\n".join(owed).encode() + b"\n", mode=0o644)
         unit_failures: list[str] = []
         for change in plan.changes:
             reporter.change(plan.node, change)
-            if change.kind in (START, RESTART, RELOAD):
+            if change.kind.runs_unit:
                 # One unit failing to start must not keep the others from starting.
                 try:
                     await apply_change(await pool.get(plan.node), change)
                 except ApplyError as exc:
                     unit_failures.append(str(exc))
                     continue
-            elif change.kind == NETWORK:
+            elif change.kind == ChangeKind.NETWORK:
                 stack = facts.network_stack or node.network_stack
                 await move_network(
                     pool,
@@ -337,9 +226,10 @@ async def apply_plan(
                     node.interface,
                     change,
                     facts,
-                    options,
+                    network_timeout=options.network_timeout,
+                    rollback_after=options.rollback_after,
                 )
-            elif change.kind == PACKAGES:
+            elif change.kind == ChangeKind.PACKAGES:
                 # apt-get or dpkg killed half-way leaves packages half-installed: on Ctrl-C
                 # the install runs to its end first (a second Ctrl-C stops it at once).
                 install = asyncio.ensure_future(apply_change(await pool.get(plan.node), change))
@@ -357,7 +247,7 @@ async def apply_plan(
         if unit_failures:
             raise ApplyError("; ".join(unit_failures))
         if owed or facts.pending_restarts:
-            await _run(await pool.get(plan.node), ["rm", "-f", "--", PENDING_RESTARTS])
+            await run_checked(await pool.get(plan.node), debian.remove_file(PENDING_RESTARTS))
         result.status = "changed" if plan.changes else "unchanged"
     except (ApplyError, TransportError) as exc:
         result.status = "failed"

@@ -95,7 +95,7 @@ class JsonReporter:
             {
                 "event": "change",
                 "node": node,
-                "kind": change.kind,
+                "kind": change.kind.value,
                 "target": change.target,
                 "reason": change.reason,
                 "diff": change.diff,
@@ -160,7 +160,7 @@ class LiveReporter:
 
     def change(self, node: str, change: Change) -> None:
         row = self.state.setdefault(node, ["", "", "0"])
-        row[1] = f"{change.kind} {change.target}"
+        row[1] = f"{change.kind.value} {change.target}"
         row[2] = str(int(row[2]) + 1)
         self._update()
 

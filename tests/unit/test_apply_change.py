@@ -1,0 +1,152 @@
+"""One change on a node: which commands apply_change runs, and how it recovers.
+
+A scripted transport answers each command; no node, no systemd needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+
+import pytest
+
+from piherd.ops import debian
+from piherd.ops.types import Change, ChangeKind, DesiredDir, DesiredFile
+from piherd.runner.apply import ApplyError, apply_change
+from piherd.transport.base import CommandResult
+
+Answer = Callable[[list[str]], CommandResult | None]
+
+
+class Scripted:
+    """Records every command; `answer` may fail one (None: it succeeds)."""
+
+    def __init__(self, answer: Answer | None = None) -> None:
+        self.node = "node01"
+        self.answer = answer
+        self.ran: list[list[str]] = []
+        self.written: list[str] = []
+
+    async def connect(self) -> None:
+        pass
+
+    async def run(
+        self,
+        argv: Sequence[str],
+        *,
+        sudo: bool = False,
+        input: bytes | None = None,
+        timeout: float | None = None,
+    ) -> CommandResult:
+        assert sudo and timeout is not None
+        self.ran.append(list(argv))
+        got = self.answer(list(argv)) if self.answer else None
+        return got or CommandResult(self.node, 0, stdout="")
+
+    async def write_file(
+        self, path: str, content: bytes, *, mode: int, owner: str = "root", group: str = "root"
+    ) -> None:
+        self.written.append(path)
+
+    async def read_file(self, path: str, *, sudo: bool = False) -> bytes | None:
+        return None
+
+    async def close(self) -> None:
+        pass
+
+
+def fails(rc: int, stderr: str) -> CommandResult:
+    return CommandResult("node01", rc, stderr=stderr)
+
+
+def apply(change: Change, answer: Answer | None = None) -> Scripted:
+    t = Scripted(answer)
+    asyncio.run(apply_change(t, change))
+    return t
+
+
+def test_every_kind_but_network_is_applied_by_one_step() -> None:
+    examples = {
+        ChangeKind.HOSTNAME: Change(ChangeKind.HOSTNAME, "node01", ""),
+        ChangeKind.PACKAGES: Change(ChangeKind.PACKAGES, "chrony", "", packages=("chrony",)),
+        ChangeKind.DIR: Change(ChangeKind.DIR, "/c", "", directory=DesiredDir("/c", 0o750)),
+        ChangeKind.FILE: Change(ChangeKind.FILE, "/etc/a", "", files=(DesiredFile("/etc/a", b""),)),
+        ChangeKind.DAEMON_RELOAD: Change(ChangeKind.DAEMON_RELOAD, "systemd", ""),
+    }
+    first = {
+        ChangeKind.HOSTNAME: debian.set_hostname("node01"),
+        ChangeKind.PACKAGES: debian.apt_install(["chrony"]),
+        ChangeKind.DIR: debian.install_dir("/c", 0o750, "root", "root"),
+        ChangeKind.FILE: debian.mkdir_parents("/etc"),
+        ChangeKind.DAEMON_RELOAD: debian.systemctl_daemon_reload(),
+    }
+    for kind in ChangeKind:
+        if kind == ChangeKind.NETWORK:
+            continue
+        change = examples.get(kind, Change(kind, "x.service", ""))
+        want = first[kind] if kind in first else debian.systemctl_for(kind, "x.service")
+        assert apply(change).ran == [want], kind
+    assert apply(examples[ChangeKind.FILE]).written == ["/etc/a"]
+
+
+def test_network_is_not_a_single_step() -> None:
+    with pytest.raises(ApplyError, match="unknown change network"):
+        apply(Change(ChangeKind.NETWORK, "/etc/dhcpcd.conf", ""))
+
+
+def test_interrupted_dpkg_is_finished_then_install_retried() -> None:
+    tries: list[int] = []
+
+    def answer(argv: list[str]) -> CommandResult | None:
+        if argv == debian.apt_install(["munge"]) and not tries:
+            tries.append(1)
+            return fails(
+                100, "E: dpkg was interrupted, you must manually run 'dpkg --configure -a'"
+            )
+        return None
+
+    change = Change(ChangeKind.PACKAGES, "munge", "", packages=("munge",))
+    install = debian.apt_install(["munge"])
+    assert apply(change, answer).ran == [install, debian.dpkg_resume(), install]
+
+
+def test_stale_lists_update_once_then_install_again() -> None:
+    def answer(argv: list[str]) -> CommandResult | None:
+        stale = argv == debian.apt_install(["munge"]) and debian.apt_update() not in ran
+        return fails(100, "E: Unable to locate package munge") if stale else None
+
+    t = Scripted(answer)
+    ran = t.ran
+    change = Change(ChangeKind.PACKAGES, "munge", "", packages=("munge",))
+    asyncio.run(apply_change(t, change))
+    install = debian.apt_install(["munge"])
+    assert t.ran == [install, debian.apt_update(), install]
+    first = Change(ChangeKind.PACKAGES, "munge", "", packages=("munge",), update_first=True)
+    assert apply(first).ran == [debian.apt_update(), install]
+
+
+def test_an_automount_is_stopped_then_started_and_mounted_where_autofs_is_missing() -> None:
+    unit = "cluster.automount"
+    change = Change(ChangeKind.RESTART, unit, "")
+    start = debian.systemctl_start(unit)
+    assert apply(change).ran == [debian.systemctl_stop(unit), start]
+
+    def no_autofs(argv: list[str]) -> CommandResult | None:
+        return fails(1, "Failed to start: Operation not supported") if argv == start else None
+
+    assert apply(change, no_autofs).ran == [
+        debian.systemctl_stop(unit), start, debian.systemctl_restart("cluster.mount")
+    ]  # fmt: skip
+
+
+def test_a_failing_unit_reports_its_journal() -> None:
+    def answer(argv: list[str]) -> CommandResult | None:
+        if argv[0] == "journalctl":
+            return CommandResult("node01", 0, stdout="bad key\nexiting\n")
+        return fails(1, "Job failed") if argv[0] == "systemctl" else None
+
+    t = Scripted(answer)
+    with pytest.raises(ApplyError, match="journal: bad key / exiting") as caught:
+        asyncio.run(apply_change(t, Change(ChangeKind.START, "munge.service", "")))
+    assert "systemctl start -- munge.service" in str(caught.value)
+    assert t.ran[-1] == debian.journal_tail("munge.service")
