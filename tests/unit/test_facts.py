@@ -9,9 +9,9 @@ import pytest
 from piherd.facts.parse import (
     parse_facts,
     parse_files,
-    parse_network_stack,
     parse_meminfo,
     parse_meminfo_mb,
+    parse_network_stack,
     parse_units,
     section_lines,
     split_sections,
