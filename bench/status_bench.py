@@ -26,11 +26,10 @@ from pathlib import Path
 import tomlkit
 from docs_table import machine  # bench/docs_table.py: run as `python bench/X.py`
 
-from piherd.health.collect import HealthCollector
-from piherd.health.loop import WatchLog, watch
+from piherd.app.health_rounds import health_collector, watch_cluster
+from piherd.health.loop import WatchLog
 from piherd.services import load
 from piherd.sim.cluster import VirtualCluster
-from piherd.transport.pool import ConnectionPool
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -42,19 +41,15 @@ async def rounds(cluster_file: Path, warm: int) -> tuple[float, list[float], int
     """(cold round s, warm round s list, nodes, reachable) in one process, one pool."""
     cluster = load(cluster_file)
     names = [n.name for n in cluster.nodes]
-    async with ConnectionPool(cluster, connect_timeout=10.0) as pool:
-        collector = HealthCollector(cluster, pool, timeout=120.0)
-        try:
+    async with health_collector(cluster, timeout=120.0, connect_timeout=10.0) as collector:
+        start = time.monotonic()
+        snap = await collector.round(names)
+        cold = time.monotonic() - start
+        times = []
+        for _ in range(warm):
             start = time.monotonic()
             snap = await collector.round(names)
-            cold = time.monotonic() - start
-            times = []
-            for _ in range(warm):
-                start = time.monotonic()
-                snap = await collector.round(names)
-                times.append(time.monotonic() - start)
-        finally:
-            await collector.close()
+            times.append(time.monotonic() - start)
     return cold, times, len(names), sum(h.reachable for h in snap.health)
 
 
@@ -140,7 +135,7 @@ async def _powercut(path: Path, victim: str, interval: float) -> float:
 
     log = WatchLog(None)
     task = asyncio.ensure_future(
-        watch(cluster, names, interval=interval, log=log, on_round=on_round, stop=stop)
+        watch_cluster(cluster, names, interval=interval, log=log, on_round=on_round, stop=stop)
     )
     vc = VirtualCluster.attach(cluster.name)
     await asyncio.sleep(3 * interval)  # warm connections, a few healthy rounds

@@ -23,12 +23,11 @@ from pathlib import Path
 
 from docs_table import update_table_section  # bench/: run as `python bench/X.py`
 
-from piherd.ops.desired import DesiredState
-from piherd.runner.apply import NodeResult, UpOptions, up
+from piherd.app.bring_up import up_cluster
+from piherd.runner.apply import NodeResult, UpOptions
 from piherd.secrets import load_or_create_secrets
 from piherd.services import load
 from piherd.sim.cluster import VirtualCluster
-from piherd.transport.pool import ConnectionPool
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -56,13 +55,11 @@ class Quiet:
 
 async def plan_round(cluster_file: Path) -> tuple[float, int]:
     cluster = load(cluster_file)
-    build = DesiredState(load_or_create_secrets(cluster))
+    secrets = load_or_create_secrets(cluster)
     names = [n.name for n in cluster.nodes]
+    options = UpOptions(dry_run=True, diffs=False)
     start = time.monotonic()
-    async with ConnectionPool(cluster) as pool:
-        result = await up(
-            cluster, pool, build, Quiet(), UpOptions(dry_run=True, diffs=False), names
-        )
+    result = await up_cluster(cluster, names, options, Quiet(), secrets)
     return time.monotonic() - start, len(result.failed)
 
 

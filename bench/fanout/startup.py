@@ -32,7 +32,7 @@ def step(name, start):
 t = time.process_time(); import asyncssh; step("asyncssh (both pay it)", t)
 t = time.process_time(); import click; step("click", t)
 t = time.process_time(); import piherd.model; step("the cluster model", t)
-t = time.process_time(); import piherd.api, piherd.cli.run; step("transport and runner", t)
+t = time.process_time(); import piherd.app.remote, piherd.cli.run; step("transport and runner", t)
 from piherd.cli.common import load_cluster
 t = time.process_time(); load_cluster(Path(sys.argv[1])); step("loading cluster.toml", t)
 print(json.dumps(steps))

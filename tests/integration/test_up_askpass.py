@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from piherd.model import Cluster
-from piherd.ops import askpass
 from piherd.services import load
 from piherd.sim.cluster import VirtualCluster
+from piherd.transport import first_contact
 from piherd.transport.base import TransportError
 from piherd.transport.pool import ConnectionPool
 
@@ -54,15 +54,15 @@ def test_key_refused_before(node: Cluster) -> None:
 
 
 def test_password_installs_key_then_password_is_off(node: Cluster) -> None:
-    key = askpass.public_key_line(node)
-    asyncio.run(askpass.install_key_by_password(node, NODE, PASSWORD, key))
+    key = first_contact.public_key_line(node)
+    asyncio.run(first_contact.install_key_by_password(node, NODE, PASSWORD, key))
     assert asyncio.run(key_login(node)) == "pi"
 
     async def turn_off() -> None:
         async with ConnectionPool(node) as pool:
-            await askpass.disable_password_login(await pool.get(NODE))
+            await first_contact.disable_password_login(await pool.get(NODE))
 
     asyncio.run(turn_off())
     with pytest.raises(TransportError, match="password login failed"):
-        asyncio.run(askpass.install_key_by_password(node, NODE, PASSWORD, key))
+        asyncio.run(first_contact.install_key_by_password(node, NODE, PASSWORD, key))
     assert asyncio.run(key_login(node)) == "pi"

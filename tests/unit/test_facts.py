@@ -9,8 +9,11 @@ import pytest
 from piherd.facts.parse import (
     parse_facts,
     parse_files,
+    parse_meminfo,
+    parse_meminfo_mb,
     parse_network_stack,
     parse_units,
+    section_lines,
     split_sections,
 )
 from piherd.facts.script import facts_argv
@@ -153,6 +156,23 @@ def test_sections_and_garbage_lines() -> None:
     }
     assert parse_files("garbage line\n") == {}
     assert parse_units("\n\nno id here\n") == {}
+
+
+def test_one_section_parser_for_facts_and_health() -> None:
+    """The health probe's sections go through the same parser, with its own marker."""
+    probe = "x\n@@piherd-health:loadavg@@\n 1.5 0.9 0.4 \n\n@@piherd-health:end@@\n"
+    sections = split_sections(probe, "@@piherd-health:")
+    assert sections == {"loadavg": " 1.5 0.9 0.4 ", "end": ""}
+    assert section_lines(sections["loadavg"] + "\n\n  \n") == ["1.5 0.9 0.4"]
+    # A facts marker is not a health marker, and the other way round.
+    assert split_sections(probe) == {}
+
+
+def test_one_meminfo_parser() -> None:
+    proc = "MemTotal:        3884428 kB\nMemFree:  1 kB\nHugePages_Total:       0\nbad: x kB\n"
+    assert parse_meminfo(proc) == {"MemTotal": 3884428, "MemFree": 1, "HugePages_Total": 0}
+    assert parse_meminfo_mb(proc) == 3793
+    assert parse_meminfo_mb("MemFree: 1 kB\n") == 0
 
 
 def test_script_runs_locally_and_paths_are_arguments(tmp_path: object) -> None:

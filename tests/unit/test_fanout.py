@@ -13,7 +13,7 @@ from piherd.api import ClusterSession, command_argv
 from piherd.cli import run as cli_run
 from piherd.cli.main import cli
 from piherd.model import NodeSetError
-from piherd.runner.fanout import fan_out, run_command
+from piherd.runner.fanout import each_node, fan_out, run_command
 from piherd.services import load
 from piherd.transport.base import CommandResult, Transport, TransportError
 from piherd.transport.local import LocalTransport
@@ -91,6 +91,42 @@ def test_cancel_keeps_what_finished() -> None:
 
     asyncio.run(main())
     assert list(collected) == ["fast"] and collected["fast"].rc == 0
+
+
+def test_each_node_keeps_order_and_limit() -> None:
+    running: list[int] = [0, 0]  # now, peak
+
+    async def work(name: str) -> str:
+        running[0] += 1
+        running[1] = max(running[1], running[0])
+        await asyncio.sleep(0.05 if name == "a" else 0.01)
+        running[0] -= 1
+        return name.upper()
+
+    result = asyncio.run(each_node(["a", "b", "c", "d", "b"], work, limit=2))
+    assert list(result.items()) == [("a", "A"), ("b", "B"), ("c", "C"), ("d", "D")]
+    assert running[1] == 2
+    assert asyncio.run(each_node([], work)) == {}
+    with pytest.raises(ValueError, match="at least 1"):
+        asyncio.run(each_node(["a"], work, limit=0))
+
+
+def test_each_node_cancels_the_others_when_one_fails() -> None:
+    stopped: list[str] = []
+
+    async def work(name: str) -> None:
+        if name == "bad":
+            await asyncio.sleep(0.05)
+            raise RuntimeError("boom")
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            stopped.append(name)
+            raise
+
+    with pytest.raises(RuntimeError, match="boom"):
+        asyncio.run(asyncio.wait_for(each_node(["x", "bad", "y"], work), 10))
+    assert sorted(stopped) == ["x", "y"]
 
 
 def test_node_sets_with_groups_and_operators() -> None:

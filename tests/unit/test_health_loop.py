@@ -1,14 +1,22 @@
-"""The watch log: every event as a JSON line and a human line, with time and reason."""
+"""The watch log (every event as a JSON line and a human line) and the watch loop."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
-from piherd.health.loop import WatchLog, human_line
+from piherd.health.collect import Snapshot
+from piherd.health.loop import WatchLog, human_line, watch_rounds
+from piherd.health.probe import NodeHealth
 from piherd.health.rules import Level, Verdict
-from piherd.health.slurm import SlurmNode
+from piherd.health.slurm import SlurmNode, drain_argv
 from piherd.health.watch import WatchMachine
+from piherd.model import Cluster
+from piherd.services import load
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "cluster.toml"
 
 
 def test_events_go_to_both_logs(tmp_path: Path) -> None:
@@ -38,3 +46,47 @@ def test_no_directory_means_echo_only(tmp_path: Path) -> None:
     log.write(events[0])
     assert echoed == ["1970-01-01T00:00:00Z n1 level: unknown -> warn: throttled"]
     assert list(tmp_path.iterdir()) == []
+
+
+class StubCollector:
+    """Rounds from a fixed snapshot; records the commands run on the head."""
+
+    def __init__(self, cluster: Cluster, snap: Snapshot) -> None:
+        self.cluster = cluster
+        self.snap = snap
+        self.ran: list[tuple[str, list[str]]] = []
+
+    async def round(self, names: Sequence[str], *, with_jobs: bool = False) -> Snapshot:
+        return self.snap
+
+    async def run_on(
+        self, name: str, argv: Sequence[str], *, sudo: bool = False, timeout: float | None = None
+    ) -> tuple[str | None, str, float]:
+        self.ran.append((name, list(argv)))
+        return None, "", 0.0
+
+
+def test_watch_rounds_drains_through_the_collector_it_is_given(tmp_path: Path) -> None:
+    """The loop owns no connections: the caller (app.health_rounds) passes the collector."""
+    cluster = load(EXAMPLE)
+    head, worker = cluster.head.name, cluster.workers[0].name
+    verdict = Verdict(worker, Level.CRITICAL, ("under-voltage",))
+    snap = Snapshot(
+        time=10.0,
+        health=(NodeHealth(worker, reachable=True),),
+        verdicts={worker: verdict},
+        slurm={worker: SlurmNode(worker, "idle")},
+    )
+    collector = StubCollector(cluster, snap)
+    lines: list[str] = []
+    asyncio.run(
+        watch_rounds(
+            collector,  # type: ignore[arg-type]
+            [worker],
+            interval=1.0,
+            log=WatchLog(None, echo=lines.append),
+            once=True,
+        )
+    )
+    assert collector.ran == [(head, drain_argv(worker, "piherd: under-voltage"))]
+    assert any(f"{worker} drain" in line for line in lines)

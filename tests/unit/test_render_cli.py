@@ -11,7 +11,12 @@ from pathlib import Path
 from click.testing import CliRunner
 from test_render_support import GOLDEN
 
+from piherd.app.recorded import save_recorded
+from piherd.bundle import watch_service_inputs
 from piherd.cli.main import cli
+from piherd.ops.desired import DesiredState, Remembered
+from piherd.secrets import load_or_create_secrets
+from piherd.services import load
 
 
 def _cluster(tmp_path: Path, case: str = "sim") -> Path:
@@ -96,3 +101,57 @@ def test_refuses_a_foreign_non_empty_directory(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "refusing" in result.output
     assert [p.name for p in out.iterdir()] == ["precious.txt"]
+
+
+def _slurm_conf(out: Path) -> list[str]:
+    text = (out / "node01" / "etc" / "slurm" / "slurm.conf").read_text()
+    return [line for line in text.splitlines() if line.startswith("NodeName=")]
+
+
+def test_render_says_when_nothing_is_recorded(tmp_path: Path) -> None:
+    cluster_file = _cluster(tmp_path)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["render", "-f", str(cluster_file), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "nothing recorded from the nodes yet" in result.stderr
+    assert "nothing recorded" not in result.stdout
+    assert all("CPUs=1 RealMemory=1 " in line for line in _slurm_conf(out))
+
+
+def test_render_uses_the_hardware_up_recorded(tmp_path: Path) -> None:
+    """With a record from `up`, render writes the nodes' real CPUs and memory: up's files."""
+    cluster_file = _cluster(tmp_path)
+    cluster = load(cluster_file)
+    recorded = Remembered(
+        {"node01": (4, 4000), "node02": (4, 4000), "node03": (2, 2000)},
+        {"node02": ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJz node02",)},
+        (1001, 1002),
+    )
+    (tmp_path / "secrets").mkdir()
+    save_recorded(cluster, recorded)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["render", "-f", str(cluster_file), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "recorded" not in result.stderr
+    assert _slurm_conf(out) == [
+        "NodeName=node01 NodeAddr=10.213.0.10 CPUs=4 RealMemory=3800 State=UNKNOWN",
+        "NodeName=node02 NodeAddr=10.213.0.11 CPUs=4 RealMemory=3800 State=UNKNOWN",
+        "NodeName=node03 NodeAddr=10.213.0.12 CPUs=2 RealMemory=1900 State=UNKNOWN",
+    ]
+    # Byte for byte what `up` renders from the same record when no node answers.
+    bundle, toml = watch_service_inputs(cluster)
+    build = DesiredState(
+        load_or_create_secrets(cluster), recorded, piherd_bundle=bundle, cluster_toml=toml
+    )
+    for name, desired in build(cluster, {}).items():
+        for spec in desired.files:
+            assert (out / name / spec.path.lstrip("/")).read_bytes() == spec.content, spec.path
+
+
+def test_render_names_the_nodes_not_recorded(tmp_path: Path) -> None:
+    cluster_file = _cluster(tmp_path)
+    (tmp_path / "secrets").mkdir()
+    save_recorded(load(cluster_file), Remembered({"node01": (4, 4000)}))
+    result = CliRunner().invoke(cli, ["render", "-f", str(cluster_file)])
+    assert result.exit_code == 0, result.output
+    assert "no hardware recorded for node[02-03]" in result.stderr

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from piherd.api import ClusterSession
+from piherd.app.remote import ClusterSession
 from piherd.cli.common import cluster_file_option, fail, load_cluster, select_nodes
 from piherd.cli.run import execute, report, timing_options
 from piherd.runner import fold

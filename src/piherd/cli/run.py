@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from piherd.api import ClusterSession, open_cluster
+from piherd.app.remote import ClusterSession, on_session
 from piherd.cli.common import cluster_file_option, fail, load_cluster, select_nodes
 from piherd.model import Cluster
 from piherd.runner import fold
@@ -95,9 +95,7 @@ def execute(
             bar.advance(bar_task)
 
     async def main() -> list[CommandResult]:
-        connect_timeout = min(timeout, 10.0) if timeout is not None else 10.0
-        async with open_cluster(cluster, connect_timeout=connect_timeout) as session:
-            return await job(session, collected, tick)
+        return await on_session(cluster, lambda s: job(s, collected, tick), timeout=timeout)
 
     interrupted = False
     try:

@@ -16,12 +16,12 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from piherd.app.health_rounds import health_collector, status_round
 from piherd.cli.common import cluster_file_option, fail, load_cluster, select_nodes
 from piherd.health import report
-from piherd.health.collect import HealthCollector, Snapshot
+from piherd.health.collect import Snapshot
 from piherd.health.rules import Level
 from piherd.model import Cluster
-from piherd.transport.pool import ConnectionPool
 
 LEVEL_STYLE = {Level.OK: "green", Level.WARN: "yellow", Level.CRITICAL: "bold red"}
 EXIT_CRITICAL = 1
@@ -86,32 +86,19 @@ def summary(snap: Snapshot) -> str:
     return text
 
 
-async def collect(cluster: Cluster, names: Sequence[str], timeout: float) -> Snapshot:
-    async with ConnectionPool(cluster, connect_timeout=timeout) as pool:
-        collector = HealthCollector(cluster, pool, timeout=timeout)
-        try:
-            return await collector.round(names)
-        finally:
-            await collector.close()
-
-
 async def watch_live(
     cluster: Cluster, names: Sequence[str], timeout: float, interval: float, console: Console
 ) -> None:
     """Refresh the table in place until interrupted, over one warm connection pool."""
-    async with ConnectionPool(cluster, connect_timeout=timeout) as pool:
-        collector = HealthCollector(cluster, pool, timeout=timeout)
-        try:
-            with Live(console=console, auto_refresh=False) as live:
-                while True:
-                    snap = await collector.round(names)
-                    grid = Table.grid()
-                    grid.add_row(render_table(snap))
-                    grid.add_row(Text(summary(snap), style="dim"))
-                    live.update(grid, refresh=True)
-                    await asyncio.sleep(interval)
-        finally:
-            await collector.close()
+    async with health_collector(cluster, timeout=timeout) as collector:
+        with Live(console=console, auto_refresh=False) as live:
+            while True:
+                snap = await collector.round(names)
+                grid = Table.grid()
+                grid.add_row(render_table(snap))
+                grid.add_row(Text(summary(snap), style="dim"))
+                live.update(grid, refresh=True)
+                await asyncio.sleep(interval)
 
 
 @click.command("status")
@@ -153,7 +140,7 @@ def command(
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(watch_live(cluster, names, timeout, interval, Console()))
         return
-    snap = asyncio.run(collect(cluster, names, timeout))
+    snap = asyncio.run(status_round(cluster, names, timeout=timeout))
     if as_json:
         click.echo(json.dumps(report.snapshot_dict(snap), indent=2))
     else:

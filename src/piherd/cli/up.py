@@ -11,7 +11,7 @@ from typing import Any
 import click
 from rich.console import Console
 
-from piherd.bundle import watch_service_inputs
+from piherd.app.bring_up import up_cluster
 from piherd.cli.common import (
     EXIT_INTERRUPTED,
     cluster_file_option,
@@ -19,74 +19,15 @@ from piherd.cli.common import (
     load_cluster,
     select_nodes,
 )
-from piherd.model import Cluster
-from piherd.ops import askpass
-from piherd.ops.desired import DesiredState, Remembered
-from piherd.runner.apply import NodeResult, UpOptions, UpResult, up
+from piherd.runner.apply import NodeResult, UpOptions
 from piherd.runner.progress import JsonReporter, LiveReporter, PlainReporter, print_dry_run
-from piherd.secrets import Secrets, SecretsError, load_or_create_secrets
-from piherd.transport.base import TransportError
-from piherd.transport.pool import ConnectionPool
+from piherd.secrets import SecretsError, load_or_create_secrets
 
 EXIT_FAILED = 1
 INTERRUPTED_HINT = (
     "piherd up: interrupted (Ctrl-C). Every file on the nodes is whole, the old or the new "
     "one; restarts still owed are recorded on each node. Run `piherd up` again to finish."
 )
-REMEMBERED = "known-facts.json"  # in the secrets directory (0700): see ops.desired.Remembered
-
-
-def _save(path: Path, text: str) -> None:
-    """Write `path` atomically (temp file, then rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
-async def _up(
-    cluster: Cluster,
-    names: list[str],
-    options: UpOptions,
-    reporter: Any,
-    password: str | None,
-    secrets: Secrets,
-    results: dict[str, NodeResult],
-) -> UpResult:
-    async with ConnectionPool(cluster) as pool:
-        failed: dict[str, NodeResult] = {}
-        if password is not None:
-            failed = await _first_contact(cluster, pool, names, password, reporter)
-            results.update(failed)
-        ready = [n for n in names if n not in failed]
-        memory = Path(cluster.secrets_dir) / REMEMBERED
-        remembered = Remembered.from_json(memory.read_text()) if memory.exists() else None
-        bundle, cluster_toml = watch_service_inputs(cluster)
-        build = DesiredState(secrets, remembered, piherd_bundle=bundle, cluster_toml=cluster_toml)
-        result = await up(cluster, pool, build, reporter, options, ready, results)
-        if not options.dry_run:
-            _save(memory, build.remembered.to_json())
-        return result
-
-
-async def _first_contact(
-    cluster: Cluster, pool: ConnectionPool, names: list[str], password: str, reporter: Any
-) -> dict[str, NodeResult]:
-    """--ask-pass: key installed by password, key login verified, password login off."""
-    key = askpass.public_key_line(cluster)
-    failed: dict[str, NodeResult] = {}
-
-    async def one(name: str) -> None:
-        reporter.phase(name, "installing the admin key (password login)")
-        try:
-            await askpass.install_key_by_password(cluster, name, password, key)
-            transport = await pool.get(name)  # a key login: proves the key works
-            await askpass.disable_password_login(transport)
-        except TransportError as exc:
-            failed[name] = NodeResult(name, "failed", reason=exc.reason)
-            reporter.done(failed[name])
-
-    await asyncio.gather(*(one(n) for n in names))
-    return failed
 
 
 @click.command("up")
@@ -148,7 +89,11 @@ def command(
     results: dict[str, NodeResult] = {}  # filled as nodes go, kept on Ctrl-C
     try:
         with live:
-            result = asyncio.run(_up(cluster, names, options, reporter, password, secrets, results))
+            result = asyncio.run(
+                up_cluster(
+                    cluster, names, options, reporter, secrets, password=password, results=results
+                )
+            )
     except KeyboardInterrupt:
         for name in names:
             if name not in results:

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import click
 
+from piherd.app.health_rounds import watch_cluster
 from piherd.cli.common import cluster_file_option, fail, load_cluster, select_nodes
-from piherd.health.loop import WatchLog, watch
+from piherd.health.loop import WatchLog
 from piherd.services.watch import render_unit
 
 
@@ -97,7 +98,7 @@ def command(
     log = WatchLog(log_dir or default_log_dir(), echo=lambda line: click.echo(line))
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
-            watch(
+            watch_cluster(
                 cluster,
                 names,
                 interval=interval or cluster.health.watch_interval_s,

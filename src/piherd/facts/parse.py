@@ -12,22 +12,32 @@ NETWORK_STACK_UNITS = {
 }
 
 
-def split_sections(output: str) -> dict[str, str]:
-    """{section name: its text} from marker lines `@@piherd-fact:NAME@@`."""
+def split_sections(output: str, marker: str = MARKER) -> dict[str, str]:
+    """{section name: its text} from marker lines `<marker>NAME@@`.
+
+    The one parser of piherd's sectioned scripts: the facts script (`@@piherd-fact:`,
+    the default) and the health probe (`@@piherd-health:`). Text before the first
+    marker is ignored.
+    """
     sections: dict[str, str] = {}
     name: str | None = None
     lines: list[str] = []
     for line in output.splitlines():
-        if line.startswith(MARKER) and line.endswith("@@"):
+        if line.startswith(marker) and line.endswith("@@"):
             if name is not None:
                 sections[name] = "\n".join(lines).strip("\n")
-            name = line[len(MARKER) : -2]
+            name = line[len(marker) : -2]
             lines = []
         elif name is not None:
             lines.append(line)
     if name is not None:
         sections[name] = "\n".join(lines).strip("\n")
     return sections
+
+
+def section_lines(text: str) -> list[str]:
+    """The non-blank lines of a section, stripped."""
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def parse_os_release(text: str) -> dict[str, str]:
@@ -40,14 +50,20 @@ def parse_os_release(text: str) -> dict[str, str]:
     return values
 
 
-def parse_meminfo_mb(text: str) -> int:
-    """MemTotal in MiB from `MemTotal:  1234567 kB`."""
+def parse_meminfo(text: str) -> dict[str, int]:
+    """`Key:  value kB` lines (of /proc/meminfo) -> {key: kB}; other lines are skipped."""
+    values: dict[str, int] = {}
     for line in text.splitlines():
-        if line.startswith("MemTotal:"):
-            parts = line.split()
-            if len(parts) >= 2 and parts[1].isdigit():
-                return int(parts[1]) // 1024
-    return 0
+        key, sep, rest = line.partition(":")
+        words = rest.split()
+        if sep and key.strip() and words and words[0].isdigit():
+            values[key.strip()] = int(words[0])
+    return values
+
+
+def parse_meminfo_mb(text: str) -> int:
+    """MemTotal in MiB from `MemTotal:  1234567 kB`; 0 when absent."""
+    return parse_meminfo(text).get("MemTotal", 0) // 1024
 
 
 def parse_model(text: str) -> str | None:

@@ -17,6 +17,7 @@ from piherd.health.probe import NodeHealth, parse_probe, probe_argv, unreachable
 from piherd.health.rules import Level, Verdict, evaluate
 from piherd.health.slurm import NODES_ARGV, QUEUE_ARGV, Job, SlurmNode, parse_nodes, parse_queue
 from piherd.model import Cluster
+from piherd.runner.fanout import each_node
 from piherd.services.slurm import SlurmSettings
 from piherd.transport.base import Transport, TransportError
 from piherd.transport.pool import ConnectionPool
@@ -134,15 +135,15 @@ class HealthCollector:
         started = time.monotonic()
         head = self.cluster.head.name
         targets = list(dict.fromkeys([*names, head]))
-        probes = asyncio.gather(*(self.probe(n) for n in targets))
+        probes = asyncio.ensure_future(each_node(targets, self.probe))
         slurm_task = asyncio.ensure_future(self.slurm_nodes())
         jobs_task = asyncio.ensure_future(self.jobs()) if with_jobs else None
         try:
-            probed = await probes
+            probed = list((await probes).values())
             slurm, slurm_error = await slurm_task
             jobs = await jobs_task if jobs_task is not None else ()
         finally:
-            for task in (slurm_task, jobs_task):
+            for task in (probes, slurm_task, jobs_task):
                 if task is not None and not task.done():
                     task.cancel()
         sent_at = {h.node: sent for h, sent in probed}

@@ -18,8 +18,6 @@ from pathlib import Path
 from piherd.health.collect import HealthCollector, Snapshot
 from piherd.health.slurm import down_argv, drain_argv, resume_argv
 from piherd.health.watch import Action, Event, WatchMachine
-from piherd.model import Cluster
-from piherd.transport.pool import ConnectionPool
 
 
 def human_line(event: Event) -> str:
@@ -71,57 +69,49 @@ async def apply_action(
     return None
 
 
-async def watch(
-    cluster: Cluster,
+async def watch_rounds(
+    collector: HealthCollector,
     names: Sequence[str],
     *,
     interval: float,
     log: WatchLog,
     once: bool = False,
     dry_run: bool = False,
-    timeout: float = 3.0,
     unreachable_after: int = 2,
     resume_after: int = 2,
     on_round: Callable[[Snapshot], None] | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
-    """Watch `names` until `stop` is set (or one round with `once`)."""
-    limit = min(timeout, interval)
+    """Watch `names` through `collector` until `stop` is set (or one round with `once`)."""
+    cluster = collector.cluster
     machine = WatchMachine(unreachable_after=unreachable_after, resume_after=resume_after)
-    async with ConnectionPool(cluster, connect_timeout=limit) as pool:
-        collector = HealthCollector(cluster, pool, timeout=limit)
-        try:
+    next_start = time.monotonic()
+    while True:
+        snap = await collector.round(names)
+        if snap.slurm is None and snap.slurm_error:
+            log.write(Event(snap.time, cluster.head.name, "error", "", "", (), snap.slurm_error))
+        verdicts = [snap.verdicts[h.node] for h in snap.health]
+        actions, events = machine.step(snap.time, verdicts, snap.slurm)
+        for event in events:
+            log.write(event)
+        for action in actions:
+            failure = await apply_action(collector, action, dry_run=dry_run, now=snap.time)
+            if failure is not None:
+                log.write(failure)
+        if on_round is not None:
+            on_round(snap)
+        if once:
+            return
+        next_start += interval
+        delay = max(0.0, next_start - time.monotonic())
+        if delay == 0.0:
             next_start = time.monotonic()
-            while True:
-                snap = await collector.round(names)
-                if snap.slurm is None and snap.slurm_error:
-                    log.write(
-                        Event(snap.time, cluster.head.name, "error", "", "", (), snap.slurm_error)
-                    )
-                verdicts = [snap.verdicts[h.node] for h in snap.health]
-                actions, events = machine.step(snap.time, verdicts, snap.slurm)
-                for event in events:
-                    log.write(event)
-                for action in actions:
-                    failure = await apply_action(collector, action, dry_run=dry_run, now=snap.time)
-                    if failure is not None:
-                        log.write(failure)
-                if on_round is not None:
-                    on_round(snap)
-                if once:
-                    return
-                next_start += interval
-                delay = max(0.0, next_start - time.monotonic())
-                if delay == 0.0:
-                    next_start = time.monotonic()
-                if stop is None:
-                    await asyncio.sleep(delay)
-                    continue
-                try:
-                    async with asyncio.timeout(delay):
-                        await stop.wait()
-                    return
-                except TimeoutError:
-                    pass
-        finally:
-            await collector.close()
+        if stop is None:
+            await asyncio.sleep(delay)
+            continue
+        try:
+            async with asyncio.timeout(delay):
+                await stop.wait()
+            return
+        except TimeoutError:
+            pass

@@ -1,14 +1,16 @@
 """The health probe: one fixed read-only script per node, and a pure parser to NodeHealth.
 
-The script prints one section per signal, each headed by a marker line. Nothing is
-interpolated into it: the only input, the shared-storage mount point, travels as a
-positional argument ("$1"), so no value can change what the script does.
+The script prints one section per signal, each headed by a marker line; the facts
+parsers (facts/parse.py) split the sections and read the meminfo lines. Nothing is
+interpolated into the script: the only input, the shared-storage mount point, travels
+as a positional argument ("$1"), so no value can change what the script does.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from piherd.facts.parse import parse_meminfo, section_lines, split_sections
 from piherd.health.slurm import SlurmNode
 
 MARKER = "@@piherd-health:"
@@ -155,16 +157,9 @@ def unreachable(node: str, error: str, elapsed: float = 0.0) -> NodeHealth:
     return NodeHealth(node=node, reachable=False, error=error, elapsed=elapsed)
 
 
-def split_sections(stdout: str) -> dict[str, list[str]]:
-    """Split the script's output into {section: lines}."""
-    sections: dict[str, list[str]] = {}
-    current: list[str] | None = None
-    for line in stdout.splitlines():
-        if line.startswith(MARKER) and line.endswith("@@"):
-            current = sections.setdefault(line[len(MARKER) : -2], [])
-        elif current is not None and line.strip():
-            current.append(line.strip())
-    return sections
+def probe_sections(stdout: str) -> dict[str, list[str]]:
+    """The probe script's output as {section: its non-blank lines}."""
+    return {name: section_lines(text) for name, text in split_sections(stdout, MARKER).items()}
 
 
 def _float(text: str) -> float | None:
@@ -207,7 +202,7 @@ def parse_chrony(line: str) -> tuple[float | None, bool | None]:
 
 def parse_probe(node: str, stdout: str, *, elapsed: float = 0.0) -> NodeHealth:
     """Turn the probe script's output into a NodeHealth (pure; tolerant of missing parts)."""
-    s = split_sections(stdout)
+    s = probe_sections(stdout)
     if "end" not in s:
         return unreachable(node, "probe output incomplete", elapsed)
     uptime = _float(_first(s, "uptime").split(" ")[0]) if _first(s, "uptime") else None
@@ -218,12 +213,7 @@ def parse_probe(node: str, stdout: str, *, elapsed: float = 0.0) -> NodeHealth:
         if all(v is not None for v in values):
             load = (values[0] or 0.0, values[1] or 0.0, values[2] or 0.0)
     temp_raw = _float(_first(s, "temp"))
-    mem: dict[str, int] = {}
-    for line in s.get("meminfo", []):
-        key, _, rest = line.partition(":")
-        number = rest.split()[0] if rest.split() else ""
-        if number.isdigit():
-            mem[key] = int(number)
+    mem = parse_meminfo("\n".join(s.get("meminfo", [])))
     df_lines = s.get("df", [])
     df = df_lines[-1].split() if df_lines else []  # the header, then the line for /
     root_use = _float(df[4].rstrip("%")) if len(df) >= 6 else None

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from piherd import render
 from piherd.facts.types import NodeFacts
 from piherd.model import Cluster
+from piherd.model.specs import RenderContext
 from piherd.ops.types import DesiredNode
 from piherd.secrets import Secrets, render_context
 
@@ -77,6 +78,19 @@ class DesiredState:
         self.piherd_bundle = piherd_bundle  # for the head's watch service (piherd.bundle)
         self.cluster_toml = cluster_toml
 
+    def context(self, cluster: Cluster) -> RenderContext:
+        """The RenderContext of what is known now (`piherd render` uses this one too)."""
+        known = self.remembered
+        names = {n.name for n in cluster.nodes}
+        return render_context(
+            self.secrets,
+            {n: v for n, v in known.hardware.items() if n in names},
+            {n: v for n, v in known.host_keys.items() if n in names},
+            known.admin_ids or (1000, 1000),
+            piherd_bundle=self.piherd_bundle,
+            cluster_toml=self.cluster_toml,
+        )
+
     def __call__(self, cluster: Cluster, facts: Mapping[str, NodeFacts]) -> dict[str, DesiredNode]:
         known = self.remembered
         if facts:  # the first pass (no facts yet) must not forget anything
@@ -85,15 +99,7 @@ class DesiredState:
             head = facts.get(cluster.head.name)
             if head is not None and head.login_ids:
                 known.admin_ids = head.login_ids
-        names = {n.name for n in cluster.nodes}
-        ctx = render_context(
-            self.secrets,
-            {n: v for n, v in known.hardware.items() if n in names},
-            {n: v for n, v in known.host_keys.items() if n in names},
-            known.admin_ids or (1000, 1000),
-            piherd_bundle=self.piherd_bundle,
-            cluster_toml=self.cluster_toml,
-        )
+        ctx = self.context(cluster)
         nodes = {}
         for node in cluster.nodes:
             files = render.render_node(cluster, node, ctx)

@@ -23,6 +23,7 @@ from piherd.model import Cluster
 from piherd.ops import debian
 from piherd.ops.plan import plan_node
 from piherd.ops.types import Change, ChangeKind, DesiredNode, Plan
+from piherd.runner.fanout import each_node
 from piherd.runner.netmove import move_network
 from piherd.runner.node_step import ApplyError, Pool, run_checked, write_desired_file
 from piherd.transport.base import Transport, TransportError
@@ -330,7 +331,7 @@ async def up(
 
     # Facts of every node, even outside `names`: slurm.conf, hosts and known_hosts on the
     # selected nodes name them all, and must not change with the node set given.
-    await asyncio.gather(*(one_facts(n.name) for n in cluster.nodes))
+    await each_node([n.name for n in cluster.nodes], one_facts)
     desired = build(cluster, facts)
     plans = {n: plan_node(desired[n], facts[n]) for n in names if n in facts}
     facts = {n: f for n, f in facts.items() if n in selected}
@@ -349,18 +350,14 @@ async def up(
             reporter.done(results[name])
         return UpResult(results, plans, facts)
 
-    limit = asyncio.Semaphore(max(1, options.parallel))
-
     async def one_apply(name: str) -> None:
-        async with limit:
-            reporter.phase(name, f"applying {len(plans[name].changes)} changes")
-            results[name] = NodeResult(name)
-            await apply_plan(
-                pool, cluster, plans[name], facts[name], reporter, options, results[name]
-            )
+        reporter.phase(name, f"applying {len(plans[name].changes)} changes")
+        results[name] = NodeResult(name)
+        await apply_plan(pool, cluster, plans[name], facts[name], reporter, options, results[name])
 
     head = cluster.head.name
     if head in plans:
         await one_apply(head)
-    await asyncio.gather(*(one_apply(n) for n in names if n in plans and n != head))
+    rest = [n for n in names if n in plans and n != head]
+    await each_node(rest, one_apply, limit=max(1, options.parallel))
     return UpResult(results, plans, facts)

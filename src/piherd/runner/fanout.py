@@ -1,26 +1,59 @@
 """Fan-out: one operation on many nodes at once, with a concurrency limit and per-node deadline.
 
-Each node gets one deadline covering connect and command; a node that cannot be reached
-becomes a CommandResult with `error` set, never an exception. Cancelling the fan-out
-(Ctrl-C) cancels every node's work, which stops the remote commands, and leaves what
-finished in the caller's `results` mapping.
+`each_node` is the one fan-out loop of piherd (apply, health, first contact and `run` all
+use it): a bounded number of nodes at a time, every node's work cancelled when the caller
+is. `fan_out` builds `piherd run`/`copy` on it: each node gets one deadline covering
+connect and command; a node that cannot be reached becomes a CommandResult with `error`
+set, never an exception, and what finished stays in the caller's `results` mapping.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
+from typing import TypeVar
 
 from piherd.transport.base import CommandResult, Transport, TransportError
 
 GetTransport = Callable[[str], Awaitable[Transport]]
 NodeWork = Callable[[Transport, float | None], Awaitable[CommandResult]]
 ProgressCallback = Callable[[CommandResult], None]
+T = TypeVar("T")
 
 DEFAULT_FANOUT = 64
 # After a cancel, how long to wait for nodes to stop their remote commands.
 _CANCEL_GRACE = 5.0
+
+
+async def each_node(
+    names: Iterable[str], work: Callable[[str], Awaitable[T]], *, limit: int | None = None
+) -> dict[str, T]:
+    """Run `work(name)` for every name, at most `limit` at a time (None: all at once).
+
+    Returns {name: result} in the order of `names`. When the caller is cancelled or one
+    node's work raises, the other nodes' work is cancelled (and given a few seconds to
+    stop) before the exception propagates.
+    """
+    if limit is not None and limit < 1:
+        raise ValueError(f"the fan-out limit must be at least 1, not {limit}")
+    order = list(dict.fromkeys(names))
+    gate = asyncio.Semaphore(limit if limit is not None else max(1, len(order)))
+
+    async def one(name: str) -> T:
+        async with gate:
+            return await work(name)
+
+    tasks = [asyncio.ensure_future(one(name)) for name in order]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=_CANCEL_GRACE)
+        raise
+    return {name: task.result() for name, task in zip(order, tasks, strict=True)}
 
 
 async def fan_out(
@@ -41,23 +74,14 @@ async def fan_out(
     if fanout < 1:
         raise ValueError(f"fanout must be at least 1, not {fanout}")
     done: MutableMapping[str, CommandResult] = results if results is not None else {}
-    gate = asyncio.Semaphore(fanout)
 
     async def one(node: str) -> None:
-        async with gate:
-            result = await _one_node(get, node, work, timeout)
+        result = await _one_node(get, node, work, timeout)
         done[node] = result
         if progress is not None:
             progress(result)
 
-    tasks = [asyncio.ensure_future(one(node)) for node in nodes]
-    try:
-        await asyncio.gather(*tasks)
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.wait(tasks, timeout=_CANCEL_GRACE)
-        raise
+    await each_node(nodes, one, limit=fanout)
     return [done[node] for node in nodes]
 
 

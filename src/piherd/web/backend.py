@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Protocol
 
+from piherd.app.health_rounds import health_collector
 from piherd.health.collect import HealthCollector, Snapshot
 from piherd.health.slurm import drain_argv, resume_argv
 from piherd.model import Cluster
-from piherd.transport.pool import ConnectionPool
 
 
 class Backend(Protocol):
@@ -54,9 +54,5 @@ async def cluster_backend(
     cluster: Cluster, nodes: Sequence[str], *, timeout: float = 5.0
 ) -> AsyncIterator[ClusterBackend]:
     """A ClusterBackend over its own connection pool, closed on exit."""
-    async with ConnectionPool(cluster, connect_timeout=timeout) as pool:
-        collector = HealthCollector(cluster, pool, timeout=timeout)
-        try:
-            yield ClusterBackend(cluster, collector, nodes)
-        finally:
-            await collector.close()
+    async with health_collector(cluster, timeout=timeout) as collector:
+        yield ClusterBackend(cluster, collector, nodes)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from piherd.ops.askpass import DROPIN_TEXT, INSTALL_KEY, public_key_line
 from piherd.services import load
 from piherd.transport.base import TransportError
+from piherd.transport.first_contact import DROPIN_TEXT, INSTALL_KEY, public_key_line
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB0E admin@laptop"
 
