@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
+from piherd.health.collect import probe_inputs
 from piherd.health.probe import (
     decode_throttled,
     parse_chrony,
@@ -14,6 +16,7 @@ from piherd.health.probe import (
     probe_argv,
     with_clock_offsets,
 )
+from piherd.services import load
 
 # Captured from a Raspberry Pi 4 (bookworm) with a weak supply, shared storage over NFS.
 PI_OUTPUT = """
@@ -84,6 +87,7 @@ autofs
 failed
 @@piherd-health:end@@
 """
+EXAMPLE = Path(__file__).parents[2] / "examples" / "cluster.toml"
 
 
 def test_pi_output_parses_every_field() -> None:
@@ -188,7 +192,32 @@ def test_script_runs_here_and_parses() -> None:
 def test_storage_path_must_be_absolute() -> None:
     with pytest.raises(ValueError, match="absolute"):
         probe_argv("cluster; rm -rf /")
-    assert probe_argv("")[-1] == ""
+    assert probe_argv("", ())[-1] == ""
+
+
+def test_units_are_arguments_and_checked() -> None:
+    argv = probe_argv("/cluster", ("slurmd", "munge"))
+    assert argv[-3:] == ["/cluster", "slurmd", "munge"]
+    for bad in ("-H host", "a b", "x\ny", ""):
+        with pytest.raises(ValueError, match="unit"):
+            probe_argv("", (bad,))
+
+
+def test_states_map_to_the_units_asked() -> None:
+    out = PI_OUTPUT.split("@@piherd-health:services@@")[0]
+    out += "@@piherd-health:services@@\nactive\nfailed\n@@piherd-health:end@@\n"
+    h = parse_probe("node02", out, units=("chrony", "slurmd"))
+    assert dict(h.services) == {"chrony": "active", "slurmd": "failed"}
+
+
+def test_each_node_is_asked_about_its_own_services() -> None:
+    cluster = load(EXAMPLE)
+    inputs = probe_inputs(cluster)
+    head, worker = cluster.head.name, cluster.workers[0].name
+    assert "slurmctld" in inputs[head].units and "slurmd" not in inputs[head].units
+    assert "slurmd" in inputs[worker].units and "slurmctld" not in inputs[worker].units
+    assert {"munge", "chrony"} <= set(inputs[worker].units)
+    assert inputs[head].mount == ""  # the storage server exports; it does not mount
 
 
 def test_storage_not_asked_is_none() -> None:

@@ -41,15 +41,23 @@ class Snapshot:
         return verdict.level if verdict else Level.OK
 
 
-def storage_mounts(cluster: Cluster) -> dict[str, str]:
-    """node -> the shared mount point health checks there (nodes that mount storage)."""
-    mounts = {}
+@dataclass(frozen=True)
+class ProbeInputs:
+    """What one node's probe asks about: the shared mount point and the services' units."""
+
+    mount: str = ""
+    units: tuple[str, ...] = ()
+
+
+def probe_inputs(cluster: Cluster) -> dict[str, ProbeInputs]:
+    """node -> what its probe checks, as the cluster's services declare it."""
+    inputs = {}
     for node in cluster.nodes:
-        for service in cluster.services.enabled():
-            where = service.storage_mount(cluster, node)
-            if where:
-                mounts[node.name] = where
-    return mounts
+        services = list(cluster.services.enabled())
+        mounts = [m for s in services if (m := s.storage_mount(cluster, node))]
+        units = [u for s in services for u in s.health_units(cluster, node)]
+        inputs[node.name] = ProbeInputs(mounts[0] if mounts else "", tuple(dict.fromkeys(units)))
+    return inputs
 
 
 class HealthCollector:
@@ -59,7 +67,7 @@ class HealthCollector:
         self.cluster = cluster
         self.pool = pool
         self.timeout = timeout
-        self._mounts = storage_mounts(cluster)
+        self._inputs = probe_inputs(cluster)
         self._slurm = cluster.services.is_on(SlurmSettings)
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -95,7 +103,7 @@ class HealthCollector:
 
     async def probe(self, name: str) -> tuple[NodeHealth, float]:
         """One node's health and the wall-clock time its probe was sent."""
-        mount = self._mounts.get(name, "")
+        asked = self._inputs.get(name, ProbeInputs())
         sent = time.time()
         started = time.monotonic()
         limit = self.timeout
@@ -104,7 +112,7 @@ class HealthCollector:
                 transport: Transport = await self.pool.get(name)
                 sent = time.time()
                 started = time.monotonic()
-                result = await transport.run(probe_argv(mount), timeout=limit)
+                result = await transport.run(probe_argv(asked.mount, asked.units), timeout=limit)
         except TransportError as exc:
             return unreachable(name, exc.reason, time.monotonic() - started), sent
         except TimeoutError:
@@ -114,7 +122,7 @@ class HealthCollector:
         if result.error is not None:
             self._drop(name)
             return unreachable(name, result.error, elapsed), sent
-        return parse_probe(name, result.stdout, elapsed=elapsed), sent
+        return parse_probe(name, result.stdout, elapsed=elapsed, units=asked.units), sent
 
     async def slurm_nodes(self) -> tuple[dict[str, SlurmNode] | None, str | None]:
         if not self._slurm:

@@ -2,12 +2,14 @@
 
 The script prints one section per signal, each headed by a marker line; the facts
 parsers (facts/parse.py) split the sections and read the meminfo lines. Nothing is
-interpolated into the script: the only input, the shared-storage mount point, travels
-as a positional argument ("$1"), so no value can change what the script does.
+interpolated into the script: the inputs, the shared-storage mount point and the units
+whose state is reported (each service's Service.health_units), travel as positional
+arguments ("$1", then "$@"), so no value can change what the script does.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from piherd.facts.parse import parse_meminfo, section_lines, split_sections
@@ -53,10 +55,12 @@ awk -v m="$1" '
     print "\n@@piherd-health:rootfs@@"; print root
     print "\n@@piherd-health:storage@@"; if (m == "") print "-"; else printf "%s", fs
   }' /proc/mounts
-sec services; systemctl is-active slurmd slurmctld munge chrony 2>/dev/null
+shift
+sec services; [ "$#" -eq 0 ] || systemctl is-active -- "$@" 2>/dev/null
 sec end
 """
-SERVICES: tuple[str, ...] = ("slurmd", "slurmctld", "munge", "chrony")  # in SCRIPT's order
+# The units reported when the caller names none (the cluster's services name their own).
+SERVICES: tuple[str, ...] = ("slurmd", "slurmctld", "munge", "chrony")
 
 # Bits of `vcgencmd get_throttled` (see docs/health.md and the Raspberry Pi notes).
 THROTTLE_FLAGS: tuple[tuple[int, str], ...] = (
@@ -68,11 +72,14 @@ THROTTLE_FLAGS: tuple[tuple[int, str], ...] = (
 SINCE_BOOT_SHIFT = 16
 
 
-def probe_argv(storage_mount: str = "") -> list[str]:
-    """The argv that runs SCRIPT; `storage_mount` is passed as "$1", never interpolated."""
+def probe_argv(storage_mount: str = "", units: Sequence[str] = SERVICES) -> list[str]:
+    """The argv that runs SCRIPT; the mount and `units` are arguments, never interpolated."""
     if storage_mount and not storage_mount.startswith("/"):
         raise ValueError(f"storage mount must be an absolute path, not {storage_mount!r}")
-    return ["sh", "-c", SCRIPT, "piherd-health", storage_mount]
+    for unit in units:
+        if not unit or unit.startswith("-") or any(c.isspace() or c < " " for c in unit):
+            raise ValueError(f"bad unit name {unit!r}")
+    return ["sh", "-c", SCRIPT, "piherd-health", storage_mount, *units]
 
 
 @dataclass(frozen=True)
@@ -200,8 +207,13 @@ def parse_chrony(line: str) -> tuple[float | None, bool | None]:
     return offset, fields[13].strip() != "Not synchronised"
 
 
-def parse_probe(node: str, stdout: str, *, elapsed: float = 0.0) -> NodeHealth:
-    """Turn the probe script's output into a NodeHealth (pure; tolerant of missing parts)."""
+def parse_probe(
+    node: str, stdout: str, *, elapsed: float = 0.0, units: Sequence[str] = SERVICES
+) -> NodeHealth:
+    """Turn the probe script's output into a NodeHealth (pure; tolerant of missing parts).
+
+    `units` are those the probe was asked about, in order (probe_argv's).
+    """
     s = probe_sections(stdout)
     if "end" not in s:
         return unreachable(node, "probe output incomplete", elapsed)
@@ -219,11 +231,9 @@ def parse_probe(node: str, stdout: str, *, elapsed: float = 0.0) -> NodeHealth:
     root_use = _float(df[4].rstrip("%")) if len(df) >= 6 else None
     rootfs_opts = s["rootfs"][-1] if s.get("rootfs") else ""
     chrony_offset, chrony_synced = parse_chrony(_first(s, "chrony"))
-    # One state per line, in SERVICES order; no lines when there is no systemd to ask.
+    # One state per line, in the order asked; no lines when there is no systemd to ask.
     states = s.get("services", [])
-    services = {
-        name: states[i] if i < len(states) else "unknown" for i, name in enumerate(SERVICES)
-    }
+    services = {name: states[i] if i < len(states) else "unknown" for i, name in enumerate(units)}
     storage: str | None = None
     if "storage" in s and s["storage"] != ["-"]:  # "-": this node was not asked to check
         storage = s["storage"][-1] if s["storage"] else ""

@@ -343,5 +343,5 @@ class SlurmService(Service):
         return result + [UnitSpec(name) for name in slurm_units(cluster, node)]
 
     def health_units(self, cluster: Cluster, node: Node) -> tuple[str, ...]:
-        del cluster, node
-        return ("slurmd", "slurmctld", "munge")
+        daemons = tuple(u.removesuffix(".service") for u in slurm_units(cluster, node))
+        return (*daemons, "munge")
