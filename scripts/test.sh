@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test run: set-up, lint, format, types, then both test tiers in one pytest run.
+# The whole test run: set-up, lint, format, types, then both test tiers in one pytest run
+# (hypothesis profile `ci`: every example; `make unit` uses the quick default).
 # Integration tests (marker `sim`) need root; they fail loudly without it, never skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +10,7 @@ echo "== ruff format --check"; .venv/bin/ruff format --check src tests bench
 echo "== mypy"; .venv/bin/mypy
 echo "== pytest"
 set +e
-.venv/bin/pytest "$@"
+.venv/bin/pytest --hypothesis-profile=ci "$@"  # the thorough property tests (conftest.py)
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then

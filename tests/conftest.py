@@ -1,12 +1,32 @@
-"""Shared pytest configuration: paths to test data."""
+"""Shared pytest configuration: hypothesis profiles and paths to test data.
+
+Profiles: `quick` (the default, for `make unit` and local runs) tries a fifth of each
+property test's examples; `ci` (`make test`: `--hypothesis-profile=ci`, or
+HYPOTHESIS_PROFILE=ci) tries all of them. Neither has a deadline: a loaded machine
+must not turn slow generation into a failure (no timing in tests).
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+from hypothesis_examples import THOROUGH
 
 TESTS = Path(__file__).parent
+
+for _profile, _share in (("ci", 1), ("quick", 5)):
+    settings.register_profile(
+        _profile,
+        max_examples=THOROUGH // _share,
+        deadline=None,
+        suppress_health_check=(HealthCheck.too_slow,),
+    )
+# `--hypothesis-profile` (hypothesis' pytest plugin, applied after this file) wins over this.
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "quick"))
 
 
 @pytest.fixture

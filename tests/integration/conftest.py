@@ -2,10 +2,13 @@
 
 - `start_sim(name, workers, light=...)`: a context manager that brings a named sim
   cluster up and always takes it down (in `finally`), asserting nothing is left.
-- `sim_cm`: start_sim itself, as a fixture (for module-scoped clusters).
+- `sim_cm`: start_sim as a fixture (for module-scoped clusters); it records the name.
 - `sim_factory`: a function fixture; clusters it started are downed at its end.
-- a session-end check (autouse) that fails when any sim resource created during the
-  session (netns, links, state dirs, processes) is still there.
+- `sim_names`: the names of the clusters this session starts. sim_cm and sim_factory
+  add theirs; a test that starts a cluster another way adds its name itself.
+- a session-end check that fails when a cluster of `sim_names` left anything behind
+  (state dir, netns, links, nft table, mounts, cgroups, processes). It runs only in a
+  session that has sim tests, and never looks at other clusters on the machine.
 
 The pytest process becomes a child subreaper, so the sim's daemons are reaped by it
 (this machine's PID 1 does not reap orphans) and leave no zombies behind.
@@ -23,9 +26,7 @@ from pathlib import Path
 import pytest
 
 from piherd.sim.cluster import VirtualCluster
-from piherd.sim.leftovers import leftovers
-from piherd.sim.names import STATE_ROOT
-from piherd.sim.network import NETNS_DIR
+from piherd.sim.leftovers import leftovers, leftovers_of
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -50,45 +51,47 @@ def start_sim(name: str, workers: int = 2, *, light: bool = False) -> Iterator[V
 
 
 @pytest.fixture(scope="session")
-def sim_cm() -> Callable[..., contextlib.AbstractContextManager[VirtualCluster]]:
-    """`with sim_cm(name, workers, light=False) as vc:` (start_sim as a fixture)."""
-    return start_sim
+def sim_names() -> set[str]:
+    """Names of the sim clusters this session starts: the session-end check looks at these."""
+    return set()
 
 
 @pytest.fixture(scope="session")
-def sim_factory() -> Iterator[Callable[..., VirtualCluster]]:
+def sim_cm(sim_names: set[str]) -> Callable[..., contextlib.AbstractContextManager[VirtualCluster]]:
+    """`with sim_cm(name, workers, light=False) as vc:` (start_sim, the name recorded)."""
+
+    def cm(
+        name: str, workers: int = 2, *, light: bool = False
+    ) -> contextlib.AbstractContextManager[VirtualCluster]:
+        sim_names.add(name)
+        return start_sim(name, workers, light=light)
+
+    return cm
+
+
+@pytest.fixture(scope="session")
+def sim_factory(
+    sim_cm: Callable[..., contextlib.AbstractContextManager[VirtualCluster]],
+) -> Iterator[Callable[..., VirtualCluster]]:
     """`sim_factory(name, workers, light=False)` -> a running VirtualCluster (downed later)."""
     stack = contextlib.ExitStack()
 
     def factory(name: str, workers: int = 2, *, light: bool = False) -> VirtualCluster:
-        return stack.enter_context(start_sim(name, workers, light=light))
+        return stack.enter_context(sim_cm(name, workers, light=light))
 
     with stack:
         yield factory
 
 
-def _sim_names() -> set[str]:
-    return {p.name for p in STATE_ROOT.iterdir()} if STATE_ROOT.is_dir() else set()
-
-
-def _sim_netns() -> set[str]:
-    if not NETNS_DIR.is_dir():
-        return set()
-    return {p.name for p in NETNS_DIR.iterdir() if p.name.startswith("piherd-")}
-
-
 @pytest.fixture(scope="session", autouse=True)
-def sim_leftovers_check() -> Iterator[None]:
-    """At session end: no sim cluster created by this session left anything behind."""
+def sim_leftovers_check(request: pytest.FixtureRequest, sim_names: set[str]) -> Iterator[None]:
+    """At session end: no sim cluster this session started left anything behind."""
     if os.geteuid() == 0:
         _become_subreaper()
-    names_before, netns_before = _sim_names(), _sim_netns()
     yield
-    problems: list[str] = []
-    for name in sorted(_sim_names() - names_before):
-        problems.append(f"state dir {STATE_ROOT / name}")
-        problems += leftovers(name)
-    problems += [f"netns {ns}" for ns in sorted(_sim_netns() - netns_before)]
+    if not any(item.get_closest_marker("sim") for item in request.session.items):
+        return  # no sim test ran: nothing of a sim to look for
+    problems = leftovers_of(sim_names)
     assert not problems, "sim resources left after the test session: " + "; ".join(problems)
 
 

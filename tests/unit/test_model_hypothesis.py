@@ -6,15 +6,13 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
 import tomlkit
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hypothesis_examples import examples
 from piherd.model import ConfigError, expand, fold
 from piherd.model.locate import Locator
 from piherd.services import loads
-
-# No timing in tests: a loaded CI machine must not turn slow generation into a failure.
-SLOW_OK = [HealthCheck.too_slow]
 
 PREFIX = st.from_regex(r"[a-z][a-z0-9-]{0,8}[a-z]", fullmatch=True) | st.from_regex(
     r"[a-z]", fullmatch=True
@@ -68,7 +66,7 @@ def plan_text(plan: dict[str, Any]) -> str:
     return tomlkit.dumps(doc)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=SLOW_OK)
+@settings(max_examples=examples(150))
 @given(naming_plans())
 def test_valid_plans_load_with_unique_names_and_addresses(plan: dict[str, Any]) -> None:
     cluster = loads(plan_text(plan))
@@ -84,14 +82,14 @@ def test_valid_plans_load_with_unique_names_and_addresses(plan: dict[str, Any]) 
     assert cluster.groups["all"] == tuple(names)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=SLOW_OK)
+@settings(max_examples=examples(300))
 @given(st.text(max_size=400), st.text(max_size=40))
 def test_locator_never_crashes(text: str, path: str) -> None:
     line = Locator(text).line(path)
     assert 0 <= line <= len(text.splitlines()) + 1
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=SLOW_OK)
+@settings(max_examples=examples(300))
 @given(st.text(max_size=400))
 def test_loader_only_raises_config_error_on_any_text(text: str) -> None:
     try:
@@ -123,7 +121,7 @@ VALUES = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=SLOW_OK)
+@settings(max_examples=examples(300))
 @given(st.dictionaries(KEYS, VALUES, max_size=6))
 def test_loader_only_raises_config_error_on_any_structure(data: dict[str, Any]) -> None:
     try:
@@ -149,7 +147,7 @@ NAMES = st.builds(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=SLOW_OK)
+@settings(max_examples=examples(300))
 @given(st.sets(NAMES, min_size=1, max_size=60))
 def test_fold_expand_round_trip(names: set[str]) -> None:
     folded = fold(names)
@@ -158,7 +156,7 @@ def test_fold_expand_round_trip(names: set[str]) -> None:
     assert len(expanded) == len(names)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=SLOW_OK)
+@settings(max_examples=examples(100))
 @given(naming_plans(), st.data())
 def test_groups_and_node_sets_resolve(plan: dict[str, Any], data: st.DataObject) -> None:
     cluster = loads(plan_text(plan))

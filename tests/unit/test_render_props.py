@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_render_support import CASES, cluster_of, context_of
 
+from hypothesis_examples import examples
 from piherd.model import Cluster
 from piherd.render import RenderContext, render_cluster, render_node
 from piherd.render.spec import header
@@ -120,7 +121,7 @@ enabled = {str(draw(st.booleans())).lower()}
 """
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40))
 @given(cluster_texts())
 def test_random_valid_clusters_render(text: str) -> None:
     cluster = loads(text)

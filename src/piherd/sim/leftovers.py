@@ -4,6 +4,7 @@ wider than the cluster): namespaces, links, nft table, mounts, cgroup dirs, proc
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
 
 from piherd.sim.names import CGROUP_ROOT, STATE_ROOT, short_name
@@ -56,4 +57,14 @@ def leftovers(name: str, state_root: Path = STATE_ROOT) -> list[str]:
             if (hierarchy / f"piherd-{name}").exists():
                 found.append(f"cgroup {hierarchy / f'piherd-{name}'}")
     found += _processes(state + "/")
+    return found
+
+
+def leftovers_of(names: Iterable[str], state_root: Path = STATE_ROOT) -> list[str]:
+    """What the clusters `names` left (state dirs included), never anything of another cluster."""
+    found: list[str] = []
+    for name in sorted(set(names)):
+        if (state_root / name).exists():
+            found.append(f"state dir {state_root / name}")
+        found += leftovers(name, state_root)
     return found
