@@ -20,11 +20,11 @@ from pathlib import Path
 
 from docs_table import update_table_section  # bench/: run as `python bench/X.py`
 
-from piherd.sim.cluster import VirtualCluster
 from piherd.sim.full import hierarchies
 from piherd.sim.image import ensure_base
 from piherd.sim.leftovers import leftovers
 from piherd.sim.proc import read_pid
+from piherd.sim.virtual_cluster import VirtualCluster
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "benchmarks.md"

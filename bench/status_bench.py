@@ -29,7 +29,7 @@ from docs_table import machine  # bench/docs_table.py: run as `python bench/X.py
 from piherd.app.health_rounds import health_collector, watch_cluster
 from piherd.health.loop import WatchLog
 from piherd.services import load
-from piherd.sim.cluster import VirtualCluster
+from piherd.sim.virtual_cluster import VirtualCluster
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "benchmarks.md"

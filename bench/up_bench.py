@@ -27,7 +27,7 @@ from piherd.app.bring_up import up_cluster
 from piherd.runner.apply import NodeResult, UpOptions
 from piherd.secrets import load_or_create_secrets
 from piherd.services import load
-from piherd.sim.cluster import VirtualCluster
+from piherd.sim.virtual_cluster import VirtualCluster
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "benchmarks.md"

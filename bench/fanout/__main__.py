@@ -23,7 +23,7 @@ from bench.fanout import report
 from bench.fanout.measure import Sample, measure, sshd_pids
 from bench.fanout.tools import Setup, available, invocation
 
-from piherd.sim.cluster import VirtualCluster
+from piherd.sim.virtual_cluster import VirtualCluster
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from bench.fanout.measure import measure
 from bench.fanout.tools import Setup, invocation
 
-from piherd.sim.cluster import VirtualCluster
+from piherd.sim.virtual_cluster import VirtualCluster
 
 # Run in a fresh interpreter: the cost of each step once asyncssh (shared) is loaded.
 PHASES = """

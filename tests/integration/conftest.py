@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from piherd.sim.cluster import VirtualCluster
 from piherd.sim.leftovers import leftovers, leftovers_of
+from piherd.sim.virtual_cluster import VirtualCluster
 
 PR_SET_CHILD_SUBREAPER = 36
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from piherd import api
-from piherd.sim.cluster import VirtualCluster
+from piherd.sim.virtual_cluster import VirtualCluster
 
 pytestmark = pytest.mark.sim
 

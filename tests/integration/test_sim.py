@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from piherd.services import load
-from piherd.sim.cluster import VirtualCluster
 from piherd.sim.leftovers import leftovers
+from piherd.sim.virtual_cluster import VirtualCluster
 
 SimCM = Callable[..., AbstractContextManager[VirtualCluster]]
 

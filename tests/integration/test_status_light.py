@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from piherd.sim.cluster import VirtualCluster
+from piherd.sim.virtual_cluster import VirtualCluster
 
 pytestmark = pytest.mark.sim
 

@@ -21,7 +21,7 @@ import pytest
 from piherd.model import Cluster
 from piherd.services import load
 from piherd.services.storage import StorageSettings
-from piherd.sim.cluster import VirtualCluster
+from piherd.sim.virtual_cluster import VirtualCluster
 from piherd.transport.base import CommandResult
 from piherd.transport.pool import ConnectionPool
 

@@ -14,7 +14,7 @@ import pytest
 
 from piherd.model import Cluster
 from piherd.services import load
-from piherd.sim.cluster import VirtualCluster
+from piherd.sim.virtual_cluster import VirtualCluster
 from piherd.transport import first_contact
 from piherd.transport.base import TransportError
 from piherd.transport.pool import ConnectionPool

@@ -20,7 +20,7 @@ import pytest
 
 from piherd.model import Cluster
 from piherd.services import load
-from piherd.sim.cluster import VirtualCluster
+from piherd.sim.virtual_cluster import VirtualCluster
 
 pytestmark = pytest.mark.sim
 

@@ -33,9 +33,9 @@ from test_dashboard_browser import (
     wait_for,
 )
 
-from piherd.health.slurm import SlurmNode, parse_nodes
+from piherd.health.slurm_state import SlurmNode, parse_nodes
 from piherd.services.ssh import AUTHORIZED_DIR
-from piherd.sim.cluster import VirtualCluster
+from piherd.sim.virtual_cluster import VirtualCluster
 
 pytestmark = pytest.mark.sim
 

@@ -148,8 +148,8 @@ def test_node_sets_with_groups_and_operators() -> None:
 def test_command_forms() -> None:
     assert command_argv("uptime -p") == ["uptime", "-p"]
     assert command_argv(["echo", "a b"]) == ["echo", "a b"]
-    assert cli_run.command_argv(["df -h | tail -1"]) == ["sh", "-c", "df -h | tail -1"]
-    assert cli_run.command_argv(["echo", "a|b"]) == ["echo", "a|b"]
+    assert cli_run.words_argv(["df -h | tail -1"]) == ["sh", "-c", "df -h | tail -1"]
+    assert cli_run.words_argv(["echo", "a|b"]) == ["echo", "a|b"]
     with pytest.raises(ValueError, match="empty command"):
         command_argv("  ")
 

@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from piherd.health.collect import Snapshot
+from piherd.health.drain_policy import WatchMachine
 from piherd.health.loop import WatchLog, human_line, watch_rounds
 from piherd.health.probe import NodeHealth
-from piherd.health.rules import Level, Verdict
-from piherd.health.slurm import SlurmNode, drain_argv
-from piherd.health.watch import WatchMachine
+from piherd.health.slurm_state import SlurmNode, drain_argv
+from piherd.health.verdicts import Level, Verdict
 from piherd.model import Cluster
 from piherd.services import load
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from piherd.health.probe import NodeHealth, Throttling, decode_throttled, unreachable
-from piherd.health.rules import Level, evaluate
+from piherd.health.verdicts import Level, evaluate
 from piherd.model.cluster import HealthRules
 
 RULES = HealthRules()

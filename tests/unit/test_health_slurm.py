@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from piherd.health.slurm import (
+from piherd.health.slurm_state import (
     down_argv,
     drain_argv,
     parse_nodes,

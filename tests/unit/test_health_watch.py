@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from piherd.health.rules import Level, Verdict
-from piherd.health.slurm import SlurmNode
-from piherd.health.watch import Action, WatchMachine
+from piherd.health.drain_policy import Action, WatchMachine
+from piherd.health.slurm_state import SlurmNode
+from piherd.health.verdicts import Level, Verdict
 
 OK = Verdict("node02", Level.OK)
 UV = Verdict("node02", Level.CRITICAL, ("under-voltage",))

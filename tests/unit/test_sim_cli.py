@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from piherd.cli.main import cli
 from piherd.sim.light import sshd_config
 from piherd.sim.router import dhcp_hosts
-from piherd.sim.state import SimState
+from piherd.sim.state_file import SimState
 
 
 def test_unknown_cluster_is_a_clear_usage_error() -> None:

@@ -140,9 +140,9 @@ def test_injections_change_the_pi_paths(tmp_path: Path) -> None:
 
 
 def test_a_resize_that_renames_nodes_or_leaves_the_subnet_is_refused() -> None:
-    from piherd.sim.cluster import _check_resize
     from piherd.sim.proc import SimError
-    from piherd.sim.state import SimState
+    from piherd.sim.state_file import SimState
+    from piherd.sim.virtual_cluster import _check_resize
 
     def state(workers: int, subnet: str = "10.236.40.0/24") -> SimState:
         return SimState("hfan", True, workers, subnet, "/tmp/hfan")

@@ -6,8 +6,8 @@ import asyncio
 import stat
 from pathlib import Path
 
-from piherd.transport.copy import copy_to, gather_from, pack
 from piherd.transport.local import LocalTransport
+from piherd.transport.tar_stream import copy_to, gather_from, pack
 
 
 def sources(tmp: Path) -> tuple[Path, Path]:

@@ -14,11 +14,11 @@ from test_health_slurm import SCONTROL, SQUEUE
 
 from piherd.health.collect import Snapshot
 from piherd.health.probe import parse_probe, unreachable
-from piherd.health.rules import evaluate
-from piherd.health.slurm import parse_nodes, parse_queue
+from piherd.health.slurm_state import parse_nodes, parse_queue
+from piherd.health.verdicts import evaluate
 from piherd.model.cluster import HealthRules
 from piherd.web.app import Dashboard, static_text
-from piherd.web.state import DashboardState
+from piherd.web.dashboard_state import DashboardState
 
 
 def make_snapshot(t: float, load: str = "1.52") -> Snapshot:

@@ -18,8 +18,8 @@ from piherd.runner.fanout import (
 )
 from piherd.services import load
 from piherd.transport.base import CommandResult, Transport
-from piherd.transport.copy import copy_to, gather_from, pack
 from piherd.transport.pool import ConnectionPool
+from piherd.transport.tar_stream import copy_to, gather_from, pack
 
 NodeSetArg = str | Sequence[str]
 CommandArg = str | Sequence[str]

@@ -32,7 +32,7 @@ Job = Callable[
 ]
 
 
-def command_argv(words: Sequence[str]) -> list[str]:
+def words_argv(words: Sequence[str]) -> list[str]:
     """COMMAND words as argv; one word holding shell syntax runs under `sh -c` (like ssh)."""
     if len(words) == 1 and _SHELL_CHARS & set(words[0]):
         return ["sh", "-c", words[0]]
@@ -186,7 +186,7 @@ def command(
         fail("piherd run: no COMMAND given (piherd run NODESET -- COMMAND...)")
     cluster = load_cluster(cluster_file)
     names = select_nodes(cluster, nodeset, "run")
-    argv = command_argv(command_words)
+    argv = words_argv(command_words)
     data = None if no_stdin else piped_input()
     show = progress if progress is not None else (sys.stderr.isatty() and not as_json)
 

@@ -12,10 +12,10 @@ from typing import Any, TypeVar
 import click
 
 from piherd.cli.common import EXIT_INTERRUPTED, fail
-from piherd.sim.cluster import VirtualCluster
 from piherd.sim.names import STATE_ROOT
 from piherd.sim.pisys import INJECTIONS
 from piherd.sim.proc import SimError
+from piherd.sim.virtual_cluster import VirtualCluster
 
 T = TypeVar("T")
 DEFAULT_NAME = "sim"

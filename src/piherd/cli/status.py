@@ -20,7 +20,7 @@ from piherd.app.health_rounds import health_collector, status_round
 from piherd.cli.common import cluster_file_option, fail, load_cluster, select_nodes
 from piherd.health import report
 from piherd.health.collect import Snapshot
-from piherd.health.rules import Level
+from piherd.health.verdicts import Level
 from piherd.model import Cluster
 
 LEVEL_STYLE = {Level.OK: "green", Level.WARN: "yellow", Level.CRITICAL: "bold red"}

@@ -14,8 +14,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from piherd.health.probe import NodeHealth, parse_probe, probe_argv, unreachable, with_clock_offsets
-from piherd.health.rules import Level, Verdict, evaluate
-from piherd.health.slurm import NODES_ARGV, QUEUE_ARGV, Job, SlurmNode, parse_nodes, parse_queue
+from piherd.health.slurm_state import (
+    NODES_ARGV,
+    QUEUE_ARGV,
+    Job,
+    SlurmNode,
+    parse_nodes,
+    parse_queue,
+)
+from piherd.health.verdicts import Level, Verdict, evaluate
 from piherd.model import Cluster
 from piherd.runner.fanout import each_node
 from piherd.services.slurm import SlurmSettings

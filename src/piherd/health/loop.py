@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from piherd.health.collect import HealthCollector, Snapshot
-from piherd.health.slurm import down_argv, drain_argv, resume_argv
-from piherd.health.watch import Action, Event, WatchMachine
+from piherd.health.drain_policy import Action, Event, WatchMachine
+from piherd.health.slurm_state import down_argv, drain_argv, resume_argv
 
 
 def human_line(event: Event) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from piherd.facts.parse import parse_meminfo, section_lines, split_sections
-from piherd.health.slurm import SlurmNode
+from piherd.health.slurm_state import SlurmNode
 
 MARKER = "@@piherd-health:"
 

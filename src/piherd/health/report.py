@@ -6,7 +6,7 @@ from typing import Any
 
 from piherd.health.collect import Snapshot
 from piherd.health.probe import NodeHealth
-from piherd.health.rules import Verdict
+from piherd.health.verdicts import Verdict
 
 
 def fmt_uptime(seconds: float | None) -> str:

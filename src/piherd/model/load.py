@@ -10,13 +10,13 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
 
-from piherd.model import plan
+from piherd.model import naming
+from piherd.model.checks import check_cluster, resolve_groups
 from piherd.model.cluster import DEFAULT_STACK, Cluster, HealthRules, Network, Node
 from piherd.model.locate import Locator
 from piherd.model.origin import Origin
 from piherd.model.problems import ConfigError, Problem
 from piherd.model.reader import Reader
-from piherd.model.rules import check_cluster, resolve_groups
 from piherd.model.service import Service, ServiceSet
 
 TOP_KEYS = ("cluster", "network", "naming", "nodes", "groups", "services", "health")
@@ -129,14 +129,14 @@ def _entries(
     reader: Reader, data: dict[str, Any]
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Origin]]:
     """Planned nodes with the [[nodes]] overrides applied, and where each came from."""
-    entries = plan.planned_nodes(reader, data)
-    origins = {name: Origin(plan.PLAN, planned=True) for name in entries}
+    entries = naming.planned_nodes(reader, data)
+    origins = {name: Origin(naming.PLAN, planned=True) for name in entries}
     for path, raw in reader.array_of_tables(data, "nodes", "nodes", NODE_KEYS):
         name = raw.get("name")
         if not isinstance(name, str):
             reader.problem(f"{path}.name", "missing or not a string", 'add name = "node05"')
             continue
-        if name in origins and origins[name].path != plan.PLAN:
+        if name in origins and origins[name].path != naming.PLAN:
             first = reader.locator.line(origins[name].path)
             reader.problem(
                 f"{path}.name",
@@ -183,7 +183,7 @@ def _build(
     are missing (always with a problem), so every other section is still checked."""
     reader.check_keys(data, "", TOP_KEYS)
     top = reader.table(data, "cluster", "cluster", CLUSTER_KEYS)
-    network = plan.network(reader, data)
+    network = naming.network(reader, data)
     read = _read_services(reader, data, services)
     head_computes = any(service.head_computes(settings) for service, settings in read)
     rules = _health(reader, data)
@@ -194,8 +194,8 @@ def _build(
             "the cluster has no nodes",
             "add a [naming] plan (prefix, count, first_address) or [[nodes]] entries",
         )
-    naming = data.get("naming") if isinstance(data.get("naming"), dict) else {}
-    head_name = naming.get("head") if isinstance(naming, dict) else None
+    plan = data.get("naming") if isinstance(data.get("naming"), dict) else {}
+    head_name = plan.get("head") if isinstance(plan, dict) else None
     if head_name is not None and not isinstance(head_name, str):
         reader.problem("naming.head", f"must be a node name in quotes, not {head_name!r}")
         head_name = None
@@ -271,7 +271,7 @@ def _node(
     """The node of `entry`; with NO_ADDRESS when its address is missing or bad."""
     path = origin.path
     if "address" in entry:
-        found = plan.address(reader, entry["address"], origin.field("address"))
+        found = naming.address(reader, entry["address"], origin.field("address"))
     else:
         found = None
         reader.problem(

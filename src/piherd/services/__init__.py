@@ -16,10 +16,10 @@ from piherd.model.service import Service
 from piherd.services.dnsmasq import DnsmasqService
 from piherd.services.hosts import HostsService
 from piherd.services.mpi import MpiService
-from piherd.services.network import NetworkService
 from piherd.services.package_cache import PackageCacheService
 from piherd.services.slurm import SlurmService
 from piherd.services.ssh import SshService
+from piherd.services.static_address import NetworkService
 from piherd.services.storage import StorageService
 from piherd.services.time import TimeService
 from piherd.services.watch import WatchService

@@ -7,10 +7,10 @@ from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Any
 
 from piherd.model import Cluster, Node
+from piherd.model.checks import absolute_path
+from piherd.model.naming import address_range
 from piherd.model.nodecheck import fold_names, fold_values
-from piherd.model.plan import address_range
 from piherd.model.reader import Reader
-from piherd.model.rules import absolute_path
 from piherd.model.service import InitEntry, InitFlag, InitTable, Service
 from piherd.model.specs import FileSpec, RenderContext, UnitSpec
 from piherd.render.spec import by_address, safe_path, text

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from piherd.model import Cluster, Node, expand, fold
+from piherd.model.checks import absolute_path, nodeset_members
 from piherd.model.nodecheck import fold_names
 from piherd.model.reader import Reader
-from piherd.model.rules import absolute_path, nodeset_members
 from piherd.model.service import InitEntry, InitFlag, InitTable, Service
 from piherd.model.specs import FileSpec, RenderContext, UnitSpec
 from piherd.render.spec import by_address, header, node_cpus, node_memory, safe_path, text

@@ -16,9 +16,9 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from piherd.model import Cluster, Node, expand
+from piherd.model.checks import absolute_path, nodeset_members
 from piherd.model.nodesets import NodeSetError
 from piherd.model.reader import Reader
-from piherd.model.rules import absolute_path, nodeset_members
 from piherd.model.service import InitEntry, InitFlag, InitTable, Service
 from piherd.model.specs import DirSpec, FileSpec, RenderContext, UnitSpec
 from piherd.render.spec import safe_path, text, unit_name_for_path

@@ -19,14 +19,14 @@ import time
 from pathlib import Path
 
 from piherd.sim import pisys
+from piherd.sim.bridge import NETNS_DIR
 from piherd.sim.clusterfile import SimFiles
 from piherd.sim.image import ensure_base
 from piherd.sim.names import CGROUP_ROOT, SimNames
-from piherd.sim.network import NETNS_DIR
 from piherd.sim.proc import SimError, alive, launch, read_pid, run, stop_daemon
 from piherd.sim.proc import stop as stop_pid
 from piherd.sim.router import router_down, router_up
-from piherd.sim.state import SimState
+from piherd.sim.state_file import SimState
 
 PI_IN_NODE = "/run/piherd-sim/pi"  # where the node's Pi signal tree is bound
 SHELL_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

@@ -7,8 +7,8 @@ import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
+from piherd.sim.bridge import NETNS_DIR
 from piherd.sim.names import CGROUP_ROOT, STATE_ROOT, short_name
-from piherd.sim.network import NETNS_DIR
 
 
 def _mount_points() -> list[str]:

@@ -15,7 +15,7 @@ import signal
 from pathlib import Path
 
 from piherd.sim import pisys
-from piherd.sim.network import NETNS_DIR
+from piherd.sim.bridge import NETNS_DIR
 from piherd.sim.proc import alive, launch, read_pid, stop_daemon
 
 SSHD = "/usr/sbin/sshd"

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from piherd.sim.names import CACHE_ROOT
 from piherd.sim.proc import SimError, alive, launch, read_pid, stop_daemon
-from piherd.sim.state import SimState
+from piherd.sim.state_file import SimState
 
 ACNG_CACHE = CACHE_ROOT / "apt-cacher-ng"
 ACNG_PORT = 3142

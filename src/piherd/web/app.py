@@ -24,7 +24,7 @@ from starlette.routing import Route
 
 from piherd.web import metrics
 from piherd.web.backend import Backend
-from piherd.web.state import DashboardState
+from piherd.web.dashboard_state import DashboardState
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from typing import Protocol
 
 from piherd.app.health_rounds import health_collector
 from piherd.health.collect import HealthCollector, Snapshot
-from piherd.health.slurm import drain_argv, resume_argv
+from piherd.health.slurm_state import drain_argv, resume_argv
 from piherd.model import Cluster
 
 

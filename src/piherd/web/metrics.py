@@ -9,7 +9,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from piherd.health.probe import THROTTLE_FLAGS
-from piherd.web.state import DashboardState
+from piherd.web.dashboard_state import DashboardState
 
 SLURM_STATES = ("idle", "allocated", "mixed", "drained", "draining", "down", "completing")
 

@@ -5,7 +5,7 @@
         await vc.kill("node02"); await vc.revive("node02")
 
 Light nodes live in light.py, full (systemd) nodes in full.py; this module wires the
-network, keys and files around them and keeps the shape on disk (state.py) so
+network, keys and files around them and keeps the shape on disk (state_file.py) so
 `VirtualCluster.attach(name)` works from another process.
 """
 
@@ -23,8 +23,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from piherd.sim import full, keys, light, network, pisys
-from piherd.sim import state as simstate
+from piherd.sim import bridge, full, keys, light, pisys
+from piherd.sim import state_file as simstate
 from piherd.sim.clusterfile import (
     SimFiles,
     SimNode,
@@ -35,7 +35,7 @@ from piherd.sim.clusterfile import (
 from piherd.sim.leftovers import leftovers
 from piherd.sim.names import FIRST_HOST, POOL, STATE_ROOT, check_name, node_width, pick_subnet
 from piherd.sim.proc import SimError, alive, file_lock, read_pid
-from piherd.sim.state import SimState
+from piherd.sim.state_file import SimState
 
 MAX_FULL_WORKERS = POOL[1] - POOL[0]  # one lease per node in .100-.199
 PARALLEL = 8  # node starts at a time: the machine has 2 cores shared with others
@@ -134,10 +134,10 @@ class VirtualCluster:
             simstate.save(self.state)
             await self._prepare()
             names = self.state.names
-            await network.bridge_up(names)
+            await bridge.bridge_up(names)
             if not self.state.light:
                 await full.router_up(self.state)
-            await network.nodes_up(names, [self._link(n) for n in self.node_names()])
+            await bridge.nodes_up(names, [self._link(n) for n in self.node_names()])
             gate = asyncio.Semaphore(PARALLEL * (4 if self.state.light else 1))
 
             async def boot(node: str) -> None:
@@ -166,11 +166,11 @@ class VirtualCluster:
 
             nodes = found.node_names()
             await asyncio.gather(*(cut(n) for n in nodes))
-            await network.nodes_down(found.names, [(found.index(n), n) for n in nodes])
+            await bridge.nodes_down(found.names, [(found.index(n), n) for n in nodes])
             await asyncio.gather(*(remove(n) for n in nodes))
             if not found.light:
                 await full.router_down(found)
-            await network.bridge_down(found.names)
+            await bridge.bridge_down(found.names)
             await full.cgroups_remove(found.names, None)
         left = leftovers(self.name, self.state_dir.parent)
         if left:
@@ -179,11 +179,11 @@ class VirtualCluster:
 
     # ----- nodes -------------------------------------------------------------------
 
-    def _link(self, node: str) -> network.NodeLink:
+    def _link(self, node: str) -> bridge.NodeLink:
         index, names = self.state.index(node), self.state.names
         address = names.address(index) if self.state.light else None
         ifname = "eth0" if self.state.light else "host0"
-        return network.NodeLink(index, node, ifname, names.mac(index), address)
+        return bridge.NodeLink(index, node, ifname, names.mac(index), address)
 
     def _running(self, node: str) -> bool:
         node_dir = self.state.node_dir(node)
@@ -220,7 +220,7 @@ class VirtualCluster:
 
     async def _remove_node(self, state: SimState, node: str) -> None:
         await self._stop(state, node)
-        await network.node_down(state.names, state.index(node), node)
+        await bridge.node_down(state.names, state.index(node), node)
         if not state.light:
             await full.cgroups_remove(state.names, node)
         shutil.rmtree(state.node_dir(node), ignore_errors=True)
@@ -279,11 +279,11 @@ class VirtualCluster:
 
     async def partition(self, node: str) -> None:
         """Pull the node's network cable (its switch port goes down)."""
-        await network.set_cable(self.state.names, self.state.index(self._check(node)), False)
+        await bridge.set_cable(self.state.names, self.state.index(self._check(node)), False)
 
     async def heal(self, node: str) -> None:
         """Plug the cable back in."""
-        await network.set_cable(self.state.names, self.state.index(self._check(node)), True)
+        await bridge.set_cable(self.state.names, self.state.index(self._check(node)), True)
 
     async def reset(self, node: str, timeout: float = 120.0) -> None:
         """Re-flash the card: stop, wipe the overlay, same identity, boot."""
@@ -307,7 +307,7 @@ class VirtualCluster:
                     "node": sim_node.name,
                     "address": sim_node.reach,
                     "running": self._running(sim_node.name),
-                    "cable": network.cable_plugged(self.state.names, sim_node.index),
+                    "cable": bridge.cable_plugged(self.state.names, sim_node.index),
                     **pisys.read_signals(node_dir / "pi"),
                 }
             )

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from piherd.health.rules import Level, Verdict
-from piherd.health.slurm import SlurmNode, piherd_reason
+from piherd.health.slurm_state import SlurmNode, piherd_reason
+from piherd.health.verdicts import Level, Verdict
 
 
 @dataclass(frozen=True)
