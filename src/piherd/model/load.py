@@ -194,20 +194,7 @@ def _build(
             "the cluster has no nodes",
             "add a [naming] plan (prefix, count, first_address) or [[nodes]] entries",
         )
-    plan = data.get("naming") if isinstance(data.get("naming"), dict) else {}
-    head_name = plan.get("head") if isinstance(plan, dict) else None
-    if head_name is not None and not isinstance(head_name, str):
-        reader.problem("naming.head", f"must be a node name in quotes, not {head_name!r}")
-        head_name = None
-    if head_name is not None and head_name not in entries:
-        reader.problem(
-            "naming.head",
-            f"no node is called {head_name!r}",
-            f"pick one of {', '.join(list(entries)[:4])}{', ...' if len(entries) > 4 else ''}",
-        )
-        head_name = None
-    if entries and head_name is None and not any(e.get("role") == "head" for e in entries.values()):
-        head_name = next(iter(entries))  # the first node of the plan is the head by default
+    head_name = _head_name(reader, data, entries)
     defaults = {
         "os": reader.get(top, "cluster", "os", str, "bookworm"),
         "interface": reader.get(top, "cluster", "interface", str, "eth0"),
@@ -223,6 +210,46 @@ def _build(
     groups = _groups(reader, data, nodes)
     if network is None:
         unaddressed = {n.name for n in nodes}  # their addresses cannot be checked
+    cluster = _cluster(reader, data, top, base, network or NO_NETWORK, tuple(nodes), groups)
+    cluster = replace(cluster, health=rules)
+    if any(n.is_head for n in cluster.nodes):  # facts that need the nodes, computed once
+        derived = tuple((s, s.derive(settings, cluster)) for s, settings in read)
+    else:
+        derived = tuple(read)
+    return replace(cluster, services=ServiceSet(derived)), origins, unaddressed
+
+
+def _head_name(
+    reader: Reader, data: dict[str, Any], entries: dict[str, dict[str, Any]]
+) -> str | None:
+    """naming.head when it names a node; else the first node, unless one has role "head"."""
+    plan = data.get("naming") if isinstance(data.get("naming"), dict) else {}
+    head_name = plan.get("head") if isinstance(plan, dict) else None
+    if head_name is not None and not isinstance(head_name, str):
+        reader.problem("naming.head", f"must be a node name in quotes, not {head_name!r}")
+        head_name = None
+    if head_name is not None and head_name not in entries:
+        reader.problem(
+            "naming.head",
+            f"no node is called {head_name!r}",
+            f"pick one of {', '.join(list(entries)[:4])}{', ...' if len(entries) > 4 else ''}",
+        )
+        head_name = None
+    if entries and head_name is None and not any(e.get("role") == "head" for e in entries.values()):
+        head_name = next(iter(entries))  # the first node of the plan is the head by default
+    return head_name
+
+
+def _cluster(
+    reader: Reader,
+    data: dict[str, Any],
+    top: dict[str, Any],
+    base: Path | None,
+    network: Network,
+    nodes: tuple[Node, ...],
+    groups: dict[str, tuple[str, ...]],
+) -> Cluster:
+    """The Cluster of the [cluster] table's fields, the network, nodes and groups."""
 
     def local_path(key: str, default: str) -> Path | None:
         raw = reader.get(top, "cluster", key, str, default)
@@ -238,14 +265,13 @@ def _build(
             "the cluster's name is missing",
             'add name = "picluster" under [cluster]',
         )
-    cluster = Cluster(
+    return Cluster(
         name=name,
         domain=reader.get(top, "cluster", "domain", str, "cluster.lan"),
         admin_user=reader.get(top, "cluster", "admin_user", str, "pi"),
-        network=network or NO_NETWORK,
-        nodes=tuple(nodes),
+        network=network,
+        nodes=nodes,
         groups=groups,
-        health=rules,
         ssh_public_key=reader.get(top, "cluster", "ssh_public_key", str, ""),
         ssh_port=reader.get(top, "cluster", "ssh_port", int, 22),
         secrets_dir=local_path("secrets_dir", "secrets") or Path("secrets"),
@@ -253,11 +279,6 @@ def _build(
         known_hosts=local_path("known_hosts", ""),
         ssh_identity=local_path("ssh_identity", ""),
     )
-    if any(n.is_head for n in cluster.nodes):  # facts that need the nodes, computed once
-        derived = tuple((s, s.derive(settings, cluster)) for s, settings in read)
-    else:
-        derived = tuple(read)
-    return replace(cluster, services=ServiceSet(derived)), origins, unaddressed
 
 
 def _node(
