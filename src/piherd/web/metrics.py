@@ -2,16 +2,51 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from piherd.health.probe import THROTTLE_FLAGS
+from piherd.health.probe import THROTTLE_FLAGS, NodeHealth
 from piherd.web.dashboard_state import DashboardState
 
 SLURM_STATES = ("idle", "allocated", "mixed", "drained", "draining", "down", "completing")
+
+
+def _ratio(pct: float | None) -> float | None:
+    return None if pct is None else pct / 100.0
+
+
+def _flag(value: bool | None) -> float | None:
+    return None if value is None else float(value)
+
+
+# One gauge per node: name, help, and its value from a NodeHealth (None: not reported).
+NODE_GAUGES: tuple[tuple[str, str, Callable[[NodeHealth], float | None]], ...] = (
+    ("piherd_node_up", "1 when the node answered its probe", lambda h: float(h.reachable)),
+    ("piherd_node_load1", "1-minute load average", lambda h: h.load[0] if h.load else None),
+    ("piherd_node_load5", "5-minute load average", lambda h: h.load[1] if h.load else None),
+    ("piherd_node_load15", "15-minute load average", lambda h: h.load[2] if h.load else None),
+    ("piherd_node_temperature_celsius", "CPU temperature (thermal_zone0)", lambda h: h.temp_c),
+    (
+        "piherd_node_memory_used_ratio",
+        "memory in use (1 - available/total)",
+        lambda h: _ratio(h.mem_used_pct),
+    ),
+    ("piherd_node_root_used_ratio", "root filesystem use", lambda h: _ratio(h.root_use_pct)),
+    (
+        "piherd_node_root_read_only",
+        "1 when / is mounted read-only",
+        lambda h: _flag(h.root_ro),
+    ),
+    ("piherd_node_clock_offset_seconds", "node clock minus head clock", lambda h: h.clock_offset_s),
+    (
+        "piherd_node_storage_mounted",
+        "1 when the shared storage is mounted",
+        lambda h: _flag(h.storage_mounted),
+    ),
+)
 
 
 class SnapshotCollector(Collector):
@@ -22,80 +57,46 @@ class SnapshotCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         snap = self.state.latest
-        up = GaugeMetricFamily(
-            "piherd_node_up", "1 when the node answered its probe", labels=["node"]
-        )
-        load1 = GaugeMetricFamily("piherd_node_load1", "1-minute load average", labels=["node"])
-        load5 = GaugeMetricFamily("piherd_node_load5", "5-minute load average", labels=["node"])
-        load15 = GaugeMetricFamily("piherd_node_load15", "15-minute load average", labels=["node"])
-        temp = GaugeMetricFamily(
-            "piherd_node_temperature_celsius", "CPU temperature (thermal_zone0)", labels=["node"]
+        gauges = [GaugeMetricFamily(name, text, labels=["node"]) for name, text, _ in NODE_GAUGES]
+        level = GaugeMetricFamily(
+            "piherd_node_health_level", "0 ok, 1 warn, 2 critical", labels=["node"]
         )
         throttled = GaugeMetricFamily(
             "piherd_node_throttled",
             "Raspberry Pi throttling flags (vcgencmd get_throttled / rpi_volt hwmon)",
             labels=["node", "flag", "when"],
         )
-        level = GaugeMetricFamily(
-            "piherd_node_health_level", "0 ok, 1 warn, 2 critical", labels=["node"]
-        )
-        mem = GaugeMetricFamily(
-            "piherd_node_memory_used_ratio", "memory in use (1 - available/total)", labels=["node"]
-        )
-        root = GaugeMetricFamily(
-            "piherd_node_root_used_ratio", "root filesystem use", labels=["node"]
-        )
-        root_ro = GaugeMetricFamily(
-            "piherd_node_root_read_only", "1 when / is mounted read-only", labels=["node"]
-        )
-        clock = GaugeMetricFamily(
-            "piherd_node_clock_offset_seconds", "node clock minus head clock", labels=["node"]
-        )
-        storage = GaugeMetricFamily(
-            "piherd_node_storage_mounted", "1 when the shared storage is mounted", labels=["node"]
-        )
         slurm = GaugeMetricFamily(
             "piherd_slurm_node_state",
             "1 for the node's current Slurm state",
             labels=["node", "state"],
         )
-        families = [up, load1, load5, load15, temp, throttled, level, mem, root, root_ro, clock]
-        families += [storage, slurm]
-        if snap is None:
-            yield from families
-            return
-        for h in snap.health:
-            n = [h.node]
-            up.add_metric(n, 1.0 if h.reachable else 0.0)
-            level.add_metric(n, float(snap.verdicts[h.node].level))
-            if h.load:
-                load1.add_metric(n, h.load[0])
-                load5.add_metric(n, h.load[1])
-                load15.add_metric(n, h.load[2])
-            if h.temp_c is not None:
-                temp.add_metric(n, h.temp_c)
-            if h.reachable and h.throttling.known:
-                for _, flag in THROTTLE_FLAGS:
-                    throttled.add_metric([h.node, flag, "now"], float(flag in h.throttling.now))
-                    throttled.add_metric(
-                        [h.node, flag, "since_boot"], float(flag in h.throttling.since_boot)
-                    )
-            if h.mem_used_pct is not None:
-                mem.add_metric(n, h.mem_used_pct / 100.0)
-            if h.root_use_pct is not None:
-                root.add_metric(n, h.root_use_pct / 100.0)
-            if h.root_ro is not None:
-                root_ro.add_metric(n, float(h.root_ro))
-            if h.clock_offset_s is not None:
-                clock.add_metric(n, h.clock_offset_s)
-            if h.storage_mounted is not None:
-                storage.add_metric(n, float(h.storage_mounted))
-            if h.slurm is not None:
-                current = h.slurm.label.rstrip("*")
-                states = SLURM_STATES if current in SLURM_STATES else (*SLURM_STATES, current)
-                for state in states:
-                    slurm.add_metric([h.node, state], float(state == current))
-        yield from families
+        health = snap.health if snap is not None else ()
+        for h in health:
+            for gauge, (_, _, value_of) in zip(gauges, NODE_GAUGES, strict=True):
+                value = value_of(h)
+                if value is not None:
+                    gauge.add_metric([h.node], value)
+            if snap is not None:
+                level.add_metric([h.node], float(snap.verdicts[h.node].level))
+            _add_throttling(throttled, h)
+            _add_slurm_state(slurm, h)
+        yield from (*gauges, level, throttled, slurm)
+
+
+def _add_throttling(family: GaugeMetricFamily, h: NodeHealth) -> None:
+    if h.reachable and h.throttling.known:
+        for _, flag in THROTTLE_FLAGS:
+            family.add_metric([h.node, flag, "now"], float(flag in h.throttling.now))
+            family.add_metric([h.node, flag, "since_boot"], float(flag in h.throttling.since_boot))
+
+
+def _add_slurm_state(family: GaugeMetricFamily, h: NodeHealth) -> None:
+    if h.slurm is not None:
+        current = h.slurm.label.rstrip("*")
+        states = SLURM_STATES if current in SLURM_STATES else (*SLURM_STATES, current)
+        for state in states:
+            family.add_metric([h.node, state], float(state == current))
 
 
 def make_registry(state: DashboardState) -> CollectorRegistry:
