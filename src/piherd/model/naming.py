@@ -18,6 +18,11 @@ _LAST_IPV4 = int(IPv4Address("255.255.255.255"))
 PLAN = "naming"  # the origin path of nodes that come from the naming plan
 
 
+def planned_name(prefix: str, index: int, width: int) -> str:
+    """The name the [naming] plan gives node `index`: prefix + index, zero-padded to width."""
+    return f"{prefix}{index:0{width}d}"
+
+
 def address(reader: Reader, raw: object, path: str) -> IPv4Address | None:
     """An IPv4 address, or None with a located problem."""
     if not isinstance(raw, str):
@@ -155,6 +160,6 @@ def planned_nodes(reader: Reader, data: dict[str, Any]) -> dict[str, dict[str, A
         return {}
     plan: dict[str, dict[str, Any]] = {}
     for offset in range(count):
-        name = f"{prefix}{start + offset:0{width}d}"
+        name = planned_name(prefix, start + offset, width)
         plan[name] = {"name": name, "address": str(first + offset)}
     return plan

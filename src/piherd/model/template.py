@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 import tomlkit
 from tomlkit.items import Table
 
+from piherd.model.naming import planned_name
+
 if TYPE_CHECKING:
     from piherd.model.service import InitTable, Service
 
@@ -83,8 +85,9 @@ def default_first(
 
 
 def node_names(answers: Answers) -> list[str]:
+    """The names the answers' naming plan gives, in order."""
     return [
-        f"{answers.prefix}{i:0{answers.width}d}"
+        planned_name(answers.prefix, i, answers.width)
         for i in range(answers.start, answers.start + answers.nodes)
     ]
 

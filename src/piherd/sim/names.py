@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
+from piherd.model.naming import planned_name
+
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 STATE_ROOT = Path("/var/lib/piherd/sim")
 CACHE_ROOT = Path("/var/cache/piherd")
@@ -44,7 +46,7 @@ def short_name(name: str) -> str:
 
 def node_name(index: int, count: int, prefix: str = "node") -> str:
     """node01, node02, ... (index 0 is the head); 3 digits from 100 nodes on."""
-    return f"{prefix}{index + 1:0{node_width(count)}d}"
+    return planned_name(prefix, index + 1, node_width(count))
 
 
 def node_width(count: int) -> int:
