@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from piherd.facts.record import NodeRecord
 from piherd.render.spec import DirSpec, FileSpec, UnitSpec
 
 # A plan's desired files, dirs and units are exactly what render produces: one type each.
@@ -43,6 +44,12 @@ ENABLE = "enable"
 START = "start"
 RESTART = "restart"
 RELOAD = "reload"
+# Removals (ops/removals.py), after everything above: what piherd created and no longer wants.
+STOP = "stop"
+REMOVE = "remove"  # a file
+REMOVE_DIR = "remove-dir"  # only when empty
+PURGE = "purge"  # packages, with `up --purge` only
+KEEP = "keep"  # a file piherd would remove but the admin edited: reported, left in place
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,9 @@ class Plan:
 
     node: str
     changes: tuple[Change, ...] = field(default_factory=tuple)
+    # What the node's record says before the first change and after the last (None: keep).
+    intent: NodeRecord | None = None
+    record: NodeRecord | None = None
 
     @property
     def empty(self) -> bool:

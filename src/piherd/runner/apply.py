@@ -16,11 +16,13 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from piherd.facts.gather import gather_facts
+from piherd.facts.record import RECORD_MODE, RECORD_PATH, NodeRecord
 from piherd.facts.script import PENDING_RESTARTS
 from piherd.facts.types import NodeFacts
 from piherd.model import Cluster
 from piherd.ops import netmove
 from piherd.ops.plan import plan_node
+from piherd.ops.removals import parent_paths
 from piherd.ops.types import (
     DAEMON_RELOAD,
     DIR,
@@ -31,14 +33,17 @@ from piherd.ops.types import (
     MASK,
     NETWORK,
     PACKAGES,
+    PURGE,
     RELOAD,
     RESTART,
     START,
+    STOP,
     UNMASK,
     Change,
     DesiredNode,
     Plan,
 )
+from piherd.runner import undo
 from piherd.transport.base import Transport, TransportError
 
 APT_TIMEOUT = 1200.0
@@ -69,6 +74,7 @@ SYSTEMCTL = {
     START: "start",
     RESTART: "restart",
     RELOAD: "reload-or-restart",
+    STOP: "stop",
 }
 
 
@@ -123,6 +129,10 @@ class UpOptions:
     rollback_after: float = 90.0  # the node restores its old network config after this
     fact_timeout: float = 120.0
     parallel: int = 16
+    purge: bool = False  # also purge packages piherd installed and no longer needs
+    # Where each node keeps its record of what piherd created (facts/record.py); "": none
+    # is kept (the local tests, whose "nodes" all share this one machine).
+    record_path: str = RECORD_PATH
 
 
 # -- one change -----------------------------------------------------------------------
@@ -210,8 +220,21 @@ async def apply_change(t: Transport, change: Change) -> None:
         await _run(t, ["systemctl", "daemon-reload"])
     elif change.kind in SYSTEMCTL:
         await _unit(t, change)
+    elif change.kind in undo.REMOVAL_KINDS:
+        removal = undo.removal_argv(change)
+        if removal is not None and change.kind == PURGE:
+            await _apt(t, removal)
+        elif removal is not None:
+            await _run(t, removal)
     else:
         raise ApplyError(f"unknown change {change.kind}")
+
+
+async def _write_record(t: Transport, record: NodeRecord, path: str) -> None:
+    """The node's record of what piherd created, root's only, replaced atomically."""
+    parent = path.rsplit("/", 1)[0] or "/"
+    await _run(t, ["mkdir", "-p", "-m", undo.RECORD_DIR_MODE, "--", parent])
+    await t.write_file(path, record.to_text().encode(), mode=RECORD_MODE)
 
 
 # -- network move ---------------------------------------------------------------------
@@ -317,6 +340,10 @@ async def apply_plan(
             t = await pool.get(plan.node)
             await _run(t, ["mkdir", "-p", "--", netmove.STATE_DIR])
             await t.write_file(PENDING_RESTARTS, "\n".join(owed).encode() + b"\n", mode=0o644)
+        keep = options.record_path
+        intent = undo.record_to_write(plan.intent, facts.record) if keep else None
+        if intent is not None:  # before any change: whatever this run creates is recorded
+            await _write_record(await pool.get(plan.node), intent, keep)
         unit_failures: list[str] = []
         for change in plan.changes:
             reporter.change(plan.node, change)
@@ -358,6 +385,9 @@ async def apply_plan(
             raise ApplyError("; ".join(unit_failures))
         if owed or facts.pending_restarts:
             await _run(await pool.get(plan.node), ["rm", "-f", "--", PENDING_RESTARTS])
+        final = undo.record_to_write(plan.record, intent or facts.record) if keep else None
+        if final is not None:
+            await _write_record(await pool.get(plan.node), final, keep)
         result.status = "changed" if plan.changes else "unchanged"
     except (ApplyError, TransportError) as exc:
         result.status = "failed"
@@ -390,9 +420,13 @@ class UpResult:
         return [n for n, r in self.results.items() if r.failed]
 
 
-async def _facts(pool: Pool, name: str, desired: DesiredNode, timeout: float) -> NodeFacts:
+async def _facts(pool: Pool, name: str, desired: DesiredNode, options: UpOptions) -> NodeFacts:
     t = await pool.get(name)
-    return await gather_facts(t, desired.paths, [u.name for u in desired.units], timeout=timeout)
+    paths = (*desired.paths, *parent_paths(desired))  # parents: which ones a write creates
+    units = [u.name for u in desired.units]
+    return await gather_facts(
+        t, paths, units, timeout=options.fact_timeout, record_path=options.record_path
+    )
 
 
 async def _old_contents(pool: Pool, plan: Plan) -> dict[str, bytes | None]:
@@ -430,7 +464,7 @@ async def up(
         if name in selected:
             reporter.phase(name, "gathering facts")
         try:
-            facts[name] = await _facts(pool, name, skeleton[name], options.fact_timeout)
+            facts[name] = await _facts(pool, name, skeleton[name], options)
         except (TransportError, ApplyError) as exc:
             if name not in selected:
                 return  # only its hardware/host keys were wanted, for the others' files
@@ -442,7 +476,7 @@ async def up(
     # selected nodes name them all, and must not change with the node set given.
     await asyncio.gather(*(one_facts(n.name) for n in cluster.nodes))
     desired = build(cluster, facts)
-    plans = {n: plan_node(desired[n], facts[n]) for n in names if n in facts}
+    plans = {n: plan_node(desired[n], facts[n], purge=options.purge) for n in names if n in facts}
     facts = {n: f for n, f in facts.items() if n in selected}
     if options.dry_run:
         for name, plan in plans.items():
@@ -450,7 +484,7 @@ async def up(
             if options.diffs:
                 with contextlib.suppress(TransportError, ApplyError):
                     old = await _old_contents(pool, plan)
-            plans[name] = plan_node(desired[name], facts[name], old)
+            plans[name] = plan_node(desired[name], facts[name], old, purge=options.purge)
             for change in plans[name].changes:
                 reporter.change(name, change)
             results[name] = NodeResult(

@@ -1,0 +1,131 @@
+"""The node's next record of what piherd created, from a plan and the facts before it. Pure.
+
+Two records per run: the intent (written before the first change: the old record plus
+everything this run may create, so a run cut off by a power cut still leaves all it
+created on the record) and the outcome (written after every change succeeded).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from piherd.facts.record import NodeRecord, make_record
+from piherd.facts.types import NodeFacts
+from piherd.ops.diff import sha256
+from piherd.ops.removals import ancestors, needed_dirs
+from piherd.ops.types import (
+    DIR,
+    DISABLE,
+    ENABLE,
+    FILE,
+    KEEP,
+    MASK,
+    PACKAGES,
+    PURGE,
+    REMOVE,
+    REMOVE_DIR,
+    START,
+    STOP,
+    UNMASK,
+    Change,
+    DesiredNode,
+)
+
+REMOVAL_KINDS = frozenset({STOP, REMOVE, REMOVE_DIR, PURGE, KEEP})
+
+
+def next_record(
+    desired: DesiredNode, facts: NodeFacts, changes: Iterable[Change], applied: Iterable[Change]
+) -> NodeRecord:
+    """The record once `applied` (some of `changes`, in order) is done on the node."""
+    done = list(applied)
+    undone = {(c.kind, c.target) for c in changes} - {(c.kind, c.target) for c in done}
+    return make_record(
+        _files(desired, facts, done, undone),
+        _dirs(desired, facts, done, undone),
+        _units(desired, facts, done, undone),
+        _packages(facts, done),
+    )
+
+
+def intent_record(desired: DesiredNode, facts: NodeFacts, changes: Iterable[Change]) -> NodeRecord:
+    """The old record plus everything `changes` may create (nothing is forgotten yet)."""
+    old = facts.record
+    creating = [c for c in changes if c.kind not in REMOVAL_KINDS]
+    new = next_record(desired, facts, creating, creating)
+    units = {n: set(f) for n, f in old.units.items()}
+    for name, flags in new.units.items():
+        units.setdefault(name, set()).update(flags)
+    return make_record(
+        {**new.files, **old.files},  # a file it rewrites keeps the sha it had: conservative
+        old.dirs | new.dirs,
+        units,
+        old.packages | new.packages,
+    )
+
+
+def _created(facts: NodeFacts, path: str) -> bool:
+    """True when the facts saw `path` absent (a path they did not look at counts as there)."""
+    return path in facts.files and not facts.files[path].exists
+
+
+def _files(
+    desired: DesiredNode, facts: NodeFacts, done: list[Change], undone: set[tuple[str, str]]
+) -> dict[str, str]:
+    old = facts.record.files
+    rendered = {f.path: f for f in desired.files}
+    files: dict[str, str] = {}
+    for change in done:
+        if change.kind == FILE:
+            spec = change.files[0]
+            if spec.path in old or _created(facts, spec.path):
+                files[spec.path] = sha256(spec.content)
+    for path, written in old.items():
+        if path in files:
+            continue
+        if path in rendered:
+            files[path] = written if (FILE, path) in undone else sha256(rendered[path].content)
+        elif (REMOVE, path) in undone or (KEEP, path) in undone:
+            files[path] = written  # still to remove (or to report) next time
+    return files
+
+
+def _dirs(
+    desired: DesiredNode, facts: NodeFacts, done: list[Change], undone: set[tuple[str, str]]
+) -> set[str]:
+    dirs: set[str] = set()
+    for change in done:
+        if change.kind in (FILE, DIR):
+            above = ancestors(change.target)
+            made = (change.target, *above) if change.kind == DIR else above
+            dirs.update(d for d in made if _created(facts, d))
+    needed = needed_dirs(desired)
+    dirs.update(d for d in facts.record.dirs if d in needed or (REMOVE_DIR, d) in undone)
+    return dirs
+
+
+def _units(
+    desired: DesiredNode, facts: NodeFacts, done: list[Change], undone: set[tuple[str, str]]
+) -> dict[str, set[str]]:
+    listed = {u.name: u for u in desired.units}
+    pending = {target for kind, target in undone if kind in (DISABLE, STOP, UNMASK)}
+    units = {
+        name: set(flags)
+        for name, flags in facts.record.units.items()
+        if name in listed or name in pending
+    }
+    gained = {ENABLE: "enabled", START: "started", MASK: "masked"}
+    for change in done:
+        if change.kind in gained:
+            units.setdefault(change.target, set()).add(gained[change.kind])
+        wanted = listed.get(change.target)
+        if change.kind == UNMASK and not (wanted and wanted.masked):
+            units.get(change.target, set()).discard("masked")
+    return units
+
+
+def _packages(facts: NodeFacts, done: list[Change]) -> set[str]:
+    installed = {p for c in done if c.kind == PACKAGES for p in c.packages}
+    purged = {p for c in done if c.kind == PURGE for p in c.packages}
+    kept = {p for p in facts.record.packages if p in facts.packages}  # the admin's removal
+    return (kept | installed) - purged
