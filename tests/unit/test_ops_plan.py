@@ -190,28 +190,6 @@ def test_netmove_scripts() -> None:
     assert script.rstrip().endswith("nmcli device connect host0")
 
 
-def test_a_retired_service_is_disabled_where_it_runs_and_ignored_where_absent() -> None:
-    retired = DesiredUnit("piherd-watch.service", enable=False, retire=True)
-    desired = DesiredNode(
-        node=DESIRED.node,
-        hostname=DESIRED.hostname,
-        packages=DESIRED.packages,
-        dirs=DESIRED.dirs,
-        files=DESIRED.files,
-        units=(*DESIRED.units, retired),
-    )
-    assert plan_node(desired, converged()).empty  # never installed: nothing to do
-    facts = converged()
-    facts.units["piherd-watch.service"] = UnitState(
-        "piherd-watch.service", "loaded", "active", "enabled", 5, 10
-    )
-    assert kinds(plan_node(desired, facts).changes) == [("disable", "piherd-watch.service")]
-    facts.units["piherd-watch.service"] = UnitState(
-        "piherd-watch.service", "loaded", "inactive", "disabled"
-    )
-    assert plan_node(desired, facts).empty
-
-
 def test_a_unit_only_a_file_names_is_reloaded_too() -> None:
     """sshd's drop-in reloads ssh.service, which no node lists among its units."""
     dropin = DesiredFile(

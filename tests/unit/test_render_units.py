@@ -107,7 +107,6 @@ def test_desired_state_of_the_sim_head_and_worker() -> None:
         UnitSpec("piherd-cgroup-v1.service"),
         UnitSpec("slurmctld.service"),
         UnitSpec("slurmd.service"),
-        UnitSpec("piherd-watch.service", enable=False, retire=True),
     )
     assert [u.name for u in units(cluster, worker)] == [
         "chrony.service",

@@ -21,18 +21,15 @@ AUTHORIZED_DIR = "/etc/ssh/piherd/authorized_keys"
 
 
 def render(cluster: Cluster, node: Node, ctx: RenderContext) -> dict[str, FileSpec]:
-    """The sshd drop-in and the admin user's key file, on every node.
+    """The sshd drop-in on every node; the admin user's key file where a key is wanted.
 
-    Also where no key is wanted: piherd never deletes a file it stops rendering, so the
-    key file is rewritten without entries and a key no longer wanted (watch turned off)
-    stops being accepted.
+    Where no key is wanted any more (watch or storage turned off), `up` removes the
+    key file it created (ops/removals.py).
     """
     entries = [
         *storage.authorized_entries(cluster, node, ctx),
         *watch.authorized_entries(cluster, ctx),
     ]
-    if not entries:
-        entries = ["# No key is accepted here (no piherd service needs one)."]
     dropin = text(
         cluster,
         SSHD_DROPIN,
@@ -42,5 +39,7 @@ def render(cluster: Cluster, node: Node, ctx: RenderContext) -> dict[str, FileSp
         ],
         reloads=("ssh.service",),
     )
+    if not entries:
+        return {dropin.path: dropin}
     keys = text(cluster, f"{AUTHORIZED_DIR}/{cluster.admin_user}", entries)
     return {dropin.path: dropin, keys.path: keys}
