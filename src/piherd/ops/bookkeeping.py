@@ -129,3 +129,19 @@ def _packages(facts: NodeFacts, done: list[Change]) -> set[str]:
     purged = {p for c in done if c.kind == PURGE for p in c.packages}
     kept = {p for p in facts.record.packages if p in facts.packages}  # the admin's removal
     return (kept | installed) - purged
+
+
+def newly_created(old: NodeRecord, new: NodeRecord) -> tuple[str, ...]:
+    """Paths `new` records as created that `old` did not: a package may have shipped them."""
+    return tuple(sorted((set(new.files) - set(old.files)) | (new.dirs - old.dirs)))
+
+
+def forget_paths(record: NodeRecord, paths: Iterable[str]) -> NodeRecord:
+    """`record` without `paths` (there before piherd wrote them: a package installed them)."""
+    drop = set(paths)
+    return make_record(
+        {p: s for p, s in record.files.items() if p not in drop},
+        record.dirs - drop,
+        record.units,
+        record.packages,
+    )

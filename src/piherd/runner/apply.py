@@ -21,6 +21,7 @@ from piherd.facts.script import PENDING_RESTARTS
 from piherd.facts.types import NodeFacts
 from piherd.model import Cluster
 from piherd.ops import netmove
+from piherd.ops.bookkeeping import forget_paths, newly_created
 from piherd.ops.plan import plan_node
 from piherd.ops.removals import parent_paths
 from piherd.ops.types import (
@@ -237,6 +238,15 @@ async def _write_record(t: Transport, record: NodeRecord, path: str) -> None:
     await t.write_file(path, record.to_text().encode(), mode=RECORD_MODE)
 
 
+async def _shipped(t: Transport, paths: Sequence[str]) -> list[str]:
+    """Those of `paths` that exist now (after a package install: the package's own)."""
+    if not paths:
+        return []
+    script = 'for p; do if [ -e "$p" ] || [ -L "$p" ]; then printf "%s\\n" "$p"; fi; done'
+    out = await _run(t, ["sh", "-c", script, "piherd-exists", *paths])
+    return [line for line in out.splitlines() if line in paths]
+
+
 # -- network move ---------------------------------------------------------------------
 
 
@@ -341,6 +351,7 @@ async def apply_plan(
             await _run(t, ["mkdir", "-p", "--", netmove.STATE_DIR])
             await t.write_file(PENDING_RESTARTS, "\n".join(owed).encode() + b"\n", mode=0o644)
         keep = options.record_path
+        record = plan.record
         intent = undo.record_to_write(plan.intent, facts.record) if keep else None
         if intent is not None:  # before any change: whatever this run creates is recorded
             await _write_record(await pool.get(plan.node), intent, keep)
@@ -378,6 +389,13 @@ async def apply_plan(
                         await install
                         result.applied.append(change)
                     raise
+                if keep and plan.record is not None:  # what the packages brought is theirs
+                    new = newly_created(facts.record, plan.record)
+                    shipped = await _shipped(await pool.get(plan.node), new)
+                    if shipped:
+                        record = forget_paths(plan.record, shipped)
+                        intent = forget_paths(intent or plan.record, shipped)
+                        await _write_record(await pool.get(plan.node), intent, keep)
             else:
                 await apply_change(await pool.get(plan.node), change)
             result.applied.append(change)
@@ -385,7 +403,7 @@ async def apply_plan(
             raise ApplyError("; ".join(unit_failures))
         if owed or facts.pending_restarts:
             await _run(await pool.get(plan.node), ["rm", "-f", "--", PENDING_RESTARTS])
-        final = undo.record_to_write(plan.record, intent or facts.record) if keep else None
+        final = undo.record_to_write(record, intent or facts.record) if keep else None
         if final is not None:
             await _write_record(await pool.get(plan.node), final, keep)
         result.status = "changed" if plan.changes else "unchanged"
