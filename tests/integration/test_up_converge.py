@@ -168,10 +168,11 @@ def test_an_owed_restart_of_a_service_turned_off_is_dropped(
     """A failed `up` owes chrony a restart; the admin turns time off and stops chrony: the
     next `up` must not start it again."""
     worker = cluster.workers[0].name
-    hostfile = "/etc/openmpi/openmpi-default-hostfile"  # written after chrony.conf
+    # chrony.conf changed (a restart owed), then a full disk where slurm.conf goes (later).
     breakit = (
         "echo '# changed' >> /etc/chrony/chrony.conf && "
-        f"rm -f {hostfile} && mkdir {hostfile} && touch {hostfile}/x"
+        "mount -t tmpfs -o size=64k piherd-test-full /etc/slurm && "
+        "dd if=/dev/zero of=/etc/slurm/filler bs=1k count=64 2>/dev/null; true"
     )
     assert on(cluster, [worker], ["sh", "-c", breakit], sudo=True)[worker].ok
     rc, events = piherd_up(sim.cluster_file)
@@ -179,7 +180,7 @@ def test_an_owed_restart_of_a_service_turned_off_is_dropped(
     owed = on(cluster, [worker], ["cat", "/var/lib/piherd/pending-restarts"], sudo=True)[worker]
     assert "chrony.service" in owed.stdout.split(), owed
 
-    fix = f"rm -r {hostfile} && systemctl disable --now chrony.service"
+    fix = "umount /etc/slurm && systemctl disable --now chrony.service"
     assert on(cluster, [worker], ["sh", "-c", fix], sudo=True)[worker].ok
     off = variant(sim, "time-off", time={"enabled": False})
     events = up_ok(off)
