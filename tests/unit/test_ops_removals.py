@@ -16,7 +16,9 @@ from piherd.ops.plan import plan_node
 from piherd.ops.removals import ancestors, owed_restarts, parent_paths
 from piherd.ops.types import DesiredFile, DesiredNode, DesiredUnit
 
-MOUNT = DesiredFile("/etc/systemd/system/cluster.mount", b"[Mount]\n", restarts=("x.automount",))
+MOUNT = DesiredFile(
+    "/etc/systemd/system/cluster.mount", b"[Mount]\n", restarts=("cluster.automount",)
+)
 AUTO = DesiredFile("/etc/systemd/system/cluster.automount", b"[Automount]\n")
 KEY = DesiredFile("/etc/piherd/storage_key", b"secret\n", 0o600, secret=True)
 HOSTS = DesiredFile("/etc/hosts", b"10.0.0.1 head\n")
@@ -229,3 +231,22 @@ def test_the_facts_script_stats_what_the_record_lists(tmp_path: Path) -> None:
     assert facts.record == record
     assert facts.file(str(odd)).sha256 == sha(b"x\n")
     assert facts.files[str(gone)].kind == "absent" and facts.file(str(tmp_path)).kind == "dir"
+
+
+def test_a_unit_restarted_while_it_was_not_running_counts_as_started_by_piherd() -> None:
+    desired = node((*STORAGE, HOSTS), UNITS)
+    files = {**storage_recorded().files, MOUNT.path: FileState(MOUNT.path, "absent")}
+    facts = storage_recorded(files=files, units={}, record=NodeRecord())
+    plan = plan_node(desired, facts)
+    assert ("restart", "cluster.automount") in kinds(plan.changes)
+    assert plan.record is not None
+    assert plan.record.units == {"cluster.automount": {"enabled", "started"}}
+
+
+def test_a_unit_only_a_file_names_is_never_recorded_as_started() -> None:
+    """ssh.service, reloaded by sshd's drop-in: its state is not asked, so never claimed."""
+    dropin = DesiredFile("/etc/ssh/sshd_config.d/piherd.conf", b"x\n", restarts=("ssh.service",))
+    facts = NodeFacts("node02", files={dropin.path: FileState(dropin.path, "absent")})
+    plan = plan_node(node((dropin,)), facts)
+    assert ("restart", "ssh.service") in kinds(plan.changes)
+    assert plan.record is not None and "ssh.service" not in plan.record.units

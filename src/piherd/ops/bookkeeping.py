@@ -7,7 +7,7 @@ created on the record) and the outcome (written after every change succeeded).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from piherd.facts.record import NodeRecord, make_record
 from piherd.facts.types import NodeFacts
@@ -22,8 +22,10 @@ from piherd.ops.types import (
     MASK,
     PACKAGES,
     PURGE,
+    RELOAD,
     REMOVE,
     REMOVE_DIR,
+    RESTART,
     START,
     STOP,
     UNMASK,
@@ -118,10 +120,17 @@ def _units(
     for change in done:
         if change.kind in gained:
             units.setdefault(change.target, set()).add(gained[change.kind])
+        elif change.kind in (RESTART, RELOAD) and _was_stopped(facts, listed, change.target):
+            units.setdefault(change.target, set()).add("started")
         wanted = listed.get(change.target)
         if change.kind == UNMASK and not (wanted and wanted.masked):
             units.get(change.target, set()).discard("masked")
     return units
+
+
+def _was_stopped(facts: NodeFacts, listed: Mapping[str, object], name: str) -> bool:
+    """A listed unit the facts saw stopped (one only a file names, ssh.service, is not asked)."""
+    return name in listed and not facts.unit(name).active
 
 
 def _packages(facts: NodeFacts, done: list[Change]) -> set[str]:
