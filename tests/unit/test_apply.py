@@ -26,6 +26,9 @@ from piherd.transport.local import LocalTransport
 EXAMPLE = Path(__file__).parents[2] / "examples" / "cluster.toml"
 USER = pwd.getpwuid(os.getuid()).pw_name
 GROUP = grp.getgrgid(os.getgid()).gr_name
+# Every "node" is this machine: they cannot each keep a record at the one real path.
+# Removals are planned as data (test_ops_removals.py) and applied on the sim.
+NO_RECORD = ""
 
 
 class LocalPool:
@@ -89,7 +92,14 @@ def run_up(root: Path, pool: LocalPool, text: str = "v1", dry: bool = False) -> 
     events = Events()
     names = [n.name for n in cluster.nodes]
     result = asyncio.run(
-        up(cluster, pool, builder(root, text), events, UpOptions(dry_run=dry), names)
+        up(
+            cluster,
+            pool,
+            builder(root, text),
+            events,
+            UpOptions(dry_run=dry, record_path=NO_RECORD),
+            names,
+        )
     )
     return cluster, result, events
 
@@ -142,7 +152,7 @@ def test_failed_change_is_reported_with_reason(tmp_path: Path) -> None:
 def test_node_subset_only_touches_those_nodes(tmp_path: Path) -> None:
     cluster = load(EXAMPLE)
     events = Events()
-    options = UpOptions()
+    options = UpOptions(record_path=NO_RECORD)
     result = asyncio.run(up(cluster, LocalPool(down={"node04"}), builder(tmp_path), events,
                             options, ["node02"]))  # fmt: skip
     assert set(result.results) == {"node02"}  # node04 being down is not node02's failure
@@ -166,7 +176,15 @@ def test_cancelled_run_tells_how_far_each_node_got(tmp_path: Path) -> None:
     events = CancelOnSecondChange()
     results: dict[str, NodeResult] = {}
     names = [n.name for n in cluster.nodes]
-    run = up(cluster, LocalPool(), builder(tmp_path), events, UpOptions(), names, results)
+    run = up(
+        cluster,
+        LocalPool(),
+        builder(tmp_path),
+        events,
+        UpOptions(record_path=NO_RECORD),
+        names,
+        results,
+    )
     with pytest.raises(asyncio.CancelledError):
         asyncio.run(run)
     head = cluster.head.name

@@ -72,6 +72,9 @@ def test_every_kind_but_network_is_applied_by_one_step() -> None:
         ChangeKind.DIR: Change(ChangeKind.DIR, "/c", "", directory=DesiredDir("/c", 0o750)),
         ChangeKind.FILE: Change(ChangeKind.FILE, "/etc/a", "", files=(DesiredFile("/etc/a", b""),)),
         ChangeKind.DAEMON_RELOAD: Change(ChangeKind.DAEMON_RELOAD, "systemd", ""),
+        ChangeKind.REMOVE: Change(ChangeKind.REMOVE, "/etc/old", ""),
+        ChangeKind.REMOVE_DIR: Change(ChangeKind.REMOVE_DIR, "/srv/old", ""),
+        ChangeKind.PURGE: Change(ChangeKind.PURGE, "sshfs", "", packages=("sshfs",)),
     }
     first = {
         ChangeKind.HOSTNAME: debian.set_hostname("node01"),
@@ -79,9 +82,13 @@ def test_every_kind_but_network_is_applied_by_one_step() -> None:
         ChangeKind.DIR: debian.install_dir("/c", 0o750, "root", "root"),
         ChangeKind.FILE: debian.mkdir_parents("/etc"),
         ChangeKind.DAEMON_RELOAD: debian.systemctl_daemon_reload(),
+        ChangeKind.REMOVE: debian.remove_file("/etc/old"),
+        ChangeKind.REMOVE_DIR: debian.remove_dir_if_empty("/srv/old"),
+        ChangeKind.PURGE: debian.apt_purge(["sshfs"]),
     }
+    assert apply(Change(ChangeKind.KEEP, "/etc/edited", "")).ran == []  # reported only
     for kind in ChangeKind:
-        if kind == ChangeKind.NETWORK:
+        if kind in (ChangeKind.NETWORK, ChangeKind.KEEP):
             continue
         change = examples.get(kind, Change(kind, "x.service", ""))
         want = first[kind] if kind in first else debian.systemctl_for(kind, "x.service")

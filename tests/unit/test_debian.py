@@ -10,7 +10,7 @@ from piherd.ops import debian
 from piherd.ops.types import ChangeKind
 
 ODD = "-rf /etc/x y;$(reboot)"  # a name a shell or an option parser would misread
-UNIT_KINDS = [k for k in ChangeKind if k.sets_up_unit or k.runs_unit]
+UNIT_KINDS = [k for k in ChangeKind if k.sets_up_unit or k.runs_unit or k == ChangeKind.STOP]
 
 
 def test_apt_install_keeps_config_files_and_waits_for_the_lock() -> None:
@@ -57,6 +57,7 @@ def test_unit_verbs() -> None:
     assert verbs == {
         "unmask": "unmask", "mask": "mask", "disable": "disable", "enable": "enable",
         "start": "start", "restart": "restart", "reload": "reload-or-restart",
+        "stop": "stop",
     }  # fmt: skip
 
 

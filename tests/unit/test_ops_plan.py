@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+from dataclasses import replace
 
+from piherd.facts.record import NodeRecord
 from piherd.facts.types import FileState, NodeFacts, UnitState
 from piherd.ops.plan import plan_node
+from piherd.ops.removals import plan_removals
 from piherd.ops.types import ChangeKind, DesiredDir, DesiredFile, DesiredNode, DesiredUnit
 
 HOSTS = DesiredFile("/etc/hosts", b"10.0.0.1 head\n10.0.0.2 node01\n")
@@ -170,28 +173,6 @@ def test_network_change_is_a_move() -> None:
     assert change.kind == "network" and change.files == (NM,)
 
 
-def test_a_retired_service_is_disabled_where_it_runs_and_ignored_where_absent() -> None:
-    retired = DesiredUnit("piherd-watch.service", enable=False, retire=True)
-    desired = DesiredNode(
-        node=DESIRED.node,
-        hostname=DESIRED.hostname,
-        packages=DESIRED.packages,
-        dirs=DESIRED.dirs,
-        files=DESIRED.files,
-        units=(*DESIRED.units, retired),
-    )
-    assert plan_node(desired, converged()).empty  # never installed: nothing to do
-    facts = converged()
-    facts.units["piherd-watch.service"] = UnitState(
-        "piherd-watch.service", "loaded", "active", "enabled", 5, 10
-    )
-    assert kinds(plan_node(desired, facts).changes) == [("disable", "piherd-watch.service")]
-    facts.units["piherd-watch.service"] = UnitState(
-        "piherd-watch.service", "loaded", "inactive", "disabled"
-    )
-    assert plan_node(desired, facts).empty
-
-
 def test_a_unit_only_a_file_names_is_reloaded_too() -> None:
     """sshd's drop-in reloads ssh.service, which no node lists among its units."""
     dropin = DesiredFile(
@@ -216,33 +197,41 @@ def test_change_kinds_keep_their_json_names() -> None:
     assert [k.value for k in ChangeKind] == [
         "hostname", "network", "packages", "dir", "file", "daemon-reload",
         "unmask", "mask", "disable", "enable", "start", "restart", "reload",
+        "stop", "remove", "remove-dir", "purge", "keep",
     ]  # fmt: skip
     assert f"{ChangeKind.DAEMON_RELOAD}" == "daemon-reload" == ChangeKind("daemon-reload")
 
 
 def test_plans_apply_changes_in_change_kind_order() -> None:
     """After the early files, kinds never go back in ChangeKind order; only starts,
-    restarts and reloads mix, in the units' dependency order."""
-    retired = DesiredUnit("piherd-watch.service", enable=False, retire=True)
+    restarts and reloads mix, in the units' dependency order. Removals come last, in
+    their own order (plan_removals')."""
     desired = DesiredNode(
         node=DESIRED.node,
         hostname=DESIRED.hostname,
         packages=DESIRED.packages,
         dirs=DESIRED.dirs,
         files=DESIRED.files,
-        units=(*DESIRED.units, retired, DesiredUnit("nfs-server.service")),
+        units=(*DESIRED.units, DesiredUnit("nfs-server.service")),
     )
-    facts = fresh()
+    started = {"piherd-watch.service": frozenset({"enabled", "started"})}
+    facts = replace(fresh(), record=NodeRecord(units=started))
     facts.units["piherd-watch.service"] = UnitState(
         "piherd-watch.service", "loaded", "active", "enabled"
     )
     facts.units["munge.service"] = UnitState("munge.service", "masked", "inactive", "masked")
     facts.units["chrony.service"] = UnitState("chrony.service", "loaded", "active", "enabled")
     changes = plan_node(desired, facts).changes
+    removals = plan_removals(desired, facts)
+    assert [(c.kind, c.target) for c in removals] == [(ChangeKind.DISABLE, "piherd-watch.service")]
+    assert list(changes[-len(removals) :]) == removals
+    changes = changes[: -len(removals)]
     early = [c for c in changes if c.kind == ChangeKind.FILE and c.target in (HOSTS.path, APT.path)]
     assert list(changes[: len(early)]) == early
     rest = changes[len(early) :]
-    assert {c.kind for c in rest} == set(ChangeKind)  # the test sees every kind
+    # DISABLE is only planned for a unit piherd started and no longer wants (a removal).
+    additions = {k for k in ChangeKind if not k.removes} - {ChangeKind.DISABLE}
+    assert {c.kind for c in rest} == additions  # the test sees every kind that adds
     for before, after in itertools.pairwise(rest):
         if not (before.kind.runs_unit and after.kind.runs_unit):
             assert before.kind.rank <= after.kind.rank, (before.describe(), after.describe())

@@ -54,7 +54,6 @@ def test_render_writes_files_and_manifest(tmp_path: Path) -> None:
         "name": "chrony.service",
         "enable": True,
         "masked": False,
-        "retire": False,
     }
     # A second render of one node replaces that node only and keeps the others.
     again = CliRunner().invoke(

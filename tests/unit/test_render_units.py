@@ -108,7 +108,6 @@ def test_desired_state_of_the_sim_head_and_worker() -> None:
         UnitSpec("piherd-cgroup-v1.service"),
         UnitSpec("slurmctld.service"),
         UnitSpec("slurmd.service"),
-        UnitSpec("piherd-watch.service", enable=False, retire=True),
     )
     assert [u.name for u in node_units(cluster, worker)] == [
         "chrony.service",

@@ -131,12 +131,11 @@ def test_every_node_accepts_the_watch_key_from_the_head_only(tmp_path: Path) -> 
             assert spec.path == watch.WATCH_KEY or private not in spec.content.decode("latin-1")
 
 
-def test_turned_off_the_service_is_retired_and_no_key_is_accepted(tmp_path: Path) -> None:
+def test_turned_off_nothing_of_the_service_is_rendered(tmp_path: Path) -> None:
+    """No unit, no file, no key: `up` removes what it had put there (ops/removals.py)."""
     cluster = load(_enabled(tmp_path, enabled=False))
     ctx = _context(cluster, tmp_path)
-    assert node_units(cluster, cluster.head)[-1] == UnitSpec(
-        watch.UNIT_NAME, enable=False, retire=True
-    )
+    assert watch.UNIT_NAME not in [u.name for u in node_units(cluster, cluster.head)]
     for node in cluster.nodes:
         files = render_node(cluster, node, ctx)
         assert watch.PROGRAM not in files and watch.UNIT_PATH not in files

@@ -49,6 +49,11 @@ INTERRUPTED_HINT = (
     show_default=True,
     help="Seconds to reach a node at its new address after a network change.",
 )
+@click.option(
+    "--purge",
+    is_flag=True,
+    help="Also purge the packages piherd installed that no service needs any more.",
+)
 def command(
     cluster_file: Path,
     nodeset: str,
@@ -56,13 +61,15 @@ def command(
     as_json: bool,
     ask_pass: bool,
     timeout: float,
+    purge: bool,
 ) -> None:
     """Configure NODESET (default @all): packages, files, services, in dependency order.
 
     \b
     The head goes first (time, storage export, DNS/DHCP, package cache, munge,
     slurmctld), then the workers in parallel (time, storage mount, munge, slurmd).
-    Only what differs is changed; a second run changes nothing.
+    Only what differs is changed; a second run changes nothing. What piherd created
+    and no longer renders (files, units it started) is removed; packages with --purge.
     Exit status: 0 all nodes done, 1 some node failed, 2 bad input, 130 interrupted
     (Ctrl-C: nodes keep whole files, and the next run finishes the job).
     """
@@ -75,7 +82,7 @@ def command(
     password = None
     if ask_pass:
         password = click.prompt("Password of the nodes' admin user", hide_input=True, err=True)
-    options = UpOptions(dry_run=dry_run, network_timeout=timeout)
+    options = UpOptions(dry_run=dry_run, network_timeout=timeout, purge=purge)
     console = Console(stderr=False)
     reporter: Any
     if as_json:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from piherd.facts.parse import parse_facts
+from piherd.facts.record import RECORD_PATH
 from piherd.facts.script import facts_argv
 from piherd.facts.types import NodeFacts
 from piherd.transport.base import Transport, TransportError
@@ -16,9 +17,11 @@ async def gather_facts(
     units: Sequence[str] = (),
     *,
     timeout: float = 60.0,
+    record_path: str = RECORD_PATH,
 ) -> NodeFacts:
     """Run the facts script on one node (as root) and parse it; TransportError on failure."""
-    result = await transport.run(facts_argv(paths, units), sudo=True, timeout=timeout)
+    argv = facts_argv(paths, units, record_path)
+    result = await transport.run(argv, sudo=True, timeout=timeout)
     if result.error is not None:
         raise TransportError(transport.node, result.error)
     if result.rc != 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from piherd.facts.record import parse_record
 from piherd.facts.script import MARKER
 from piherd.facts.types import FileState, NodeFacts, UnitState
 
@@ -205,4 +206,5 @@ def parse_facts(node: str, output: str, requested_units: tuple[str, ...] = ()) -
         units=units,
         pending_restarts=tuple(sections.get("pending_restarts", "").split()),
         host_keys=parse_host_keys(sections.get("host_keys", "")),
+        record=parse_record(sections.get("record", "")),
     )

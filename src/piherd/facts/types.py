@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from piherd.facts.record import NodeRecord
+
 
 @dataclass(frozen=True)
 class FileState:
@@ -69,6 +71,7 @@ class NodeFacts:
     units: Mapping[str, UnitState] = field(default_factory=dict)
     pending_restarts: tuple[str, ...] = ()  # restarts an interrupted run still owes
     host_keys: tuple[str, ...] = ()  # lines of /etc/ssh/ssh_host_*_key.pub
+    record: NodeRecord = field(default_factory=NodeRecord)  # what piherd created here
 
     def file(self, path: str) -> FileState:
         return self.files.get(path, FileState(path, "absent"))

@@ -42,14 +42,13 @@ class UnitSpec:
 
     enable=True: enabled at boot and running. enable=False: piherd neither enables
     nor starts it (e.g. a .mount its .automount triggers). masked=True: masked and
-    stopped (wins over enable). retire=True: disabled and stopped where installed, left
-    alone where not (a service piherd ran until it was turned off in cluster.toml).
+    stopped (wins over enable). A unit piherd started and no longer lists is stopped
+    by `up` (ops/removals.py).
     """
 
     name: str
     enable: bool = True
     masked: bool = False
-    retire: bool = False
 
 
 class SecretsLike(Protocol):

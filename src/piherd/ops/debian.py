@@ -71,6 +71,7 @@ def systemctl_for(kind: ChangeKind, unit: str) -> list[str]:
         ChangeKind.START: "start",
         ChangeKind.RESTART: "restart",
         ChangeKind.RELOAD: "reload-or-restart",
+        ChangeKind.STOP: "stop",
     }
     if kind not in verbs:
         raise ValueError(f"{kind} is not a systemctl change")
@@ -135,6 +136,17 @@ def mkdir_parents(path: str) -> list[str]:
 def remove_file(path: str) -> list[str]:
     """Remove a file; nothing when it is gone already."""
     return ["rm", "-f", "--", path]
+
+
+def mkdir_private(path: str) -> list[str]:
+    """Create a directory (and parents) only root may enter: where the node's record lives."""
+    return ["mkdir", "-p", "-m", "0700", "--", path]
+
+
+def exists_filter(paths: Sequence[str]) -> list[str]:
+    """Prints those of `paths` that exist (files, directories or dangling links), one a line."""
+    script = 'for p; do if [ -e "$p" ] || [ -L "$p" ]; then printf "%s\\n" "$p"; fi; done'
+    return ["sh", "-c", script, "piherd-exists", *paths]
 
 
 def remove_dir_if_empty(path: str) -> list[str]:

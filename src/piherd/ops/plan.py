@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from piherd.facts.types import NodeFacts
+from piherd.ops.bookkeeping import intent_record, next_record
 from piherd.ops.diff import file_diff, sha256
+from piherd.ops.removals import owed_restarts, plan_removals
 from piherd.ops.types import Change, ChangeKind, DesiredFile, DesiredNode, Plan
 
 # Files that must be in place before packages install: the name and the apt set-up.
@@ -44,11 +46,14 @@ def plan_node(
     desired: DesiredNode,
     facts: NodeFacts,
     old_contents: Mapping[str, bytes | None] | None = None,
+    *,
+    purge: bool = False,
 ) -> Plan:
     """The changes that make the node described by `facts` into `desired`.
 
     `old_contents` (path -> current bytes) lets the plan carry unified diffs; without
-    it, changes carry no diff (applying does not need one).
+    it, changes carry no diff (applying does not need one). `purge`: also purge the
+    packages piherd installed and no longer needs.
     """
     changes: list[Change] = []
     changed_files: list[DesiredFile] = []
@@ -129,7 +134,9 @@ def plan_node(
         changes.append(Change(ChangeKind.DAEMON_RELOAD, "systemd", "unit files changed"))
 
     changes.extend(_unit_changes(desired, facts, changed_files))
-    return Plan(desired.node, tuple(changes))
+    changes.extend(plan_removals(desired, facts, purge=purge))
+    intent = intent_record(desired, facts, changes)
+    return Plan(desired.node, tuple(changes), intent, next_record(desired, facts, changes, changes))
 
 
 def _unit_changes(
@@ -144,16 +151,12 @@ def _unit_changes(
             restart_by.setdefault(name, []).append(wanted.path)
         for name in wanted.reloads:
             reload_by.setdefault(name, []).append(wanted.path)
-    for name in facts.pending_restarts:  # an earlier run changed inputs, then stopped
+    for name in owed_restarts(desired, facts):  # an earlier run changed inputs, then stopped
         restart_by.setdefault(name, []).append("(restart owed by an interrupted run)")
     setup: list[Change] = []
     runs: list[Change] = []
     for unit in desired.units:
         now = facts.unit(unit.name)
-        if unit.retire:
-            if now.enabled or now.active:
-                setup.append(Change(ChangeKind.DISABLE, unit.name, "turned off in cluster.toml"))
-            continue
         if unit.masked:
             if not now.masked:
                 setup.append(Change(ChangeKind.MASK, unit.name, "must not run"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from piherd.facts.record import NodeRecord
 from piherd.model.specs import DirSpec, FileSpec, UnitSpec
 
 # A plan's desired files, dirs and units are exactly what render produces: one type each.
@@ -51,6 +52,13 @@ class ChangeKind(StrEnum):
     START = "start"
     RESTART = "restart"
     RELOAD = "reload"
+    # Removals (ops/removals.py), after all of the above: what piherd created and no
+    # longer wants, in their own order (stop, remove files, remove dirs, daemon-reload, purge).
+    STOP = "stop"
+    REMOVE = "remove"  # a file
+    REMOVE_DIR = "remove-dir"  # only when empty
+    PURGE = "purge"  # packages, with `up --purge` only
+    KEEP = "keep"  # a file piherd would remove but the admin edited: reported, left in place
 
     @property
     def rank(self) -> int:
@@ -61,6 +69,17 @@ class ChangeKind(StrEnum):
     def sets_up_unit(self) -> bool:
         """Unmask, mask, disable or enable: what a unit is allowed to do."""
         return self in (ChangeKind.UNMASK, ChangeKind.MASK, ChangeKind.DISABLE, ChangeKind.ENABLE)
+
+    @property
+    def removes(self) -> bool:
+        """A removal (ops/removals.py): undoes what piherd created, or reports why not."""
+        return self in (
+            ChangeKind.STOP,
+            ChangeKind.REMOVE,
+            ChangeKind.REMOVE_DIR,
+            ChangeKind.PURGE,
+            ChangeKind.KEEP,
+        )
 
     @property
     def runs_unit(self) -> bool:
@@ -91,6 +110,9 @@ class Plan:
 
     node: str
     changes: tuple[Change, ...] = field(default_factory=tuple)
+    # What the node's record says before the first change and after the last (None: keep).
+    intent: NodeRecord | None = None
+    record: NodeRecord | None = None
 
     @property
     def empty(self) -> bool:

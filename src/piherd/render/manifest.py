@@ -37,7 +37,7 @@ def manifest(cluster: Cluster, rendered: Mapping[str, Mapping[str, FileSpec]]) -
             },
             "packages": list(node_packages(cluster, node)),
             "units": [
-                {"name": u.name, "enable": u.enable, "masked": u.masked, "retire": u.retire}
+                {"name": u.name, "enable": u.enable, "masked": u.masked}
                 for u in node_units(cluster, node)
             ],
         }

@@ -17,11 +17,14 @@ from types import MappingProxyType
 from typing import Protocol
 
 from piherd.facts.gather import gather_facts
+from piherd.facts.record import RECORD_MODE, RECORD_PATH, NodeRecord
 from piherd.facts.script import PENDING_RESTARTS
 from piherd.facts.types import NodeFacts
 from piherd.model import Cluster
 from piherd.ops import debian
+from piherd.ops.bookkeeping import forget_paths, newly_created, record_to_write
 from piherd.ops.plan import plan_node
+from piherd.ops.removals import parent_paths
 from piherd.ops.types import Change, ChangeKind, DesiredNode, Plan
 from piherd.runner.fanout import each_node
 from piherd.runner.netmove import move_network
@@ -84,6 +87,10 @@ class UpOptions:
     rollback_after: float = 90.0  # the node restores its old network config after this
     fact_timeout: float = 120.0
     parallel: int = 16
+    purge: bool = False  # also purge packages piherd installed and no longer needs
+    # Where each node keeps its record of what piherd created (facts/record.py); "": none
+    # is kept (the local tests, whose "nodes" all share this one machine).
+    record_path: str = RECORD_PATH
 
 
 # -- one change: ops/debian.py has the commands, these the order and the recovery ------
@@ -156,7 +163,24 @@ async def _daemon_reload(t: Transport, change: Change) -> None:
     await run_checked(t, debian.systemctl_daemon_reload())
 
 
-# NETWORK is not here: it needs the pool, to reconnect (runner/netmove.py).
+async def _remove_file(t: Transport, change: Change) -> None:
+    await run_checked(t, debian.remove_file(change.target))
+
+
+async def _remove_dir(t: Transport, change: Change) -> None:
+    # An admin's file inside keeps the directory (the change's reason says so).
+    await run_checked(t, debian.remove_dir_if_empty(change.target))
+
+
+async def _purge(t: Transport, change: Change) -> None:
+    await _apt(t, debian.apt_purge(change.packages))
+
+
+async def _report_only(t: Transport, change: Change) -> None:
+    """KEEP: a file piherd would remove but the admin edited; shown, left in place."""
+
+
+# ChangeKind.NETWORK is not here: it needs the pool, to reconnect (runner/netmove.py).
 _STEPS: Mapping[ChangeKind, Callable[[Transport, Change], Awaitable[None]]] = MappingProxyType(
     {
         ChangeKind.HOSTNAME: _set_hostname,
@@ -165,6 +189,11 @@ _STEPS: Mapping[ChangeKind, Callable[[Transport, Change], Awaitable[None]]] = Ma
         ChangeKind.FILE: _write_file,
         ChangeKind.DAEMON_RELOAD: _daemon_reload,
         **{kind: _unit for kind in ChangeKind if kind.sets_up_unit or kind.runs_unit},
+        ChangeKind.STOP: _unit,
+        ChangeKind.REMOVE: _remove_file,
+        ChangeKind.REMOVE_DIR: _remove_dir,
+        ChangeKind.PURGE: _purge,
+        ChangeKind.KEEP: _report_only,
     }
 )
 
@@ -177,7 +206,109 @@ async def apply_change(t: Transport, change: Change) -> None:
     await step(t, change)
 
 
+async def _write_record(t: Transport, record: NodeRecord, path: str) -> None:
+    """The node's record of what piherd created, root's only, replaced atomically."""
+    await run_checked(t, debian.mkdir_private(path.rsplit("/", 1)[0] or "/"))
+    await t.write_file(path, record.to_text().encode(), mode=RECORD_MODE)
+
+
+async def _shipped(t: Transport, paths: Sequence[str]) -> list[str]:
+    """Those of `paths` that exist now (after a package install: the package's own)."""
+    if not paths:
+        return []
+    out = await run_checked(t, debian.exists_filter(paths))
+    return [line for line in out.splitlines() if line in paths]
+
+
 # -- one node, the cluster -------------------------------------------------------------
+
+
+class _NodeRun:
+    """One node's plan being applied: its bookkeeping (owed restarts, the node's record)."""
+
+    def __init__(
+        self,
+        pool: Pool,
+        cluster: Cluster,
+        plan: Plan,
+        facts: NodeFacts,
+        reporter: Reporter,
+        options: UpOptions,
+        result: NodeResult,
+    ) -> None:
+        self.pool, self.plan, self.facts = pool, plan, facts
+        self.node = cluster.node(plan.node)
+        self.reporter, self.options, self.result = reporter, options, result
+        self.keep = options.record_path  # "": no record kept
+        self.record = plan.record
+        self.intent: NodeRecord | None = None
+        self.owed = sorted(
+            {c.target for c in plan.changes if c.kind in (ChangeKind.RESTART, ChangeKind.RELOAD)}
+        )
+
+    async def transport(self) -> Transport:
+        return await self.pool.get(self.plan.node)
+
+    async def begin(self) -> None:
+        """Remember owed restarts and what this run may create, before any change."""
+        if self.owed:  # kept on the node until done, so an interrupted run still restarts
+            t = await self.transport()
+            await run_checked(t, debian.mkdir_parents(posixpath.dirname(PENDING_RESTARTS)))
+            owed = "\n".join(self.owed).encode() + b"\n"
+            await t.write_file(PENDING_RESTARTS, owed, mode=0o644)
+        if self.keep:
+            self.intent = record_to_write(self.plan.intent, self.facts.record)
+            if self.intent is not None:
+                await _write_record(await self.transport(), self.intent, self.keep)
+
+    async def apply(self, change: Change) -> None:
+        """One change, in the way its kind needs."""
+        if change.kind == ChangeKind.NETWORK:
+            await move_network(
+                self.pool,
+                self.node.name,
+                str(self.node.address),
+                self.facts.network_stack or self.node.network_stack,
+                self.node.interface,
+                change,
+                self.facts,
+                network_timeout=self.options.network_timeout,
+                rollback_after=self.options.rollback_after,
+            )
+        elif change.kind in (ChangeKind.PACKAGES, ChangeKind.PURGE):
+            await self.packages(change)
+        else:
+            await apply_change(await self.transport(), change)
+
+    async def packages(self, change: Change) -> None:
+        """apt-get or dpkg killed half-way leaves packages half-done: on Ctrl-C the run
+        goes to its end first (a second Ctrl-C stops it at once)."""
+        run = asyncio.ensure_future(apply_change(await self.transport(), change))
+        try:
+            await asyncio.shield(run)
+        except asyncio.CancelledError:
+            self.reporter.phase(self.plan.node, "interrupted: letting the package run finish")
+            with contextlib.suppress(ApplyError, TransportError):
+                await run
+                self.result.applied.append(change)
+            raise
+        if change.kind == ChangeKind.PACKAGES and self.keep and self.record is not None:
+            # Files the packages brought are theirs, not piherd's to remove later.
+            new = newly_created(self.facts.record, self.record)
+            shipped = await _shipped(await self.transport(), new)
+            if shipped:
+                self.record = forget_paths(self.record, shipped)
+                self.intent = forget_paths(self.intent or self.record, shipped)
+                await _write_record(await self.transport(), self.intent, self.keep)
+
+    async def finish(self) -> None:
+        """Owed restarts done: forget them; the record becomes exactly what is there."""
+        if self.owed or self.facts.pending_restarts:
+            await run_checked(await self.transport(), debian.remove_file(PENDING_RESTARTS))
+        if self.keep:
+            final = record_to_write(self.record, self.intent or self.facts.record)
+            if final is not None:
+                await _write_record(await self.transport(), final, self.keep)
 
 
 async def apply_plan(
@@ -194,61 +325,26 @@ async def apply_plan(
     `result` (optional) is filled as changes apply, so it still tells how far the node
     got when the run is cancelled (Ctrl-C): status "interrupted".
     """
-    if result is None:
-        result = NodeResult(plan.node)
+    result = result if result is not None else NodeResult(plan.node)
     result.planned = len(plan.changes)
     started = time.monotonic()
-    node = cluster.node(plan.node)
-    owed = sorted(
-        {c.target for c in plan.changes if c.kind in (ChangeKind.RESTART, ChangeKind.RELOAD)}
-    )
+    run = _NodeRun(pool, cluster, plan, facts, reporter, options, result)
     try:
-        if owed:  # remembered on the node until done, so an interrupted run still restarts
-            t = await pool.get(plan.node)
-            await run_checked(t, debian.mkdir_parents(posixpath.dirname(PENDING_RESTARTS)))
-            await t.write_file(PENDING_RESTARTS, "\n".join(owed).encode() + b"\n", mode=0o644)
+        await run.begin()
         unit_failures: list[str] = []
         for change in plan.changes:
             reporter.change(plan.node, change)
-            if change.kind.runs_unit:
-                # One unit failing to start must not keep the others from starting.
-                try:
-                    await apply_change(await pool.get(plan.node), change)
-                except ApplyError as exc:
-                    unit_failures.append(str(exc))
-                    continue
-            elif change.kind == ChangeKind.NETWORK:
-                stack = facts.network_stack or node.network_stack
-                await move_network(
-                    pool,
-                    node.name,
-                    str(node.address),
-                    stack,
-                    node.interface,
-                    change,
-                    facts,
-                    network_timeout=options.network_timeout,
-                    rollback_after=options.rollback_after,
-                )
-            elif change.kind == ChangeKind.PACKAGES:
-                # apt-get or dpkg killed half-way leaves packages half-installed: on Ctrl-C
-                # the install runs to its end first (a second Ctrl-C stops it at once).
-                install = asyncio.ensure_future(apply_change(await pool.get(plan.node), change))
-                try:
-                    await asyncio.shield(install)
-                except asyncio.CancelledError:
-                    reporter.phase(plan.node, "interrupted: letting the package install finish")
-                    with contextlib.suppress(ApplyError, TransportError):
-                        await install
-                        result.applied.append(change)
+            try:
+                await run.apply(change)
+            except ApplyError as exc:
+                if not change.kind.runs_unit:
                     raise
-            else:
-                await apply_change(await pool.get(plan.node), change)
+                unit_failures.append(str(exc))  # one unit must not keep the others down
+                continue
             result.applied.append(change)
         if unit_failures:
             raise ApplyError("; ".join(unit_failures))
-        if owed or facts.pending_restarts:
-            await run_checked(await pool.get(plan.node), debian.remove_file(PENDING_RESTARTS))
+        await run.finish()
         result.status = "changed" if plan.changes else "unchanged"
     except (ApplyError, TransportError) as exc:
         result.status = "failed"
@@ -281,9 +377,13 @@ class UpResult:
         return [n for n, r in self.results.items() if r.failed]
 
 
-async def _facts(pool: Pool, name: str, desired: DesiredNode, timeout: float) -> NodeFacts:
+async def _facts(pool: Pool, name: str, desired: DesiredNode, options: UpOptions) -> NodeFacts:
     t = await pool.get(name)
-    return await gather_facts(t, desired.paths, [u.name for u in desired.units], timeout=timeout)
+    paths = (*desired.paths, *parent_paths(desired))  # parents: which ones a write creates
+    units = [u.name for u in desired.units]
+    return await gather_facts(
+        t, paths, units, timeout=options.fact_timeout, record_path=options.record_path
+    )
 
 
 async def _old_contents(pool: Pool, plan: Plan) -> dict[str, bytes | None]:
@@ -321,7 +421,7 @@ async def up(
         if name in selected:
             reporter.phase(name, "gathering facts")
         try:
-            facts[name] = await _facts(pool, name, skeleton[name], options.fact_timeout)
+            facts[name] = await _facts(pool, name, skeleton[name], options)
         except (TransportError, ApplyError) as exc:
             if name not in selected:
                 return  # only its hardware/host keys were wanted, for the others' files
@@ -333,7 +433,7 @@ async def up(
     # selected nodes name them all, and must not change with the node set given.
     await each_node([n.name for n in cluster.nodes], one_facts)
     desired = build(cluster, facts)
-    plans = {n: plan_node(desired[n], facts[n]) for n in names if n in facts}
+    plans = {n: plan_node(desired[n], facts[n], purge=options.purge) for n in names if n in facts}
     facts = {n: f for n, f in facts.items() if n in selected}
     if options.dry_run:
         for name, plan in plans.items():
@@ -341,7 +441,7 @@ async def up(
             if options.diffs:
                 with contextlib.suppress(TransportError, ApplyError):
                     old = await _old_contents(pool, plan)
-            plans[name] = plan_node(desired[name], facts[name], old)
+            plans[name] = plan_node(desired[name], facts[name], old, purge=options.purge)
             for change in plans[name].changes:
                 reporter.change(name, change)
             results[name] = NodeResult(

@@ -90,17 +90,14 @@ def merge_host_keys(
 def render_keys(cluster: Cluster, node: Node, ctx: RenderContext) -> dict[str, FileSpec]:
     """The sshd drop-in and the admin user's key file, on every node.
 
-    Also where no key is wanted: piherd never deletes a file it stops rendering, so the
-    key file is rewritten without entries and a key no longer wanted (watch turned off)
-    stops being accepted.
+    Where no key is wanted any more (watch or storage turned off), `up` removes the
+    key file it created (ops/removals.py).
     """
     entries = [
         line
         for service in cluster.services.enabled()
         for line in service.authorized_entries(cluster, node, ctx)
     ]
-    if not entries:
-        entries = ["# No key is accepted here (no piherd service needs one)."]
     dropin = text(
         cluster,
         SSHD_DROPIN,
@@ -110,6 +107,8 @@ def render_keys(cluster: Cluster, node: Node, ctx: RenderContext) -> dict[str, F
         ],
         reloads=("ssh.service",),
     )
+    if not entries:
+        return {dropin.path: dropin}
     keys = text(cluster, f"{AUTHORIZED_DIR}/{cluster.admin_user}", entries)
     return {dropin.path: dropin, keys.path: keys}
 

@@ -7,7 +7,7 @@ sshfs (where the kernel has no NFS, e.g. the virtual cluster): clients mount
 ADMIN@SERVER:EXPORT with fuse.sshfs through the same unit pair, logging in with a
 dedicated storage key. On the server that key is accepted only from the cluster
 subnet and only for SFTP (`restrict,command="internal-sftp"`), in the authorized-keys
-file piherd owns (render/keys.py). Files appear owned by the admin user on both sides.
+file piherd owns (services/ssh.py). Files appear owned by the admin user on both sides.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def render(cluster: Cluster, node: Node, ctx: RenderContext) -> dict[str, FileSp
     if not storage.enabled:
         return {}
     if node.name == storage_server(cluster).name:
-        # The sshfs server needs only the storage key (authorized_entries, render/keys.py).
+        # The sshfs server needs only the storage key (authorized_entries, services/ssh.py).
         specs = _nfs_server(cluster) if storage.kind == "nfs" else []
         if server_binds(cluster):
             specs.append(_bind(cluster))

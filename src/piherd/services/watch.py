@@ -4,8 +4,8 @@ On the head: piherd itself as one executable zip (/usr/local/bin/piherd, run by 
 python3 and python3-* packages), a copy of cluster.toml pointed at files the head has
 (/etc/piherd/cluster.toml), the watch key (/etc/piherd/watch_key, 0600) and
 piherd-watch.service. On every node: the watch key's public half, accepted only from the
-head's address (see render/keys.py). Turning watch off again disables and stops the
-service where it was installed.
+head's address (see services/ssh.py). Turning watch off again: `up` disables and stops
+the service and removes these files (ops/removals.py).
 """
 
 from __future__ import annotations
@@ -135,12 +135,10 @@ def packages(cluster: Cluster, node: Node) -> tuple[str, ...]:
 
 
 def units(cluster: Cluster, node: Node) -> tuple[UnitSpec, ...]:
-    """The service on the head: running when enabled, else retired (where installed)."""
-    if not node.is_head:
-        return ()
-    if cluster.health.watch_enabled:
+    """The service on the head, when enabled (turned off, `up` stops what it started)."""
+    if cluster.health.watch_enabled and node.is_head:
         return (UnitSpec(UNIT_NAME),)
-    return (UnitSpec(UNIT_NAME, enable=False, retire=True),)
+    return ()
 
 
 class WatchService(Service):
