@@ -51,67 +51,92 @@ def plan_node(
 ) -> Plan:
     """The changes that make the node described by `facts` into `desired`.
 
-    `old_contents` (path -> current bytes) lets the plan carry unified diffs; without
-    it, changes carry no diff (applying does not need one). `purge`: also purge the
-    packages piherd installed and no longer needs.
+    In order: early files (name, apt set-up), hostname, the network move, packages,
+    directories, the other files, daemon-reload, units; then removals of what piherd
+    created and no longer renders. `old_contents` (path -> current bytes) lets the plan
+    carry unified diffs; without it, changes carry no diff (applying does not need
+    one). `purge`: also purge the packages piherd installed and no longer needs.
     """
-    changes: list[Change] = []
-    changed_files: list[DesiredFile] = []
+    files = _FileChanges(facts, old_contents)
+    early = [f for f in desired.files if f.path.startswith(EARLY_PREFIXES)]
+    network = [f for f in desired.files if is_network_file(f.path)]
+    late = [f for f in desired.files if f not in early and f not in network]
+    changes = files.each(early)
+    if desired.hostname and facts.hostname != desired.hostname:
+        was = facts.hostname or "unset"
+        changes.append(Change(ChangeKind.HOSTNAME, desired.hostname, f"hostname is {was!r}"))
+    changes += files.network_move(network)
+    changes += _packages(desired, facts, files.changed)
+    changes += _directories(desired, facts)
+    changes += files.each(late)
+    if any(f.path.startswith(UNIT_DIRS) for f in files.changed):
+        changes.append(Change(ChangeKind.DAEMON_RELOAD, "systemd", "unit files changed"))
+    changes += _unit_changes(desired, facts, files.changed)
+    changes += plan_removals(desired, facts, purge=purge)
+    intent = intent_record(desired, facts, changes)
+    return Plan(desired.node, tuple(changes), intent, next_record(desired, facts, changes, changes))
 
-    def file_change(wanted: DesiredFile, reason: str) -> Change:
+
+class _FileChanges:
+    """FILE (and NETWORK) changes with their reasons and diffs; remembers what changed."""
+
+    def __init__(self, facts: NodeFacts, old_contents: Mapping[str, bytes | None] | None):
+        self.facts = facts
+        self.old_contents = old_contents
+        self.changed: list[DesiredFile] = []
+
+    def change(self, wanted: DesiredFile, reason: str) -> Change:
         diff = ""
-        if old_contents is not None and wanted.path in old_contents:
-            diff = file_diff(
-                wanted.path, old_contents[wanted.path], wanted.content, secret=wanted.secret
-            )
+        if self.old_contents is not None and wanted.path in self.old_contents:
+            old = self.old_contents[wanted.path]
+            diff = file_diff(wanted.path, old, wanted.content, secret=wanted.secret)
         elif wanted.secret:
             diff = "content changed (secret, not shown)\n"
         return Change(ChangeKind.FILE, wanted.path, reason, diff=diff, files=(wanted,))
 
-    pending = {f.path: (f, file_reason(facts, f)) for f in desired.files}
-    early = [f for f in desired.files if f.path.startswith(EARLY_PREFIXES)]
-    network = [f for f in desired.files if is_network_file(f.path)]
-    late = [f for f in desired.files if f not in early and f not in network]
+    def each(self, wanted: list[DesiredFile]) -> list[Change]:
+        """A FILE change for each file the node does not hold as wanted."""
+        changes = []
+        for spec in wanted:
+            reason = file_reason(self.facts, spec)
+            if reason:
+                changes.append(self.change(spec, reason))
+                self.changed.append(spec)
+        return changes
 
-    for wanted in early:
-        reason = pending[wanted.path][1]
-        if reason:
-            changes.append(file_change(wanted, reason))
-            changed_files.append(wanted)
-    if desired.hostname and facts.hostname != desired.hostname:
-        changes.append(
-            Change(
-                ChangeKind.HOSTNAME, desired.hostname, f"hostname is {facts.hostname or 'unset'!r}"
-            )
+    def network_move(self, network: list[DesiredFile]) -> list[Change]:
+        """One NETWORK change for all network files that differ (applied with rollback)."""
+        reasons = {f.path: r for f in network if (r := file_reason(self.facts, f))}
+        moved = [f for f in network if f.path in reasons]
+        if not moved:
+            return []
+        why = "; ".join(
+            f"{f.path}: {reasons[f.path]}" if len(moved) > 1 else reasons[f.path] for f in moved
         )
+        diff = "".join(self.change(f, "").diff for f in moved)
+        self.changed.extend(moved)
+        target = ", ".join(f.path for f in moved)
+        return [Change(ChangeKind.NETWORK, target, why, diff, tuple(moved))]
 
-    moved = [f for f in network if pending[f.path][1]]
-    if moved:
-        reasons = "; ".join(
-            f"{f.path}: {pending[f.path][1]}" if len(moved) > 1 else str(pending[f.path][1])
-            for f in moved
-        )
-        diff = "".join(file_change(f, "").diff for f in moved)
-        changes.append(
-            Change(
-                ChangeKind.NETWORK, ", ".join(f.path for f in moved), reasons, diff, tuple(moved)
-            )
-        )
-        changed_files.extend(moved)
 
+def _packages(desired: DesiredNode, facts: NodeFacts, changed: list[DesiredFile]) -> list[Change]:
     missing = tuple(p for p in desired.packages if p not in facts.packages)
-    if missing:
-        changes.append(
-            Change(
-                ChangeKind.PACKAGES,
-                " ".join(missing),
-                "not installed",
-                packages=missing,
-                update_first=not facts.apt_lists
-                or any(f.path.startswith("/etc/apt/") for f in changed_files),
-            )
+    if not missing:
+        return []
+    apt_changed = any(f.path.startswith("/etc/apt/") for f in changed)
+    return [
+        Change(
+            ChangeKind.PACKAGES,
+            " ".join(missing),
+            "not installed",
+            packages=missing,
+            update_first=not facts.apt_lists or apt_changed,
         )
+    ]
 
+
+def _directories(desired: DesiredNode, facts: NodeFacts) -> list[Change]:
+    changes = []
     for directory in desired.dirs:
         now = facts.file(directory.path)
         reason = None
@@ -123,20 +148,7 @@ def plan_node(
         # file system's, and the export's are its users' business once created.
         if reason:
             changes.append(Change(ChangeKind.DIR, directory.path, reason, directory=directory))
-
-    for wanted in late:
-        reason = pending[wanted.path][1]
-        if reason:
-            changes.append(file_change(wanted, reason))
-            changed_files.append(wanted)
-
-    if any(f.path.startswith(UNIT_DIRS) for f in changed_files):
-        changes.append(Change(ChangeKind.DAEMON_RELOAD, "systemd", "unit files changed"))
-
-    changes.extend(_unit_changes(desired, facts, changed_files))
-    changes.extend(plan_removals(desired, facts, purge=purge))
-    intent = intent_record(desired, facts, changes)
-    return Plan(desired.node, tuple(changes), intent, next_record(desired, facts, changes, changes))
+    return changes
 
 
 def _unit_changes(
