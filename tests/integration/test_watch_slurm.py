@@ -34,7 +34,7 @@ from test_dashboard_browser import (
 )
 
 from piherd.health.slurm_state import SlurmNode, parse_nodes
-from piherd.services.ssh import AUTHORIZED_DIR
+from piherd.services.ssh_keys import AUTHORIZED_DIR
 from piherd.sim.virtual_cluster import VirtualCluster
 
 pytestmark = pytest.mark.sim

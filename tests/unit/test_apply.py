@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from piherd.facts.types import NodeFacts
+from piherd.facts.node_facts import NodeFacts
 from piherd.model import Cluster
-from piherd.ops.types import Change, DesiredDir, DesiredFile, DesiredNode
+from piherd.ops.changes import Change, DesiredDir, DesiredFile, DesiredNode
 from piherd.runner.apply import NodeResult, UpOptions, up
 from piherd.services import load
 from piherd.transport.base import Transport, TransportError

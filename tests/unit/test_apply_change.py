@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 import pytest
 
 from piherd.ops import debian
-from piherd.ops.types import Change, ChangeKind, DesiredDir, DesiredFile
+from piherd.ops.changes import Change, ChangeKind, DesiredDir, DesiredFile
 from piherd.runner.apply import ApplyError, apply_change
 from piherd.transport.base import CommandResult
 

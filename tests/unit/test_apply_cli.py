@@ -9,7 +9,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from piherd.cli.main import cli
-from piherd.ops.types import Change, ChangeKind
+from piherd.ops.changes import Change, ChangeKind
 from piherd.runner.apply import NodeResult
 from piherd.runner.progress import JsonReporter, PlainReporter
 

@@ -7,7 +7,7 @@ import shlex
 import pytest
 
 from piherd.ops import debian
-from piherd.ops.types import ChangeKind
+from piherd.ops.changes import ChangeKind
 
 ODD = "-rf /etc/x y;$(reboot)"  # a name a shell or an option parser would misread
 UNIT_KINDS = [k for k in ChangeKind if k.sets_up_unit or k.runs_unit or k == ChangeKind.STOP]

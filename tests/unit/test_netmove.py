@@ -7,9 +7,9 @@ from collections.abc import Sequence
 
 import pytest
 
-from piherd.facts.types import NodeFacts
+from piherd.facts.node_facts import NodeFacts
 from piherd.ops import debian
-from piherd.ops.types import Change, ChangeKind, DesiredFile
+from piherd.ops.changes import Change, ChangeKind, DesiredFile
 from piherd.runner import netmove
 from piherd.runner.netmove import (
     MARKER,

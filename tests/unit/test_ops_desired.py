@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from piherd.facts.types import NodeFacts
+from piherd.facts.node_facts import NodeFacts
 from piherd.ops.desired import DesiredState, Remembered
 from piherd.secrets import Secrets
 from piherd.services import load

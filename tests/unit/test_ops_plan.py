@@ -6,11 +6,11 @@ import hashlib
 import itertools
 from dataclasses import replace
 
+from piherd.facts.node_facts import FileState, NodeFacts, UnitState
 from piherd.facts.record import NodeRecord
-from piherd.facts.types import FileState, NodeFacts, UnitState
+from piherd.ops.changes import ChangeKind, DesiredDir, DesiredFile, DesiredNode, DesiredUnit
 from piherd.ops.plan import plan_node
 from piherd.ops.removals import plan_removals
-from piherd.ops.types import ChangeKind, DesiredDir, DesiredFile, DesiredNode, DesiredUnit
 
 HOSTS = DesiredFile("/etc/hosts", b"10.0.0.1 head\n10.0.0.2 node01\n")
 KEY = DesiredFile(

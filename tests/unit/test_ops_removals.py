@@ -7,14 +7,14 @@ import subprocess
 from dataclasses import replace
 from pathlib import Path
 
+from piherd.facts.node_facts import FileState, NodeFacts, UnitState
 from piherd.facts.parse import parse_facts
 from piherd.facts.record import HEADER, NodeRecord, make_record, parse_record
 from piherd.facts.script import facts_argv
-from piherd.facts.types import FileState, NodeFacts, UnitState
 from piherd.ops.bookkeeping import forget_paths, intent_record, newly_created, next_record
+from piherd.ops.changes import DesiredFile, DesiredNode, DesiredUnit
 from piherd.ops.plan import plan_node
 from piherd.ops.removals import ancestors, owed_restarts, parent_paths
-from piherd.ops.types import DesiredFile, DesiredNode, DesiredUnit
 
 MOUNT = DesiredFile(
     "/etc/systemd/system/cluster.mount", b"[Mount]\n", restarts=("cluster.automount",)

@@ -25,7 +25,7 @@ from piherd.render import (
 from piherd.render.spec import unit_name_for_path
 from piherd.services import loads
 from piherd.services.slurm import SlurmSettings
-from piherd.services.ssh import host_keys_from_known_hosts
+from piherd.services.ssh_keys import host_keys_from_known_hosts
 
 BASE = (GOLDEN / "bookworm" / "cluster.toml").read_text()
 CTX = RenderContext(b"k" * 1024, b"private\n", "ssh-ed25519 AAAA test")

@@ -23,9 +23,10 @@ from piherd.render import (
     render_node,
 )
 from piherd.secrets import load_or_create_secrets, render_context
-from piherd.services import load, watch
-from piherd.services import ssh as keys
-from piherd.services.watch import render_unit
+from piherd.services import load
+from piherd.services import ssh_keys as keys
+from piherd.services import watch_service as watch
+from piherd.services.watch_service import render_unit
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "cluster.toml"
 
@@ -96,7 +97,12 @@ def test_head_gets_piherd_its_config_key_and_unit(tmp_path: Path) -> None:
     assert key.secret and key.mode == 0o600 and key.content == ctx.watch_private_key
     unit = files[watch.UNIT_PATH].content.decode()
     assert f"ExecStart={watch.PROGRAM} watch --file {watch.CLUSTER_FILE} " in unit
-    for path in (watch.PROGRAM, watch.CLUSTER_FILE, watch.WATCH_KEY, watch.UNIT_PATH):
+    for path in (
+        watch.PROGRAM,
+        watch.CLUSTER_FILE,
+        watch.WATCH_KEY,
+        watch.UNIT_PATH,
+    ):
         assert files[path].restarts == (watch.UNIT_NAME,), path
     # The head's copy loads, logs in with the watch key, trusts the cluster's known_hosts.
     copy = files[watch.CLUSTER_FILE].content.decode()

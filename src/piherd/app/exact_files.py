@@ -24,7 +24,7 @@ from piherd.ops.desired import DesiredState, Remembered
 from piherd.render import FileSpec, render_node
 from piherd.render.manifest import manifest
 from piherd.secrets import load_or_create_secrets
-from piherd.services.ssh import host_keys_from_known_hosts
+from piherd.services.ssh_keys import host_keys_from_known_hosts
 
 MANIFEST = "manifest.json"
 

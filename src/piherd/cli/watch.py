@@ -12,7 +12,7 @@ import click
 from piherd.app.health_rounds import watch_cluster
 from piherd.cli.common import cluster_file_option, fail, load_cluster, select_nodes
 from piherd.health.loop import WatchLog
-from piherd.services.watch import render_unit
+from piherd.services.watch_service import render_unit
 
 
 def default_log_dir() -> Path:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from piherd.facts.node_facts import NodeFacts
 from piherd.facts.parse import parse_facts
 from piherd.facts.record import RECORD_PATH
 from piherd.facts.script import facts_argv
-from piherd.facts.types import NodeFacts
 from piherd.transport.base import Transport, TransportError
 
 

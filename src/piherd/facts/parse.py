@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from piherd.facts.node_facts import FileState, NodeFacts, UnitState
 from piherd.facts.record import parse_record
 from piherd.facts.script import MARKER
-from piherd.facts.types import FileState, NodeFacts, UnitState
 
 NETWORK_STACK_UNITS = {
     "NetworkManager": "networkmanager",

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from piherd.facts.node_facts import NodeFacts
 from piherd.facts.record import NodeRecord, make_record
-from piherd.facts.types import NodeFacts
+from piherd.ops.changes import Change, ChangeKind, DesiredNode
 from piherd.ops.diff import sha256
 from piherd.ops.removals import ancestors, needed_dirs
-from piherd.ops.types import Change, ChangeKind, DesiredNode
 
 
 def next_record(

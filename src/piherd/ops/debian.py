@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from piherd.ops.types import ChangeKind
+from piherd.ops.changes import ChangeKind
 
 _APT_ENV = ("env", "DEBIAN_FRONTEND=noninteractive")
 # Wait for a dpkg still finishing what an interrupted run started, rather than fail.

@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from piherd import render
-from piherd.facts.types import NodeFacts
+from piherd.facts.node_facts import NodeFacts
 from piherd.model import Cluster
 from piherd.model.specs import RenderContext
-from piherd.ops.types import DesiredNode
+from piherd.ops.changes import DesiredNode
 from piherd.secrets import Secrets, render_context
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from piherd.facts.types import NodeFacts
+from piherd.facts.node_facts import NodeFacts
 from piherd.ops.bookkeeping import intent_record, next_record
+from piherd.ops.changes import Change, ChangeKind, DesiredFile, DesiredNode, Plan
 from piherd.ops.diff import file_diff, sha256
 from piherd.ops.removals import owed_restarts, plan_removals
-from piherd.ops.types import Change, ChangeKind, DesiredFile, DesiredNode, Plan
 
 # Files that must be in place before packages install: the name and the apt set-up.
 EARLY_PREFIXES = ("/etc/hostname", "/etc/hosts", "/etc/apt/")

@@ -8,9 +8,9 @@ re-reads its units, then (with --purge only) packages.
 
 from __future__ import annotations
 
+from piherd.facts.node_facts import NodeFacts
 from piherd.facts.record import RECORD_PATH
-from piherd.facts.types import NodeFacts
-from piherd.ops.types import Change, ChangeKind, DesiredNode
+from piherd.ops.changes import Change, ChangeKind, DesiredNode
 
 UNIT_DIR = "/etc/systemd/system/"
 UNIT_DIRS = (UNIT_DIR, "/lib/systemd/system/", "/usr/lib/systemd/system/")

@@ -17,15 +17,15 @@ from types import MappingProxyType
 from typing import Protocol
 
 from piherd.facts.gather import gather_facts
+from piherd.facts.node_facts import NodeFacts
 from piherd.facts.record import RECORD_MODE, RECORD_PATH, NodeRecord
 from piherd.facts.script import PENDING_RESTARTS
-from piherd.facts.types import NodeFacts
 from piherd.model import Cluster
 from piherd.ops import debian
 from piherd.ops.bookkeeping import forget_paths, newly_created, record_to_write
+from piherd.ops.changes import Change, ChangeKind, DesiredNode, Plan
 from piherd.ops.plan import plan_node
 from piherd.ops.removals import parent_paths
-from piherd.ops.types import Change, ChangeKind, DesiredNode, Plan
 from piherd.runner.fanout import each_node
 from piherd.runner.netmove import move_network
 from piherd.runner.node_step import ApplyError, Pool, run_checked, write_desired_file

@@ -15,9 +15,9 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from piherd.facts.types import NodeFacts
+from piherd.facts.node_facts import NodeFacts
 from piherd.ops import debian
-from piherd.ops.types import Change
+from piherd.ops.changes import Change
 from piherd.runner.node_step import ApplyError, Pool, run_checked, write_desired_file
 from piherd.transport.base import TransportError
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from piherd.ops import debian
-from piherd.ops.types import DesiredFile
+from piherd.ops.changes import DesiredFile
 from piherd.transport.base import Transport, TransportError
 
 COMMAND_TIMEOUT = 120.0

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from piherd.ops.types import Change, Plan
+from piherd.ops.changes import Change, Plan
 from piherd.runner.apply import NodeResult
 
 STATUS_STYLE = {

@@ -18,11 +18,11 @@ from piherd.services.hosts import HostsService
 from piherd.services.mpi import MpiService
 from piherd.services.package_cache import PackageCacheService
 from piherd.services.slurm import SlurmService
-from piherd.services.ssh import SshService
+from piherd.services.ssh_keys import SshService
 from piherd.services.static_address import NetworkService
 from piherd.services.storage import StorageService
 from piherd.services.time import TimeService
-from piherd.services.watch import WatchService
+from piherd.services.watch_service import WatchService
 
 # In start order: units of an earlier service start before those of a later one
 # (time before munge, storage before Slurm; the watch service last, it acts through Slurm).

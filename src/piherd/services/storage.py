@@ -7,7 +7,7 @@ sshfs (where the kernel has no NFS, e.g. the virtual cluster): clients mount
 ADMIN@SERVER:EXPORT with fuse.sshfs through the same unit pair, logging in with a
 dedicated storage key. On the server that key is accepted only from the cluster
 subnet and only for SFTP (`restrict,command="internal-sftp"`), in the authorized-keys
-file piherd owns (services/ssh.py). Files appear owned by the admin user on both sides.
+file piherd owns (services/ssh_keys.py). Files appear owned by the admin user on both sides.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from piherd.model.reader import Reader
 from piherd.model.service import InitEntry, InitFlag, InitTable, Service
 from piherd.model.specs import DirSpec, FileSpec, RenderContext, UnitSpec
 from piherd.render.spec import safe_path, text, unit_name_for_path
-from piherd.services.ssh import KNOWN_HOSTS
+from piherd.services.ssh_keys import KNOWN_HOSTS
 
 STORAGE_KEY = "/etc/piherd/storage_key"
 
@@ -94,7 +94,7 @@ def render(cluster: Cluster, node: Node, ctx: RenderContext) -> dict[str, FileSp
     if not storage.enabled:
         return {}
     if node.name == storage_server(cluster).name:
-        # The sshfs server needs only the storage key (authorized_entries, services/ssh.py).
+        # The sshfs server needs only the storage key (authorized_entries, services/ssh_keys.py).
         specs = _nfs_server(cluster) if storage.kind == "nfs" else []
         if server_binds(cluster):
             specs.append(_bind(cluster))

@@ -4,7 +4,7 @@ On the head: piherd itself as one executable zip (/usr/local/bin/piherd, run by 
 python3 and python3-* packages), a copy of cluster.toml pointed at files the head has
 (/etc/piherd/cluster.toml), the watch key (/etc/piherd/watch_key, 0600) and
 piherd-watch.service. On every node: the watch key's public half, accepted only from the
-head's address (see services/ssh.py). Turning watch off again: `up` disables and stops
+head's address (see services/ssh_keys.py). Turning watch off again: `up` disables and stops
 the service and removes these files (ops/removals.py).
 """
 
@@ -18,7 +18,7 @@ from piherd.model.service import Service
 from piherd.model.specs import FileSpec, RenderContext, UnitSpec
 from piherd.render.spec import RenderError, header
 from piherd.services.slurm import SlurmSettings
-from piherd.services.ssh import KNOWN_HOSTS  # every node's host keys
+from piherd.services.ssh_keys import KNOWN_HOSTS  # every node's host keys
 
 UNIT_NAME = "piherd-watch.service"
 UNIT_PATH = f"/etc/systemd/system/{UNIT_NAME}"
