@@ -160,7 +160,7 @@ def test_the_bundle_is_deterministic_and_runs(tmp_path: Path) -> None:
     first = build_bundle()
     assert first == build_bundle()
     names = zipfile.ZipFile(io.BytesIO(first)).namelist()
-    assert "__main__.py" in names and "piherd/services/watch.py" in names
+    assert "__main__.py" in names and "piherd/services/watch_service.py" in names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     program = tmp_path / "piherd"
     program.write_bytes(first)
