@@ -397,6 +397,17 @@ async def _old_contents(pool: Pool, plan: Plan) -> dict[str, bytes | None]:
     return old
 
 
+async def _dry_run(
+    pool: Pool, desired: DesiredNode, facts: NodeFacts, plan: Plan, options: UpOptions
+) -> Plan:
+    """`plan` again, its changes with unified diffs of the files it would rewrite."""
+    old: dict[str, bytes | None] = {}
+    if options.diffs:
+        with contextlib.suppress(TransportError, ApplyError):
+            old = await _old_contents(pool, plan)
+    return plan_node(desired, facts, old, purge=options.purge)
+
+
 async def up(
     cluster: Cluster,
     pool: Pool,
@@ -436,17 +447,12 @@ async def up(
     plans = {n: plan_node(desired[n], facts[n], purge=options.purge) for n in names if n in facts}
     facts = {n: f for n, f in facts.items() if n in selected}
     if options.dry_run:
-        for name, plan in plans.items():
-            old: dict[str, bytes | None] = {}
-            if options.diffs:
-                with contextlib.suppress(TransportError, ApplyError):
-                    old = await _old_contents(pool, plan)
-            plans[name] = plan_node(desired[name], facts[name], old, purge=options.purge)
-            for change in plans[name].changes:
+        for name, first in plans.items():
+            plan = plans[name] = await _dry_run(pool, desired[name], facts[name], first, options)
+            for change in plan.changes:
                 reporter.change(name, change)
-            results[name] = NodeResult(
-                name, "changed" if plan.changes else "unchanged", planned=len(plan.changes)
-            )
+            status = "changed" if plan.changes else "unchanged"
+            results[name] = NodeResult(name, status, planned=len(plan.changes))
             reporter.done(results[name])
         return UpResult(results, plans, facts)
 
