@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Protocol
 
-from piherd.facts.gather import gather_facts
 from piherd.facts.node_facts import NodeFacts
 from piherd.facts.record import RECORD_MODE, RECORD_PATH, NodeRecord
 from piherd.facts.script import PENDING_RESTARTS
@@ -27,6 +26,7 @@ from piherd.ops.changes import Change, ChangeKind, DesiredNode, Plan
 from piherd.ops.plan import plan_node
 from piherd.ops.removals import parent_paths
 from piherd.runner.fanout import each_node
+from piherd.runner.gather import gather_facts
 from piherd.runner.netmove import move_network
 from piherd.runner.node_step import ApplyError, Pool, run_checked, write_desired_file
 from piherd.transport.base import Transport, TransportError
