@@ -287,7 +287,8 @@ class _NodeRun:
         try:
             await asyncio.shield(run)
         except asyncio.CancelledError:
-            self.reporter.phase(self.plan.node, "interrupted: letting the package run finish")
+            what = "install" if change.kind == ChangeKind.PACKAGES else "purge"
+            self.reporter.phase(self.plan.node, f"interrupted: letting the package {what} finish")
             with contextlib.suppress(ApplyError, TransportError):
                 await run
                 self.result.applied.append(change)
