@@ -339,13 +339,21 @@ def test_up_installs_the_watch_service_which_drains_and_resumes(
         log = head(on, "cat", "/var/log/piherd/watch.log")
         assert "node02 drain: piherd: under-voltage" in log and "node02 resume" in log
 
-        # Turned off in cluster.toml: the next up stops and disables it.
+        # Turned off in cluster.toml: the next up stops and disables it, then removes
+        # what it put there (the unit, piherd, its key and cluster.toml) and the key's entry.
         up_events(with_watch(path, enabled=False))
         state = head(on, "systemctl", "is-active", "piherd-watch.service", check=False)
         assert state.strip() == "inactive"
-        enabled = head(on, "systemctl", "is-enabled", "piherd-watch.service", check=False)
-        assert enabled.strip() == "disabled"
-        assert "piherd-watch" not in head(on, "cat", AUTHORIZED)  # the key is no longer let in
+        gone = ("/etc/systemd/system/piherd-watch.service", "/usr/local/bin/piherd",
+                "/etc/piherd/watch_key", "/etc/piherd/cluster.toml")  # fmt: skip
+        left = head(on, "sh", "-c", 'for p; do [ -e "$p" ] && echo "$p"; done; true', "sh", *gone)
+        assert left.strip() == "", f"left behind: {left}"
+        loaded = head(on, "systemctl", "show", "-p", "LoadState", "piherd-watch.service")
+        assert loaded.strip() == "LoadState=not-found"
+        # The head still lets the storage key in (sshfs), no longer the watch key.
+        assert "piherd-watch" not in head(on, "cat", AUTHORIZED)
+        again = up_events(with_watch(path, enabled=False))
+        assert [e for e in again if e["event"] == "change"] == [], "second up changed things"
     finally:
         vc.inject("node02", "clear")
         resume_all(path, vc)
