@@ -184,6 +184,20 @@ def test_static_addresses_hostnames_hosts(cluster: Cluster) -> None:
             ), f"{node.name}: /etc/hosts lacks {other.name}: {hosts[node.name]}"
 
 
+def test_password_login_off_key_login_on(cluster: Cluster) -> None:
+    """Every node's sshd now takes keys only (its effective settings, `sshd -T`), and the
+    key login that checked it is a fresh one: the rollback timer was cancelled."""
+    names = [n.name for n in cluster.nodes]
+    effective = on(cluster, names, ["sshd", "-T"], sudo=True)
+    timers = on(cluster, names, ["systemctl", "is-active", "piherd-login-rollback.timer"])
+    for name in names:
+        settings = effective[name].stdout.splitlines()
+        assert "passwordauthentication no" in settings, (name, effective[name])
+        assert "kbdinteractiveauthentication no" in settings, name
+        assert "pubkeyauthentication yes" in settings, name
+        assert timers[name].stdout.strip() != "active", f"{name}: rollback still armed"
+
+
 def test_workers_follow_head_clock(cluster: Cluster) -> None:
     """chronyc shows the head as the selected (^*) or a combined (^+) source."""
     workers = [n.name for n in cluster.workers]

@@ -11,6 +11,8 @@ from typing import Protocol
 class FileSpec:
     """One file a node must hold, byte for byte, and what to restart when it changes.
 
+    `guards_login`: a change could lock logins out (sshd's settings): the unit it
+    reloads is reloaded with a rollback armed, kept only once a fresh key login works.
     `restarts`/`reloads` name systemd units. A file under /etc/systemd/ also needs
     `systemctl daemon-reload` before them (see `needs_daemon_reload`). `secret` files
     are never printed: logs, diffs and manifests show their sha256 only.
@@ -24,6 +26,7 @@ class FileSpec:
     restarts: tuple[str, ...] = ()
     reloads: tuple[str, ...] = ()
     secret: bool = False
+    guards_login: bool = False
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,8 @@ from piherd.ops.plan import plan_node
 from piherd.ops.removals import parent_paths
 from piherd.runner.fanout import each_node
 from piherd.runner.gather import gather_facts
-from piherd.runner.netmove import move_network
+from piherd.runner.login_guard import reload_guarded
+from piherd.runner.netmove import OldFile, move_network
 from piherd.runner.node_step import ApplyError, Pool, run_checked, write_desired_file
 from piherd.transport.base import Transport, TransportError
 
@@ -245,6 +246,12 @@ class _NodeRun:
         self.owed = sorted(
             {c.target for c in plan.changes if c.kind in (ChangeKind.RESTART, ChangeKind.RELOAD)}
         )
+        # Files that could lock logins out, and the units that read them (sshd).
+        self.guarded = [
+            f for c in plan.changes if c.kind == ChangeKind.FILE for f in c.files if f.guards_login
+        ]
+        self.guarded_units = {u for f in self.guarded for u in (*f.restarts, *f.reloads)}
+        self.guarded_old: dict[str, OldFile] = {}
 
     async def transport(self) -> Transport:
         return await self.pool.get(self.plan.node)
@@ -256,6 +263,12 @@ class _NodeRun:
             await run_checked(t, debian.mkdir_parents(posixpath.dirname(PENDING_RESTARTS)))
             owed = "\n".join(self.owed).encode() + b"\n"
             await t.write_file(PENDING_RESTARTS, owed, mode=0o644)
+        for wanted in self.guarded:  # as they are now, for the login rollback
+            now = self.facts.file(wanted.path)
+            t = await self.transport()
+            content = await t.read_file(wanted.path, sudo=True) if now.exists else None
+            mode, owner, group = now.mode or 0o644, now.owner or "root", now.group or "root"
+            self.guarded_old[wanted.path] = OldFile(wanted.path, content, mode, owner, group)
         if self.keep:
             self.intent = record_to_write(self.plan.intent, self.facts.record)
             if self.intent is not None:
@@ -277,6 +290,15 @@ class _NodeRun:
             )
         elif change.kind in (ChangeKind.PACKAGES, ChangeKind.PURGE):
             await self.packages(change)
+        elif change.kind.runs_unit and change.target in self.guarded_units:
+            await reload_guarded(
+                self.pool,
+                self.plan.node,
+                lambda t: apply_change(t, change),
+                self.guarded_old,
+                confirm_within=self.options.network_timeout,
+                rollback_after=self.options.rollback_after,
+            )
         else:
             await apply_change(await self.transport(), change)
 

@@ -71,13 +71,9 @@ def _reactivate_old(stack: str, interface: str) -> str:
     return "networkctl reload; " + shlex.join(["networkctl", "reconfigure", interface])
 
 
-def rollback_script(stack: str, interface: str, old: Mapping[str, OldFile]) -> str:
-    """A sh script: if the marker is still there, restore `old` and re-activate it."""
-    lines = [
-        "#!/bin/sh",
-        "# Written by piherd before a network change; run by a timer unless cancelled.",
-        f"[ -e {shlex.quote(MARKER)} ] || exit 0",
-    ]
+def restore_lines(old: Mapping[str, OldFile]) -> list[str]:
+    """sh lines that put back each file of `old` as it was (or remove it: it did not exist)."""
+    lines = []
     for path, item in sorted(old.items()):
         quoted = shlex.quote(path)
         if item.content is None:
@@ -91,7 +87,20 @@ def rollback_script(stack: str, interface: str, old: Mapping[str, OldFile]) -> s
             f"chown {shlex.quote(item.owner + ':' + item.group)} {tmp}",
             f"mv -f -- {tmp} {quoted}",
         ]
-    lines += [f"rm -f {shlex.quote(MARKER)}", _reactivate_old(stack, interface), ""]
+    return lines
+
+
+def rollback_script(stack: str, interface: str, old: Mapping[str, OldFile]) -> str:
+    """A sh script: if the marker is still there, restore `old` and re-activate it."""
+    lines = [
+        "#!/bin/sh",
+        "# Written by piherd before a network change; run by a timer unless cancelled.",
+        f"[ -e {shlex.quote(MARKER)} ] || exit 0",
+        *restore_lines(old),
+        f"rm -f {shlex.quote(MARKER)}",
+        _reactivate_old(stack, interface),
+        "",
+    ]
     return "\n".join(lines)
 
 

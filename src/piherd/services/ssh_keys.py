@@ -11,6 +11,7 @@ key on every node (from the head only).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from piherd.model import Cluster, Node, fold
 from piherd.model.service import Service
@@ -20,6 +21,10 @@ from piherd.render.spec import by_address, text
 KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
 CLIENT_CONFIG = "/etc/ssh/ssh_config.d/piherd.conf"
 SSHD_DROPIN = "/etc/ssh/sshd_config.d/piherd-keys.conf"
+# Read before Debian's own settings (sshd keeps the first value it reads), and the same
+# path `piherd up --ask-pass` writes on first contact.
+KEYS_ONLY_DROPIN = "/etc/ssh/sshd_config.d/10-piherd-no-password.conf"
+KEYBOARD_OPTION = {"bullseye": "ChallengeResponseAuthentication"}  # OpenSSH < 8.7
 AUTHORIZED_DIR = "/etc/ssh/piherd/authorized_keys"
 
 
@@ -107,14 +112,39 @@ def render_keys(cluster: Cluster, node: Node, ctx: RenderContext) -> dict[str, F
         ],
         reloads=("ssh.service",),
     )
+    dropin = replace(dropin, guards_login=True)  # another AuthorizedKeysFile: guard it too
     if not entries:
         return {dropin.path: dropin}
     keys = text(cluster, f"{AUTHORIZED_DIR}/{cluster.admin_user}", entries)
     return {dropin.path: dropin, keys.path: keys}
 
 
+def render_no_password(cluster: Cluster, node: Node) -> FileSpec:
+    """Keys only: password login off on every node (`up` logs in with a key, so keys work).
+
+    OpenSSH 8.7 renamed ChallengeResponseAuthentication to KbdInteractiveAuthentication;
+    bullseye's 8.4 refuses the new name, so each node gets the one its sshd knows.
+    """
+    keyboard = KEYBOARD_OPTION.get(node.os, "KbdInteractiveAuthentication")
+    spec = text(
+        cluster,
+        KEYS_ONLY_DROPIN,
+        [
+            "# Keys only: piherd has logged in here with a key (reloaded with a rollback armed).",
+            "PasswordAuthentication no",
+            f"{keyboard} no",
+        ],
+        reloads=("ssh.service",),
+    )
+    return replace(spec, guards_login=True)
+
+
 class SshService(Service):
     """Always on: known_hosts, client settings and the piherd-owned authorized keys."""
 
     def files(self, cluster: Cluster, node: Node, ctx: RenderContext) -> list[FileSpec]:
-        return [*render(cluster, ctx).values(), *render_keys(cluster, node, ctx).values()]
+        return [
+            *render(cluster, ctx).values(),
+            *render_keys(cluster, node, ctx).values(),
+            render_no_password(cluster, node),
+        ]
