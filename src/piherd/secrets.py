@@ -19,12 +19,30 @@ from piherd.model.specs import RenderContext
 MUNGE_KEY_FILE = "munge.key"
 STORAGE_KEY_FILE = "storage_key"
 WATCH_KEY_FILE = "watch_key"  # the head's `piherd watch` logs in to the nodes with it
+RECORDED_FILE = "known-facts.json"  # what `up` learnt of the nodes (app/recorded.py)
+OWNED_MARKER = ".piherd-secrets"  # written when piherd creates or adopts the directory
 MUNGE_KEY_BYTES = 1024  # what `mungekey` generates by default
 _MUNGE_MIN_BYTES = 32  # munged refuses shorter keys
+_OWN_FILES = frozenset(
+    {
+        MUNGE_KEY_FILE,
+        STORAGE_KEY_FILE,
+        f"{STORAGE_KEY_FILE}.pub",
+        WATCH_KEY_FILE,
+        f"{WATCH_KEY_FILE}.pub",
+        RECORDED_FILE,
+        OWNED_MARKER,
+    }
+)
+_SHOWN_FOREIGN = 5  # how many foreign entries a refusal names
 
 
 class SecretsError(RuntimeError):
     """The secrets directory or one of its files cannot be used."""
+
+
+class ForeignSecretsDir(SecretsError):
+    """cluster.secrets_dir names a directory piherd did not create and will not take over."""
 
 
 @dataclass(frozen=True, repr=False)
@@ -46,7 +64,7 @@ def load_or_create_secrets(cluster: Cluster) -> Secrets:
     directory = Path(cluster.secrets_dir)
     munge_path = directory / MUNGE_KEY_FILE
     try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        claim_directory(cluster, directory)
         os.chmod(directory, 0o700)
         if not munge_path.exists():
             _write_secret(munge_path, os.urandom(MUNGE_KEY_BYTES))
@@ -61,6 +79,51 @@ def load_or_create_secrets(cluster: Cluster) -> Secrets:
             " (delete it to make a new one, then run piherd up)"
         )
     return Secrets(munge_key, *storage, *watch)
+
+
+def claim_directory(cluster: Cluster, directory: Path) -> None:
+    """Make sure piherd owns `directory`: create it, or adopt it when empty or all piherd's.
+
+    piherd makes the directory private and writes keys into it, so it never takes over a
+    directory that holds anything else (`secrets_dir = "."`, a home directory, /etc).
+    """
+    marker = directory / OWNED_MARKER
+    if not directory.exists() and not directory.is_symlink():
+        directory.mkdir(mode=0o700, parents=True)
+    elif not directory.is_dir():
+        raise _refusal(cluster, directory, "is not a directory")
+    elif marker.is_file() and not marker.is_symlink():
+        return
+    else:
+        foreign = sorted(
+            e.name for e in directory.iterdir() if not _is_own_entry(e.name) or e.is_symlink()
+        )
+        if foreign:
+            shown = ", ".join(repr(n) for n in foreign[:_SHOWN_FOREIGN])
+            more = (
+                f" and {len(foreign) - _SHOWN_FOREIGN} more"
+                if len(foreign) > _SHOWN_FOREIGN
+                else ""
+            )
+            raise _refusal(cluster, directory, f"holds files that are not piherd's ({shown}{more})")
+    _write_secret(marker, b"This directory holds the secrets of a piherd cluster.\n")
+
+
+def _is_own_entry(name: str) -> bool:
+    """A file piherd writes in its secrets directory (or one of its temporary files)."""
+    if name in _OWN_FILES:
+        return True
+    return name.startswith(".") and name.partition(".tmp")[0][1:] in _OWN_FILES
+
+
+def _refusal(cluster: Cluster, directory: Path, why: str) -> ForeignSecretsDir:
+    where = f"{cluster.source}: " if cluster.source else ""
+    return ForeignSecretsDir(
+        f"{where}cluster.secrets_dir: {str(directory)!r} {why}. piherd makes its secrets "
+        "directory private (0700) and writes keys into it, so it only uses a directory it "
+        "created or an empty one: set secrets_dir to a new or empty directory "
+        '(e.g. secrets_dir = "secrets")'
+    )
 
 
 def _key_pair(directory: Path, name: str, comment: str) -> tuple[bytes, str]:

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.sim
 NAME = "tcv"
 MOUNT_FILES = ("/etc/systemd/system/cluster.mount", "/etc/systemd/system/cluster.automount")
 STORAGE_KEY = "/etc/piherd/storage_key"
-KEYS = "/etc/ssh/piherd/authorized_keys/pi"
+KEYS = "/etc/ssh/piherd/storage_keys/pi"  # the storage key (services/storage_sftp.py)
 ADMIN_FILES = ("/etc/systemd/system/admin-note.txt", "/etc/piherd/admin-note.txt")
 REMOVALS = {"stop", "disable", "remove", "remove-dir", "daemon-reload", "keep", "unmask"}
 

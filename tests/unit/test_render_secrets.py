@@ -78,5 +78,5 @@ def test_context_carries_secrets_to_the_nodes(tmp_path: Path) -> None:
     mount = files["/etc/systemd/system/cluster.mount"].content.decode()
     assert "uid=1001,gid=1002" in mount
     head = render_node(cluster, cluster.head, ctx)
-    entry = head["/etc/ssh/piherd/authorized_keys/pi"].content.decode()
+    entry = head["/etc/ssh/piherd/storage_keys/pi"].content.decode()
     assert " ".join(secrets.storage_public_key.split()[:2]) in entry

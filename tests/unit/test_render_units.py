@@ -102,6 +102,7 @@ def test_desired_state_of_the_sim_head_and_worker() -> None:
         UnitSpec("chrony.service"),
         UnitSpec("chrony-wait.service", enable=False, masked=True),
         UnitSpec("ssh.service"),
+        UnitSpec("var-lib-piherd-sftp-srv-cluster.mount"),
         UnitSpec("cluster.mount"),
         UnitSpec("apt-cacher-ng.service"),
         UnitSpec("munge.service"),
@@ -121,7 +122,11 @@ def test_desired_state_of_the_sim_head_and_worker() -> None:
     assert "sshfs" in node_packages(cluster, worker)
     assert "slurmctld" not in node_packages(cluster, worker)
     assert {"slurmctld", "slurmd", "apt-cacher-ng"} <= set(node_packages(cluster, head))
-    assert [d.path for d in node_directories(cluster, head)] == ["/srv/cluster"]
+    assert [d.path for d in node_directories(cluster, head)] == [
+        "/srv/cluster",
+        "/var/lib/piherd/sftp",  # the storage key's chroot (services/storage_sftp.py)
+        "/var/lib/piherd/sftp/srv",
+    ]
     assert node_directories(cluster, head)[0].owner == "piherd"
     assert node_directories(cluster, worker) == ()
 
@@ -202,7 +207,7 @@ def test_storage_key_entry_parses_as_authorized_keys(tmp_path: Path) -> None:
     ctx = RenderContext(b"k" * 64, b"p", key.export_public_key().decode())
     files = render_node(cluster, cluster.head, ctx)
     entry = tmp_path / "authorized_keys"
-    entry.write_bytes(files["/etc/ssh/piherd/authorized_keys/piherd"].content)
+    entry.write_bytes(files["/etc/ssh/piherd/storage_keys/piherd"].content)
     listed = subprocess.run(["ssh-keygen", "-l", "-f", str(entry)], capture_output=True)
     assert listed.returncode == 0, listed.stderr
     assert b'restrict,command="internal-sftp"' in entry.read_bytes()

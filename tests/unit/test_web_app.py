@@ -19,6 +19,7 @@ from piherd.health.verdicts import evaluate
 from piherd.model.cluster import HealthRules
 from piherd.web.app import Dashboard, static_text
 from piherd.web.dashboard_state import DashboardState
+from piherd.web.guards import served_hosts
 
 
 def make_snapshot(t: float, load: str = "1.52") -> Snapshot:
@@ -67,15 +68,20 @@ class FakeBackend:
         return "scontrol: error: Invalid node state specified" if node == "node03" else None
 
 
-def client_for(token: str | None = None) -> tuple[TestClient, FakeBackend]:
+BASE = "http://127.0.0.1:8470"  # where `piherd dashboard` serves by default
+
+
+def client_for(
+    token: str | None = None, base: str = BASE, bind: str = "127.0.0.1"
+) -> tuple[TestClient, FakeBackend]:
     backend = FakeBackend()
 
     @asynccontextmanager
     async def open_backend() -> AsyncIterator[FakeBackend]:
         yield backend
 
-    dash = Dashboard(open_backend, interval=0.5, token=token)
-    return TestClient(dash.app()), backend
+    dash = Dashboard(open_backend, interval=0.5, token=token, hosts=served_hosts(bind))
+    return TestClient(dash.app(), base_url=base), backend
 
 
 def wait_ready(client: TestClient, **kw: object) -> dict:
@@ -165,9 +171,7 @@ def test_buttons_refuse_cross_site_requests() -> None:
             "/api/nodes/node02/drain", json={}, headers={"Origin": "http://evil.example"}
         )
         assert other.status_code == 403
-        same = client.post(
-            "/api/nodes/node02/drain", json={}, headers={"Origin": "http://testserver"}
-        )
+        same = client.post("/api/nodes/node02/drain", json={}, headers={"Origin": BASE})
         assert same.status_code == 200
     assert [c[0] for c in backend.calls] == ["drain"]
 
@@ -215,3 +219,68 @@ def test_page_loads_nothing_external() -> None:
     # The only URL in the script is the SVG namespace, which is never fetched.
     assert re.findall(r"https?://[^\"']+", js) == ["http://www.w3.org/2000/svg"]
     assert ".innerHTML" not in js
+
+
+@pytest.mark.parametrize(
+    "host", ["evil.example:8470", "evil.example", "127.0.0.1.evil.example:8470", "10.0.0.5:8470"]
+)
+def test_without_a_token_other_host_names_are_refused(host: str) -> None:
+    """A DNS-rebinding page (evil.example resolving to 127.0.0.1) sends its own Host."""
+    client, backend = client_for()
+    with client:
+        wait_ready(client)
+        headers = {"Host": host}
+        assert client.get("/api/state", headers=headers).status_code == 400
+        assert client.get("/metrics", headers=headers).status_code == 400
+        assert client.get("/", headers=headers).status_code == 400
+        origin = {**headers, "Origin": f"http://{host}"}
+        r = client.post("/api/nodes/node02/drain", json={}, headers=origin)
+        assert r.status_code == 400
+    assert backend.calls == []
+
+
+@pytest.mark.parametrize(
+    ("bind", "host"),
+    [("127.0.0.1", "127.0.0.1:8470"), ("127.0.0.1", "localhost:8470"), ("::1", "[::1]:8470")],
+)
+def test_without_a_token_the_served_names_work(bind: str, host: str) -> None:
+    client, _ = client_for(bind=bind)
+    with client:
+        wait_ready(client, headers={"Host": host})
+        r = client.post(
+            "/api/nodes/node02/drain", json={}, headers={"Host": host, "Origin": f"http://{host}"}
+        )
+        assert r.status_code == 200
+
+
+def test_with_a_token_any_host_name_may_ask() -> None:
+    """Behind a proxy or on a LAN name the token, not the Host header, guards the data."""
+    client, _ = client_for(token="s3cret", base="http://pi-head.lan:8470")
+    with client:
+        wait_ready(client, headers={"Authorization": "Bearer s3cret"})
+
+
+def test_every_response_forbids_framing_and_foreign_content() -> None:
+    client, _ = client_for()
+    with client:
+        wait_ready(client)
+        answers = [
+            client.get("/"),
+            client.get("/static/app.js"),
+            client.get("/static/nope.js"),
+            client.get("/api/state"),
+            client.get("/metrics"),
+            client.post("/api/nodes/node02/drain", data={"reason": "x"}),
+            client.get("/", headers={"Host": "evil.example"}),
+        ]
+    for r in answers:
+        assert r.headers["x-frame-options"] == "DENY", r.url
+        csp = r.headers["content-security-policy"]
+        assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp, r.url
+        assert r.headers["x-content-type-options"] == "nosniff"
+
+
+@pytest.mark.parametrize("blank", ["", "   ", "\t\n"])
+def test_a_blank_token_is_refused(blank: str) -> None:
+    with pytest.raises(ValueError, match="empty"):
+        client_for(token=blank)

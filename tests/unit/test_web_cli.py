@@ -40,3 +40,27 @@ def test_token_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_bad_nodeset_is_a_clear_error() -> None:
     result = CliRunner().invoke(command, ["-f", EXAMPLE, "node[99]"], env={})
     assert result.exit_code == 2 and "not a node of this cluster" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "words"),
+    [
+        (["--token", ""], {}, "--token is empty"),
+        (["--token", "  \t"], {}, "--token is empty"),
+        ([], {"PIHERD_DASHBOARD_TOKEN": ""}, "set but empty"),
+        (["--token", "x"], {"PIHERD_DASHBOARD_TOKEN": "   "}, "set but empty"),
+    ],
+)
+def test_a_blank_token_is_refused_not_taken_for_none(
+    args: list[str], env: dict[str, str], words: str
+) -> None:
+    result = CliRunner().invoke(command, ["-f", EXAMPLE, *args], env=env)
+    assert result.exit_code == 2 and words in result.output, result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_blank_token_file_is_refused(tmp_path: Path) -> None:
+    blank = tmp_path / "token"
+    blank.write_text(" \n\t\n")
+    result = CliRunner().invoke(command, ["-f", EXAMPLE, "--token-file", str(blank)], env={})
+    assert result.exit_code == 2 and "is empty" in result.output

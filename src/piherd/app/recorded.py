@@ -10,8 +10,7 @@ from pathlib import Path
 
 from piherd.model import Cluster
 from piherd.ops.desired import Remembered
-
-RECORDED_FILE = "known-facts.json"
+from piherd.secrets import RECORDED_FILE
 
 
 def recorded_path(cluster: Cluster) -> Path:

@@ -12,6 +12,7 @@ import click
 from piherd.cli.common import cluster_file_option, fail, load_cluster, select_nodes
 from piherd.web.app import Dashboard
 from piherd.web.backend import cluster_backend
+from piherd.web.guards import served_hosts
 
 TOKEN_ENV = "PIHERD_DASHBOARD_TOKEN"  # noqa: S105 (the name of a variable)
 
@@ -27,16 +28,30 @@ def is_loopback(host: str) -> bool:
 
 
 def read_token(token: str | None, token_file: Path | None) -> str | None:
-    """The token from --token-file, $PIHERD_DASHBOARD_TOKEN or --token (in that order)."""
+    """The token from --token-file, $PIHERD_DASHBOARD_TOKEN or --token (in that order).
+
+    A source that is given must hold a token: an empty or blank one is refused, never
+    taken for "no token".
+    """
     if token_file is not None:
         try:
             text = token_file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            fail(f"piherd dashboard: cannot read --token-file {token_file}: {exc.strerror}")
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            fail(f"piherd dashboard: cannot read --token-file {token_file}: {why}")
         if not text:
             fail(f"piherd dashboard: --token-file {token_file} is empty")
         return text
-    return os.environ.get(TOKEN_ENV) or token or None
+    from_env = os.environ.get(TOKEN_ENV)
+    if from_env is not None:
+        if not from_env.strip():
+            fail(f"piherd dashboard: ${TOKEN_ENV} is set but empty; set a token or unset it")
+        return from_env.strip()
+    if token is not None:
+        if not token.strip():
+            fail("piherd dashboard: --token is empty; give a token or leave --token out")
+        return token.strip()
+    return None
 
 
 @click.command("dashboard")
@@ -88,7 +103,12 @@ def command(
             f"piherd dashboard: --bind {bind} is reachable from other machines, so a token is "
             f"required: set ${TOKEN_ENV}, --token-file FILE or --token (or bind 127.0.0.1)"
         )
-    dashboard = Dashboard(lambda: cluster_backend(cluster, names), interval=interval, token=secret)
+    dashboard = Dashboard(
+        lambda: cluster_backend(cluster, names),
+        interval=interval,
+        token=secret,
+        hosts=served_hosts(bind),
+    )
     shown = f"[{bind}]" if ":" in bind else bind
     click.echo(
         f"piherd dashboard on http://{shown}:{port}/" + (" (token required)" if secret else "")

@@ -12,7 +12,7 @@ from piherd.app.exact_files import MANIFEST, OutDirRefused, render_files, write_
 from piherd.cli.common import cluster_file_option, fail, load_cluster, select_nodes
 from piherd.model import Cluster
 from piherd.render import FileSpec, RenderError
-from piherd.secrets import SecretsError
+from piherd.secrets import ForeignSecretsDir, SecretsError
 
 
 @click.command("render")
@@ -38,6 +38,8 @@ def command(cluster_file: Path, out: Path | None, nodeset: str) -> None:
     names = select_nodes(cluster, nodeset, "render")
     try:
         result = render_files(cluster, names)
+    except ForeignSecretsDir as exc:
+        fail(f"piherd render: {exc}")
     except SecretsError as exc:
         fail(str(exc), 1)
     except RenderError as exc:

@@ -6,8 +6,9 @@ clients get a systemd .mount + .automount pair, so a missing server cannot hang 
 sshfs (where the kernel has no NFS, e.g. the virtual cluster): clients mount
 ADMIN@SERVER:EXPORT with fuse.sshfs through the same unit pair, logging in with a
 dedicated storage key. On the server that key is accepted only from the cluster
-subnet and only for SFTP (`restrict,command="internal-sftp"`), in the authorized-keys
-file piherd owns (services/ssh_keys.py). Files appear owned by the admin user on both sides.
+subnet, only on sshd's storage port (sftp_port), and only for SFTP inside a chroot that
+holds nothing but the export (services/storage_sftp.py). Files appear owned by the
+admin user on both sides.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from piherd.model.reader import Reader
 from piherd.model.service import InitEntry, InitFlag, InitTable, Service
 from piherd.model.specs import DirSpec, FileSpec, RenderContext, UnitSpec
 from piherd.render.spec import safe_path, text, unit_name_for_path
+from piherd.services import storage_sftp
 from piherd.services.ssh_keys import KNOWN_HOSTS
 
 STORAGE_KEY = "/etc/piherd/storage_key"
+SFTP_PORT = 2222  # sshd's port for the storage key unless sftp_port says (or ssh_port is it)
 
 if TYPE_CHECKING:
     from piherd.model.template import Answers
@@ -46,6 +49,7 @@ class StorageSettings:
     mount: str = "/cluster"
     clients: str = "@all"
     root_squash: bool = True
+    sftp_port: int = 0  # sshd's port for the storage key (kind = "sshfs"); 0: derived
     server_name: str = ""
     client_names: tuple[str, ...] = ()
     server_mounts_too: bool = False  # the server is in `clients` as well
@@ -85,7 +89,8 @@ def directories(cluster: Cluster, node: Node) -> tuple[DirSpec, ...]:
     if not storage.enabled or node.name != storage_server(cluster).name:
         return ()
     export = safe_path(storage.export, "services.storage.export")
-    return (DirSpec(export, 0o755, cluster.admin_user, cluster.admin_user),)
+    chroot = storage_sftp.server_dirs(export) if storage.kind == "sshfs" else ()
+    return (DirSpec(export, 0o755, cluster.admin_user, cluster.admin_user), *chroot)
 
 
 def render(cluster: Cluster, node: Node, ctx: RenderContext) -> dict[str, FileSpec]:
@@ -94,8 +99,7 @@ def render(cluster: Cluster, node: Node, ctx: RenderContext) -> dict[str, FileSp
     if not storage.enabled:
         return {}
     if node.name == storage_server(cluster).name:
-        # The sshfs server needs only the storage key (authorized_entries, services/ssh_keys.py).
-        specs = _nfs_server(cluster) if storage.kind == "nfs" else []
+        specs = _nfs_server(cluster) if storage.kind == "nfs" else _sftp_server(cluster, ctx)
         if server_binds(cluster):
             specs.append(_bind(cluster))
     elif node in clients(cluster):
@@ -126,19 +130,14 @@ def _nfs_server(cluster: Cluster) -> list[FileSpec]:
     return [text(cluster, "/etc/exports", lines, reloads=("nfs-kernel-server.service",))]
 
 
-def authorized_entries(cluster: Cluster, node: Node, ctx: RenderContext) -> list[str]:
-    """Authorized-keys lines for the admin user: on the sshfs server, the storage key."""
+def _sftp_server(cluster: Cluster, ctx: RenderContext) -> list[FileSpec]:
+    """The sshfs server: the storage key, confined to the export (services/storage_sftp.py)."""
     storage = settings_of(cluster)
-    if not storage.enabled or storage.kind != "sshfs":
-        return []
-    if node.name != storage_server(cluster).name:
-        return []
+    export = safe_path(storage.export, "services.storage.export")
     hosts = ",".join(_export_hosts(cluster))
-    key = " ".join(ctx.storage_public_key.split()[:2])
-    return [
-        "# The storage key: SFTP only, from cluster nodes only.",
-        f'from="{hosts}",restrict,command="internal-sftp" {key} piherd-storage',
-    ]
+    return storage_sftp.server_files(
+        cluster, export, storage.sftp_port, hosts, ctx.storage_public_key
+    )
 
 
 def _bind(cluster: Cluster) -> FileSpec:
@@ -190,10 +189,11 @@ def _client(cluster: Cluster, ctx: RenderContext) -> list[FileSpec]:
                 "ServerAliveCountMax=3",
                 f"IdentityFile={STORAGE_KEY}",
                 f"UserKnownHostsFile={KNOWN_HOSTS}",
+                f"HostKeyAlias={storage_sftp.host_key_alias(cluster, server)}",
                 "StrictHostKeyChecking=yes",
                 "BatchMode=yes",
+                f"Port={storage.sftp_port}",
             ]
-            + ([f"Port={cluster.ssh_port}"] if cluster.ssh_port != 22 else [])
         )
     description = f"Shared storage {export} from {server.name} (piherd)"
     mount = text(
@@ -247,6 +247,10 @@ def _read(reader: Reader, s: dict[str, Any]) -> StorageSettings:
             'root_squash is an NFS export option; it means nothing with kind = "sshfs"',
             'remove root_squash, or use kind = "nfs"',
         )
+    sftp_port = reader.get(s, path, "sftp_port", int, 0)
+    if "sftp_port" in s and not 0 < sftp_port < 65536:
+        reader.problem(f"{path}.sftp_port", f"{sftp_port} is not a TCP port", "use 1-65535")
+        sftp_port = 0
     return StorageSettings(
         enabled=reader.get(s, path, "enabled", bool, True),
         kind=kind,  # type: ignore[arg-type]
@@ -255,6 +259,7 @@ def _read(reader: Reader, s: dict[str, Any]) -> StorageSettings:
         mount=reader.get(s, path, "mount", str, default.mount),
         clients=reader.get(s, path, "clients", str, default.clients),
         root_squash=reader.get(s, path, "root_squash", bool, True),
+        sftp_port=sftp_port,
     )
 
 
@@ -262,7 +267,16 @@ class StorageService(Service):
     """A directory of the head (or `server`) shared with `clients`, over NFS or sshfs."""
 
     name = "storage"
-    keys = ("enabled", "kind", "server", "export", "mount", "clients", "root_squash")
+    keys = (
+        "enabled",
+        "kind",
+        "server",
+        "export",
+        "mount",
+        "clients",
+        "root_squash",
+        "sftp_port",
+    )
     init_flags = (
         InitFlag(
             "--storage",
@@ -282,8 +296,10 @@ class StorageService(Service):
             members = set(expand(settings.clients, cluster.groups, names))
         except NodeSetError:  # reported by check()
             members = set()
+        port = settings.sftp_port or (SFTP_PORT if cluster.ssh_port != SFTP_PORT else SFTP_PORT + 1)
         return replace(
             settings,
+            sftp_port=port,
             server_name=server,
             client_names=tuple(n for n in names if n in members and n != server),
             server_mounts_too=server in members,
@@ -305,6 +321,12 @@ class StorageService(Service):
         absolute_path(reader, "services.storage.export", storage.export)
         absolute_path(reader, "services.storage.mount", storage.mount)
         nodeset_members(cluster, reader, "services.storage.clients", storage.clients)
+        if storage.kind == "sshfs" and storage.sftp_port == cluster.ssh_port:
+            reader.problem(
+                "services.storage.sftp_port",
+                f"{storage.sftp_port} is cluster.ssh_port; the storage key needs a port of its own",
+                "use another free TCP port (1-65535), or leave sftp_port out",
+            )
 
     def init_table(self, answers: Answers) -> InitTable:
         chosen = answers.option_text("storage", "nfs")
@@ -337,6 +359,9 @@ class StorageService(Service):
         if node.name == storage.server_name:
             nfs = storage.kind == "nfs"
             result = [UnitSpec("nfs-kernel-server.service" if nfs else "ssh.service")]
+            if not nfs:
+                export = safe_path(storage.export, "services.storage.export")
+                result.append(UnitSpec(storage_sftp.bind_unit(export)))
             if server_binds(cluster):
                 result.append(UnitSpec(mount_units(cluster)[0]))
             return result
@@ -347,9 +372,6 @@ class StorageService(Service):
 
     def directories(self, cluster: Cluster, node: Node) -> tuple[DirSpec, ...]:
         return directories(cluster, node)
-
-    def authorized_entries(self, cluster: Cluster, node: Node, ctx: RenderContext) -> list[str]:
-        return authorized_entries(cluster, node, ctx)
 
     def storage_mount(self, cluster: Cluster, node: Node) -> str:
         storage = settings_of(cluster)

@@ -4,7 +4,9 @@ To nodes: one tar archive (modes kept) is built once and fed on stdin to a fixed
 script that unpacks it in one round trip, as root with sudo when asked; a single source
 onto a path that is not a directory replaces it by rename (like cp/scp). From nodes: the
 node tars the path and sends it base64-encoded (the Transport's stdout is text); it is
-unpacked under DEST/<node>/ with tarfile's "tar" filter (no paths outside DEST).
+unpacked under DEST/<node>/ with tarfile's "data" filter: regular files, directories and
+links that stay inside DEST only, owned by the caller, without setuid/setgid bits. Device
+nodes, FIFOs and absolute or escaping links are skipped and named on stderr.
 """
 
 from __future__ import annotations
@@ -100,11 +102,34 @@ async def gather_from(
     try:
         data = base64.b64decode(result.stdout, validate=True)
         target.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as archive:
-            archive.extractall(target, filter="tar")
-    except (binascii.Error, tarfile.TarError, OSError) as exc:
+        skipped = extract_safely(data, target)
+    except (binascii.Error, tarfile.TarError, OSError, KeyError) as exc:
         return CommandResult(
             transport.node, 1, "", f"cannot unpack {source} into {target}: {exc}\n",
             None, time.monotonic() - started,
         )  # fmt: skip
-    return CommandResult(transport.node, 0, "", result.stderr, None, time.monotonic() - started)
+    notes = "".join(f"skipped {reason}\n" for reason in skipped)
+    return CommandResult(
+        transport.node, 0, "", result.stderr + notes, None, time.monotonic() - started
+    )
+
+
+def extract_safely(data: bytes, target: Path) -> list[str]:
+    """Unpack the tar `data` under `target` with tarfile's "data" filter; what it refused.
+
+    A node's archive is not trusted: a member the filter refuses (a device node, a FIFO, a
+    link to an absolute path or out of `target`, a path out of `target`) is left out and
+    named in the returned list instead of failing the whole copy.
+    """
+    skipped: list[str] = []
+
+    def only_data(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
+        try:
+            return tarfile.data_filter(member, dest)
+        except tarfile.FilterError as exc:
+            skipped.append(str(exc))
+            return None
+
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as archive:
+        archive.extractall(target, filter=only_data)  # noqa: S202 (data_filter on each member)
+    return skipped

@@ -3,7 +3,9 @@
 Everything lives in a Dashboard object (no globals): the backend it polls, the state it
 keeps, its own Prometheus registry. A token, when set, is required by every data route
 (header `Authorization: Bearer T`, `X-Piherd-Token: T`, or `?token=T`). POSTs must be
-JSON from the same origin, so another web page cannot press the buttons.
+JSON from the same origin, so another web page cannot press the buttons. Without a token
+only requests naming the served host (`hosts`) are answered, so a DNS-rebinding page
+cannot reach it; every response forbids framing and foreign content (web/guards.py).
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import asyncio
 import contextlib
 import hmac
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from importlib import resources
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -25,6 +29,7 @@ from starlette.routing import Route
 from piherd.web import metrics
 from piherd.web.backend import Backend
 from piherd.web.dashboard_state import DashboardState
+from piherd.web.guards import LOOPBACK_NAMES, SecurityHeaders
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +52,14 @@ class Dashboard:
         interval: float = 2.0,
         token: str | None = None,
         history_s: float = 3600.0,
+        hosts: Sequence[str] = LOOPBACK_NAMES,
     ) -> None:
+        if token is not None and not token.strip():
+            raise ValueError("the dashboard token is empty or only whitespace")
         self.open_backend = backend
         self.interval = interval
-        self.token = token or None
+        self.token = token
+        self.hosts = tuple(hosts)  # Host header names answered when there is no token
         self.state = DashboardState(interval=interval, history_s=history_s)
         self.registry = metrics.make_registry(self.state)
         self.backend: Backend | None = None
@@ -161,6 +170,9 @@ class Dashboard:
 
     def app(self) -> Starlette:
         """The ASGI application."""
+        middleware = [Middleware(SecurityHeaders)]
+        if self.token is None:
+            middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=list(self.hosts)))
         return Starlette(
             routes=[
                 Route("/", self.index),
@@ -170,6 +182,7 @@ class Dashboard:
                 Route("/metrics", self.metrics),
             ],
             lifespan=self.lifespan,
+            middleware=middleware,
         )
 
 
