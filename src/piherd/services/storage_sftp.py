@@ -12,6 +12,8 @@ port the storage key is not accepted at all (it is not in the admin's key files)
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from piherd.model import Cluster, Node
 from piherd.model.specs import DirSpec, FileSpec
 from piherd.render.spec import text, unit_name_for_path
@@ -83,6 +85,7 @@ def server_files(
         ],
         reloads=("ssh.service",),
     )
+    dropin = replace(dropin, guards_login=True)  # sshd's ports and logins: with a rollback
     mount_name = bind_unit(export)
     bind = text(
         cluster,
