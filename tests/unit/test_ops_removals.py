@@ -56,6 +56,7 @@ def storage_recorded(**changes: object) -> NodeFacts:
         {"/etc/piherd"},
         {"cluster.automount": {"enabled", "started"}},
         {"sshfs"},
+        {f.path: {*f.restarts, *f.reloads} for f in STORAGE},
     )
     facts = NodeFacts(
         node="node02",
@@ -250,3 +251,30 @@ def test_a_unit_only_a_file_names_is_never_recorded_as_started() -> None:
     plan = plan_node(node((dropin,)), facts)
     assert ("restart", "ssh.service") in kinds(plan.changes)
     assert plan.record is not None and "ssh.service" not in plan.record.units
+
+
+def test_a_running_unit_that_read_a_removed_file_is_reloaded() -> None:
+    """sshd's drop-in goes: sshd (still running, still wanted) reloads; a unit being
+    stopped, or one not running, is not started by it."""
+    dropin = DesiredFile(
+        "/etc/ssh/sshd_config.d/piherd-x.conf", b"Port 2222\n", reloads=("ssh.service",)
+    )
+    record = make_record(
+        {dropin.path: sha(dropin.content), **{f.path: sha(f.content) for f in STORAGE}},
+        (),
+        {"cluster.automount": {"enabled", "started"}},
+        (),
+        {dropin.path: {"ssh.service"}, **{f.path: {*f.restarts, *f.reloads} for f in STORAGE}},
+    )
+    assert parse_record(record.to_text()) == record  # feeds survive the file
+    facts = replace(
+        storage_recorded(record=record),
+        files=on_node((dropin, *STORAGE, HOSTS, CHRONY), "/etc/piherd"),
+        units=running("ssh.service") | running("cluster.automount"),
+    )
+    changes = kinds(plan_node(node((HOSTS, CHRONY)), facts).changes)
+    assert ("reload", "ssh.service") in changes
+    assert changes.index(("remove", dropin.path)) < changes.index(("reload", "ssh.service"))
+    assert ("reload", "cluster.automount") not in changes  # it is being stopped
+    idle = replace(facts, units=running("cluster.automount"))  # ssh.service not running
+    assert ("reload", "ssh.service") not in kinds(plan_node(node((HOSTS, CHRONY)), idle).changes)

@@ -8,7 +8,9 @@ paths and ask systemd about the recorded units in the same round trip:
     dir<TAB>-<TAB>/path
     unit<TAB>enabled,started,masked<TAB>name.service
     package<TAB>-<TAB>name
+    feeds<TAB>unit,unit<TAB>/path         (the units a recorded file is read by)
 
+`feeds` lets `up` reload what read a file it removes (sshd after its drop-in goes).
 Only things piherd created are listed (a file absent before its first write, a unit it
 enabled, started or masked, a package it installed), so only those are ever removed.
 The file is root's, mode 0600, and written atomically (temp file + rename).
@@ -33,6 +35,7 @@ class NodeRecord:
     dirs: frozenset[str] = frozenset()
     units: Mapping[str, frozenset[str]] = field(default_factory=dict)  # name -> flags
     packages: frozenset[str] = frozenset()
+    feeds: Mapping[str, frozenset[str]] = field(default_factory=dict)  # path -> units
     problem: str = ""
 
     @property
@@ -54,6 +57,11 @@ class NodeRecord:
             if flags
         ]
         lines += [f"package\t-\t{name}" for name in sorted(self.packages)]
+        lines += [
+            f"feeds\t{','.join(sorted(units))}\t{path}"
+            for path, units in sorted(self.feeds.items())
+            if units
+        ]
         return "\n".join(lines) + "\n"
 
 
@@ -67,10 +75,15 @@ def make_record(
     dirs: Iterable[str],
     units: Mapping[str, Iterable[str]],
     packages: Iterable[str],
+    feeds: Mapping[str, Iterable[str]] | None = None,
 ) -> NodeRecord:
-    """A NodeRecord, leaving out what the line format cannot hold (never rendered anyway)."""
+    """A NodeRecord, leaving out what the line format cannot hold (never rendered anyway).
+
+    `feeds` is kept for recorded files only, and only unit names the format can hold.
+    """
+    kept = {p: s for p, s in files.items() if p.startswith("/") and _plain(p)}
     return NodeRecord(
-        files={p: s for p, s in files.items() if p.startswith("/") and _plain(p)},
+        files=kept,
         dirs=frozenset(d for d in dirs if d.startswith("/") and _plain(d) and d != "/"),
         units={
             n: frozenset(f) & UNIT_FLAGS
@@ -78,7 +91,16 @@ def make_record(
             if _plain(n) and " " not in n and not n.startswith("-") and frozenset(f) & UNIT_FLAGS
         },
         packages=frozenset(p for p in packages if _plain(p) and " " not in p),
+        feeds={
+            p: names
+            for p, units in (feeds or {}).items()
+            if p in kept and (names := frozenset(u for u in units if _unit_name(u)))
+        },
     )
+
+
+def _unit_name(name: str) -> bool:
+    return _plain(name) and not any(c in name for c in " ,") and not name.startswith("-")
 
 
 def parse_record(text: str) -> NodeRecord:
@@ -96,6 +118,7 @@ def parse_record(text: str) -> NodeRecord:
     dirs: set[str] = set()
     units: dict[str, set[str]] = {}
     packages: set[str] = set()
+    feeds: dict[str, set[str]] = {}
     for number, line in enumerate(lines[1:], start=2):
         parts = line.split("\t")
         if len(parts) != 3:
@@ -111,6 +134,8 @@ def parse_record(text: str) -> NodeRecord:
             units.setdefault(name, set()).update(value.split(","))
         elif kind == "package":
             packages.add(name)
+        elif kind == "feeds":
+            feeds.setdefault(name, set()).update(value.split(","))
         else:
             return NodeRecord(problem=f"unreadable record {RECORD_PATH} (line {number})")
-    return make_record(files, dirs, units, packages)
+    return make_record(files, dirs, units, packages, feeds)

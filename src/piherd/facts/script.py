@@ -59,6 +59,13 @@ if [ -n "$rec" ] && [ -r "$rec" ]; then
   tab=$(printf '\t')
   while IFS="$tab" read -r kind flags p; do
     case "$kind" in file|dir) stat_path "$p" ;; esac
+    if [ "$kind" = feeds ]; then  # the units a recorded file feeds: running or not?
+      set -f; saved=$IFS; IFS=,
+      for n in $flags; do
+        case "$n" in ""|-*|*[!A-Za-z0-9@:._\\-]*) ;; *) units="$units $n" ;; esac
+      done
+      IFS=$saved; set +f
+    fi
     case "$kind:$p" in  # a unit file's unit too: it is stopped before its file goes
       file:/etc/systemd/system/*/*) n="" ;;
       file:/etc/systemd/system/*) n="${p##*/}" ;;

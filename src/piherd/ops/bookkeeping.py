@@ -22,11 +22,13 @@ def next_record(
     """The record once `applied` (some of `changes`, in order) is done on the node."""
     done = list(applied)
     undone = {(c.kind, c.target) for c in changes} - {(c.kind, c.target) for c in done}
+    files = _files(desired, facts, done, undone)
     return make_record(
-        _files(desired, facts, done, undone),
+        files,
         _dirs(desired, facts, done, undone),
         _units(desired, facts, done, undone),
         _packages(facts, done),
+        _feeds(desired, facts, files),
     )
 
 
@@ -43,7 +45,15 @@ def intent_record(desired: DesiredNode, facts: NodeFacts, changes: Iterable[Chan
         old.dirs | new.dirs,
         units,
         old.packages | new.packages,
+        {**old.feeds, **new.feeds},
     )
+
+
+def _feeds(desired: DesiredNode, facts: NodeFacts, files: Mapping[str, str]) -> dict[str, set[str]]:
+    """The units each recorded file is read by: as rendered now, else as recorded."""
+    rendered = {f.path: {*f.restarts, *f.reloads} for f in desired.files}
+    old = facts.record.feeds
+    return {p: set(rendered[p]) if p in rendered else set(old.get(p, ())) for p in files}
 
 
 def _created(facts: NodeFacts, path: str) -> bool:
@@ -141,6 +151,7 @@ def forget_paths(record: NodeRecord, paths: Iterable[str]) -> NodeRecord:
         record.dirs - drop,
         record.units,
         record.packages,
+        record.feeds,
     )
 
 

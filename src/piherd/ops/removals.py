@@ -63,6 +63,7 @@ def plan_removals(desired: DesiredNode, facts: NodeFacts, *, purge: bool = False
     changes += _dir_removals(desired, facts)
     if any(p.startswith(UNIT_DIRS) for p in gone):
         changes.append(Change(ChangeKind.DAEMON_RELOAD, "systemd", "unit files removed"))
+    changes += _reloads_for(gone, facts, stopping={c.target for c in changes})
     unneeded = sorted((record.packages - set(desired.packages)) & facts.packages)
     if purge and unneeded:
         reason = "installed by piherd, no longer needed (--purge)"
@@ -70,6 +71,19 @@ def plan_removals(desired: DesiredNode, facts: NodeFacts, *, purge: bool = False
             Change(ChangeKind.PURGE, " ".join(unneeded), reason, packages=tuple(unneeded))
         )
     return changes
+
+
+def _reloads_for(gone: list[str], facts: NodeFacts, stopping: set[str]) -> list[Change]:
+    """Reload what still runs and read a removed file (sshd, once its drop-in is gone)."""
+    inputs: dict[str, list[str]] = {}
+    for path in gone:
+        for unit in facts.record.feeds.get(path, ()):
+            inputs.setdefault(unit, []).append(path)
+    return [
+        Change(ChangeKind.RELOAD, unit, f"input removed: {', '.join(sorted(paths))}")
+        for unit, paths in sorted(inputs.items())
+        if unit not in stopping and facts.unit(unit).active
+    ]
 
 
 def _file_removals(desired: DesiredNode, facts: NodeFacts) -> list[Change]:
