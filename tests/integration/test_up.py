@@ -188,7 +188,11 @@ def test_password_login_off_key_login_on(cluster: Cluster) -> None:
     """Every node's sshd now takes keys only (its effective settings, `sshd -T`), and the
     key login that checked it is a fresh one: the rollback timer was cancelled."""
     names = [n.name for n in cluster.nodes]
-    effective = on(cluster, names, ["sshd", "-T"], sudo=True)
+    # -C: the settings a connection to the ssh port gets (sshfs storage adds a Match block).
+    spec = (
+        f"user={cluster.admin_user},host=x,addr=127.0.0.1,laddr=127.0.0.1,lport={cluster.ssh_port}"
+    )
+    effective = on(cluster, names, ["sshd", "-T", "-C", spec], sudo=True)
     timers = on(cluster, names, ["systemctl", "is-active", "piherd-login-rollback.timer"])
     for name in names:
         settings = effective[name].stdout.splitlines()

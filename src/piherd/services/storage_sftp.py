@@ -99,6 +99,9 @@ def server_files(
             f"Where={chroot_path(export)}",
             "Type=none",
             "Options=bind",
+            # Clients' sftp sessions keep it busy until they unmount (after the head, when
+            # storage is turned off): detach now, let the kernel free it once unused.
+            "LazyUnmount=yes",
             "",
             "[Install]",
             "WantedBy=multi-user.target",
