@@ -7,30 +7,14 @@ from collections.abc import Mapping, Set
 from typing import Any
 
 from piherd.model.cluster import BUILTIN_GROUPS, Cluster, HealthRules
+from piherd.model.escape import shown
 from piherd.model.nodecheck import LABEL, check_nodes
 from piherd.model.nodesets import NodeSetError, expand
 from piherd.model.origin import Origin
+from piherd.model.paths import is_system_dir, normal_path, system_tree
 from piherd.model.reader import Reader
 
-_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
-_ABS_PATH = re.compile(r"^/[A-Za-z0-9_./\-]*$")
-# Directories a shared disk must never be exported from or mounted over.
-_SYSTEM_DIRS = frozenset(
-    (
-        "/",
-        "/bin",
-        "/boot",
-        "/dev",
-        "/etc",
-        "/lib",
-        "/proc",
-        "/root",
-        "/sbin",
-        "/sys",
-        "/usr",
-        "/var",
-    )
-)
+_USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 _GROUP_REF = re.compile(r"@([A-Za-z0-9_.\-]+)")
 
 
@@ -49,7 +33,7 @@ def resolve_groups(
             reader.problem(
                 path, f"@{name} is built in and cannot be redefined", "choose another group name"
             )
-        elif not LABEL.match(name):
+        elif not LABEL.fullmatch(name):
             reader.problem(
                 path, f"invalid group name {name!r}", "use lower-case letters, digits and '-'"
             )
@@ -111,19 +95,19 @@ def check_cluster(
 
 
 def _check_identity(cluster: Cluster, reader: Reader) -> None:
-    if cluster.name and not LABEL.match(cluster.name):
+    if cluster.name and not LABEL.fullmatch(cluster.name):
         reader.problem(
             "cluster.name",
             f"{cluster.name!r} is not a valid name",
             "use lower-case letters, digits and '-', at most 63 characters",
         )
-    if cluster.domain and not all(LABEL.match(p) for p in cluster.domain.split(".")):
+    if cluster.domain and not all(LABEL.fullmatch(p) for p in cluster.domain.split(".")):
         reader.problem(
             "cluster.domain",
             f"{cluster.domain!r} is not a valid DNS domain",
             'e.g. "cluster.lan"; each part lower-case letters, digits and "-"',
         )
-    if not _USER.match(cluster.admin_user):
+    if not _USER.fullmatch(cluster.admin_user):
         reader.problem(
             "cluster.admin_user",
             f"{cluster.admin_user!r} is not a valid user name",
@@ -188,15 +172,24 @@ def nodeset_members(cluster: Cluster, reader: Reader, path: str, expression: str
     return members
 
 
-def absolute_path(reader: Reader, path: str, value: str) -> bool:
-    """True when `value` is a plain absolute path of its own; else a problem at `path`."""
-    if not _ABS_PATH.match(value) or ".." in value.split("/"):
-        reader.problem(path, f"{value!r} is not an absolute path", 'e.g. "/srv/cluster"')
+def absolute_path(reader: Reader, path: str, value: str, *, inside_system_ok: bool = False) -> bool:
+    """True when `value` is a plain absolute path of its own; else a problem at `path`.
+
+    The path is normalised first (`//etc`, `/etc/.` and `/srv/../etc` are `/etc`); a
+    system directory is refused, and so, unless `inside_system_ok`, is any path inside a
+    system tree (`/boot/firmware`, `/etc/ssh`): nothing is exported from or mounted there.
+    """
+    normal = normal_path(value)
+    if normal is None:
+        reader.problem(path, f"{shown(value)} is not an absolute path", 'e.g. "/srv/cluster"')
         return False
-    if value.rstrip("/") in _SYSTEM_DIRS or value == "/":
+    tree = None if inside_system_ok else system_tree(normal)
+    if is_system_dir(normal) or tree:
+        what = "a system directory" if tree is None else f"inside the system directory {tree}"
+        spelled = "" if normal == value else f" (that is {normal})"
         reader.problem(
             path,
-            f"{value!r} is a system directory",
+            f"{shown(value)} is {what}{spelled}",
             'use a directory of its own, e.g. "/srv/cluster"',
         )
         return False

@@ -17,6 +17,7 @@ from piherd.model.locate import Locator
 from piherd.model.origin import Origin
 from piherd.model.problems import ConfigError, Problem
 from piherd.model.reader import Reader
+from piherd.model.readfile import read_cluster_text
 from piherd.model.service import Service, ServiceSet
 
 TOP_KEYS = ("cluster", "network", "naming", "nodes", "groups", "services", "health")
@@ -75,24 +76,7 @@ def load(path: Path, services: Sequence[Service]) -> Cluster:
     `services` are the services the file may configure, in start order
     (piherd.services.SERVICES; piherd.services.load binds them).
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            [Problem(0, "", "no such file", "create one with `piherd init`", str(path))], path
-        ) from None
-    except IsADirectoryError:
-        raise ConfigError(
-            [Problem(0, "", "is a directory", "give the cluster.toml inside it", str(path))], path
-        ) from None
-    except OSError as exc:
-        raise ConfigError(
-            [Problem(0, "", f"cannot read the file: {exc.strerror or exc}", "", str(path))], path
-        ) from None
-    except UnicodeDecodeError:
-        raise ConfigError(
-            [Problem(0, "", "not UTF-8 text", "save the file as UTF-8", str(path))], path
-        ) from None
+    text = read_cluster_text(path)
     return replace(loads(text, services, str(path), base=path.parent), source=path)
 
 
@@ -104,7 +88,12 @@ def loads(
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([_syntax_problem(exc, text, file)]) from None
+    except RecursionError:
+        raise ConfigError(
+            [Problem(0, "", "tables or lists nested too deeply to read", "flatten them", file)]
+        ) from None
     reader = Reader(Locator(text), file)
+    data = reader.cleaned(data)
     cluster, origins, unaddressed = _build(data, reader, base, services)
     check_cluster(cluster, origins, reader, unaddressed, cluster.network is not NO_NETWORK)
     if reader.problems:

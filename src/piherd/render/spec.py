@@ -6,6 +6,8 @@ import re
 from collections.abc import Iterable
 
 from piherd.model import Cluster, Node
+from piherd.model.escape import shown
+from piherd.model.paths import is_system_dir, normal_path
 from piherd.model.specs import FileSpec, RenderContext
 
 
@@ -41,7 +43,6 @@ def needs_daemon_reload(spec: FileSpec) -> bool:
 
 
 _UNIT_SAFE = re.compile(r"[A-Za-z0-9:_.]")
-_SAFE_PATH = re.compile(r"^/[A-Za-z0-9_./\-]*$")
 
 
 def unit_name_for_path(path: str, suffix: str) -> str:
@@ -65,10 +66,14 @@ def unit_name_for_path(path: str, suffix: str) -> str:
 
 
 def safe_path(value: str, what: str) -> str:
-    """`value` when it is a plain absolute path; RenderError otherwise."""
-    if not _SAFE_PATH.match(value) or ".." in value.split("/"):
-        raise RenderError(f"{what} {value!r} is not a plain absolute path")
-    return value.rstrip("/") or "/"
+    """`value` normalised (`//srv/./x/` -> `/srv/x`) when it is a plain absolute path and
+    not a system directory itself; RenderError otherwise."""
+    normal = normal_path(value)
+    if normal is None:
+        raise RenderError(f"{what} {shown(value)} is not a plain absolute path")
+    if is_system_dir(normal):
+        raise RenderError(f"{what} {shown(value)} is the system directory {normal}")
+    return normal
 
 
 def node_cpus(node: Node, ctx: RenderContext) -> int | None:

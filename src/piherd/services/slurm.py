@@ -230,7 +230,12 @@ def _check(cluster: Cluster, reader: Reader) -> None:
         )
         return
     if slurm.cgroup_mountpoint:
-        absolute_path(reader, "services.slurm.cgroup_mountpoint", slurm.cgroup_mountpoint)
+        absolute_path(
+            reader,
+            "services.slurm.cgroup_mountpoint",
+            slurm.cgroup_mountpoint,
+            inside_system_ok=True,  # the sim's mountpoint lives under /run
+        )
     if slurm.slurmd_timeout < 1:
         reader.problem(
             "services.slurm.slurmd_timeout", f"must be positive, not {slurm.slurmd_timeout}"
