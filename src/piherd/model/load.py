@@ -64,6 +64,20 @@ HEALTH_KEYS = (
     "watch_interval_s",
 )
 
+# Sane ranges of the [health] numbers: NaN and infinity are refused by the reader, and a
+# watch interval below half a second would busy-loop, above a day would never act.
+HEALTH_BOUNDS: dict[str, tuple[float, float]] = {
+    "temp_warn_c": (1.0, 150.0),
+    "temp_crit_c": (1.0, 150.0),
+    "clock_offset_crit_s": (0.001, 3600.0),
+    "disk_warn_pct": (1.0, 100.0),
+    "disk_crit_pct": (1.0, 100.0),
+    "watch_interval_s": (0.5, 86400.0),
+}
+# Per node, far beyond any board (a 128-core server, 16 TiB of memory), so a typo is caught.
+MAX_CPUS = 1024
+MAX_MEMORY_MB = 16 * 1024 * 1024
+
 # Stands in for a missing or bad [network] (always reported), so other checks still run.
 NO_NETWORK = Network(IPv4Network("0.0.0.0/32"), None, ())
 
@@ -88,6 +102,10 @@ def loads(
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([_syntax_problem(exc, text, file)]) from None
+    except ValueError as exc:  # tomllib's own int(): more than 4300 digits
+        raise ConfigError(
+            [Problem(0, "", f"a value cannot be read: {exc}", "write numbers of sane size", file)]
+        ) from None
     except RecursionError:
         raise ConfigError(
             [Problem(0, "", "tables or lists nested too deeply to read", "flatten them", file)]
@@ -120,7 +138,16 @@ def _entries(
     """Planned nodes with the [[nodes]] overrides applied, and where each came from."""
     entries = naming.planned_nodes(reader, data)
     origins = {name: Origin(naming.PLAN, planned=True) for name in entries}
-    for path, raw in reader.array_of_tables(data, "nodes", "nodes", NODE_KEYS):
+    listed = reader.array_of_tables(data, "nodes", "nodes", NODE_KEYS)
+    if len(entries) + len(listed) > naming.MAX_NODES:
+        reader.problem(
+            "nodes",
+            f"{len(entries)} planned and {len(listed)} listed nodes: "
+            f"piherd manages at most {naming.MAX_NODES}",
+            "split the cluster, or check [naming] count and the [[nodes]] entries",
+        )
+        listed = listed[: max(0, naming.MAX_NODES - len(entries))]
+    for path, raw in listed:
         name = raw.get("name")
         if not isinstance(name, str):
             reader.problem(f"{path}.name", "missing or not a string", 'add name = "node05"')
@@ -161,7 +188,14 @@ def _health(reader: Reader, data: dict[str, Any]) -> HealthRules:
     h = reader.table(data, "health", "health", HEALTH_KEYS)
     d = HealthRules()
     return HealthRules(
-        **{k: reader.get(h, "health", k, type(getattr(d, k)), getattr(d, k)) for k in HEALTH_KEYS}
+        **{
+            k: (
+                reader.number(h, "health", k, getattr(d, k), *HEALTH_BOUNDS[k])
+                if k in HEALTH_BOUNDS
+                else reader.get(h, "health", k, type(getattr(d, k)), getattr(d, k))
+            )
+            for k in HEALTH_KEYS
+        }
     )
 
 
@@ -308,15 +342,20 @@ def _node(
         groups=reader.strings(entry, path, "groups", ()),
         mac=(reader.get(entry, path, "mac", str, "") or None),
         serial=(reader.get(entry, path, "serial", str, "") or None),
-        cpus=_optional_int(reader, entry, path, "cpus"),
-        memory_mb=_optional_int(reader, entry, path, "memory_mb"),
+        cpus=_optional_int(reader, entry, path, "cpus", MAX_CPUS),
+        memory_mb=_optional_int(reader, entry, path, "memory_mb", MAX_MEMORY_MB),
         compute=reader.get(entry, path, "compute", bool, default_compute),
         bootstrap_address=reader.get(entry, path, "bootstrap_address", str, "") or None,
     )
 
 
-def _optional_int(reader: Reader, entry: dict[str, Any], path: str, key: str) -> int | None:
+def _optional_int(
+    reader: Reader, entry: dict[str, Any], path: str, key: str, high: int
+) -> int | None:
     value = reader.get(entry, path, key, int, -1) if key in entry else None
+    if value is not None and value > high:
+        reader.problem(f"{path}.{key}", f"must be at most {high}, not {value}")
+        return None
     if value is not None and value < 1:
         if key in entry and type(entry[key]) is int:
             reader.problem(

@@ -14,6 +14,7 @@ from piherd.model.problems import Problem
 T = TypeVar("T")
 N = TypeVar("N", int, float)
 
+_FLOAT_INT = 10**300  # an integer read as a float: float() of a larger one overflows
 # Tables and lists nested deeper than this are refused (piherd's own go four deep).
 MAX_DEPTH = 12
 
@@ -145,6 +146,9 @@ class Reader:
             return default
         value = table[key]
         if kind is float and type(value) is int:
+            if abs(value) > _FLOAT_INT:
+                self.problem(f"{path}.{key}", f"{shown(value)} is far too large", f"e.g. {default}")
+                return default
             return float(value)  # type: ignore[return-value]
         if type(value) is not kind:
             self.problem(
@@ -153,8 +157,10 @@ class Reader:
                 f"not {_type_of(value)} ({shown(value)})",
             )
             return default
-        if type(value) is float and not math.isfinite(value):
-            self.problem(f"{path}.{key}", f"must be a finite number, not {value}", "e.g. 60")
+        if isinstance(value, float) and not math.isfinite(value):
+            self.problem(
+                f"{path}.{key}", f"must be a finite number, not {value}", f"e.g. {default}"
+            )
             return default
         return value
 

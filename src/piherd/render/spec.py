@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable
 
 from piherd.model import Cluster, Node
-from piherd.model.escape import shown
+from piherd.model.escape import has_unsafe_char, shown
 from piherd.model.paths import is_system_dir, normal_path
 from piherd.model.specs import FileSpec, RenderContext
 
@@ -32,8 +32,16 @@ def text(
     restarts: tuple[str, ...] = (),
     reloads: tuple[str, ...] = (),
 ) -> FileSpec:
-    """A text file: the header, then `lines` (each ends with a newline)."""
-    body = header(cluster, comment) + "".join(f"{line}\n" for line in lines)
+    """A text file: the header, then `lines` (each ends with a newline).
+
+    RenderError when a line holds a newline or another control character (a tab is a
+    separator, allowed): no value can change the line structure of a file.
+    """
+    lines = [header(cluster, comment).removesuffix("\n"), *lines]
+    for line in lines:
+        if has_unsafe_char(line.replace("\t", " ")):
+            raise RenderError(f"{path}: a line would hold a control character: {shown(line)}")
+    body = "".join(f"{line}\n" for line in lines)
     return FileSpec(path, body.encode(), mode, owner, group, restarts, reloads)
 
 
