@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
@@ -14,6 +15,23 @@ from piherd.services import load
 
 EXIT_USAGE = 2  # bad input: a broken cluster.toml, an unknown node set, a bad flag
 EXIT_INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, as shells report it
+DAY_S = 86400.0  # the longest interval or timeout any option takes
+MAX_FANOUT = 1024  # nodes worked on at once: beyond it, file descriptors run out first
+
+
+class Seconds(click.FloatRange):
+    """A number of seconds within [low, high]; unlike click.FloatRange, NaN is refused."""
+
+    name = "seconds"
+
+    def __init__(self, low: float, high: float = DAY_S) -> None:
+        super().__init__(min=low, max=high)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        converted = super().convert(value, param, ctx)
+        if math.isnan(converted):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        return converted
 
 
 def cluster_file_option(function: click.decorators.FC) -> click.decorators.FC:

@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from piherd.app.remote import ClusterSession, on_session
-from piherd.cli.common import cluster_file_option, fail, load_cluster, select_nodes
+from piherd.cli.common import (
+    MAX_FANOUT,
+    Seconds,
+    cluster_file_option,
+    fail,
+    load_cluster,
+    select_nodes,
+)
 from piherd.model import Cluster
 from piherd.runner import fold
 from piherd.transport.base import CommandResult
@@ -60,11 +67,11 @@ def timing_options(function: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(
         [
             click.option(
-                "-t", "--timeout", type=click.FloatRange(min=0.1), default=None,
+                "-t", "--timeout", type=Seconds(0.1), default=None,
                 help="Seconds each node has to connect and finish; it is stopped after.",
             ),
             click.option(
-                "--fanout", type=click.IntRange(min=1), default=64, show_default=True,
+                "--fanout", type=click.IntRange(1, MAX_FANOUT), default=64, show_default=True,
                 help="Nodes worked on at the same time.",
             ),
             click.option("--sudo", is_flag=True, help="Run as root on the nodes (sudo -n)."),
