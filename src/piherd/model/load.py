@@ -82,6 +82,12 @@ MAX_MEMORY_MB = 16 * 1024 * 1024
 NO_NETWORK = Network(IPv4Network("0.0.0.0/32"), None, ())
 
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)")
+# A key of more than this many dotted parts: tomllib's time grows with the square of the
+# parts (a 1 MiB `a.a.a...` key would take hours), so it is refused before parsing.
+MAX_KEY_PARTS = 64
+_LONG_KEY = re.compile(
+    rf"(?:(?:[A-Za-z0-9_-]+|\"[^\"\n]*\"|'[^'\n]*')[ \t]*\.[ \t]*){{{MAX_KEY_PARTS},}}"
+)
 
 
 def load(path: Path, services: Sequence[Service]) -> Cluster:
@@ -98,6 +104,12 @@ def loads(
     text: str, services: Sequence[Service], file: str = "cluster.toml", base: Path | None = None
 ) -> Cluster:
     """Parse and validate TOML text; `base` anchors relative paths (secrets_dir)."""
+    long_key = _LONG_KEY.search(text)
+    if long_key:
+        line = text.count("\n", 0, long_key.start()) + 1
+        raise ConfigError(
+            [Problem(line, "", f"a key of more than {MAX_KEY_PARTS} dotted parts", "", file)]
+        )
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -380,10 +392,12 @@ def _groups(reader: Reader, data: dict[str, Any], nodes: list[Node]) -> dict[str
     if not isinstance(table, dict):
         reader.problem("groups", "must be a table", 'write [groups] then rack1 = "node[01-08]"')
         table = {}
+    listed: dict[str, list[str]] = {}
     for node in nodes:
         for group in node.groups:
             if group in builtin:
                 continue  # reported by the node rules; never let it change a built-in group
-            groups[group] = (*groups.get(group, ()), node.name)
+            listed.setdefault(group, []).append(node.name)
+    groups.update((group, tuple(names)) for group, names in listed.items())
     resolve_groups(reader, table, groups)
     return groups
