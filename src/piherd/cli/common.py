@@ -5,12 +5,14 @@ from __future__ import annotations
 import math
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
 from piherd.model import Cluster, ConfigError, NodeSetError, expand
+from piherd.model.escape import shown
 from piherd.services import load
 
 EXIT_USAGE = 2  # bad input: a broken cluster.toml, an unknown node set, a bad flag
@@ -59,6 +61,19 @@ def load_cluster(path: Path) -> Cluster:
         return load(path)
     except ConfigError as exc:
         fail(exc.render())
+
+
+def require_utf8(words: Iterable[str], command: str) -> None:
+    """Exit 2 naming the first argument that is not UTF-8 text (undecodable bytes on the
+    command line arrive as lone surrogates, which no node could be sent)."""
+    for word in words:
+        try:
+            word.encode("utf-8")
+        except UnicodeEncodeError:
+            fail(
+                f"piherd {command}: the argument {shown(word)} is not UTF-8 text",
+                EXIT_USAGE,
+            )
 
 
 def select_nodes(cluster: Cluster, nodeset: str, command: str) -> list[str]:

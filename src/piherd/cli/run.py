@@ -20,6 +20,7 @@ from piherd.cli.common import (
     cluster_file_option,
     fail,
     load_cluster,
+    require_utf8,
     select_nodes,
 )
 from piherd.model import Cluster
@@ -191,6 +192,7 @@ def command(
         command_words = command_words[1:]
     if not command_words:
         fail("piherd run: no COMMAND given (piherd run NODESET -- COMMAND...)")
+    require_utf8((nodeset, *command_words), "run")
     cluster = load_cluster(cluster_file)
     names = select_nodes(cluster, nodeset, "run")
     argv = words_argv(command_words)

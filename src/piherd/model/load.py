@@ -86,7 +86,8 @@ _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)")
 # parts (a 1 MiB `a.a.a...` key would take hours), so it is refused before parsing.
 MAX_KEY_PARTS = 64
 _LONG_KEY = re.compile(
-    rf"(?:(?:[A-Za-z0-9_-]+|\"[^\"\n]*\"|'[^'\n]*')[ \t]*\.[ \t]*){{{MAX_KEY_PARTS},}}"
+    r"(?<![A-Za-z0-9_-])"  # parts start at a word's start; ++: linear time on long words
+    rf"(?:(?:[A-Za-z0-9_-]++|\"[^\"\n]*\"|'[^'\n]*')[ \t]*\.[ \t]*){{{MAX_KEY_PARTS},}}"
 )
 
 

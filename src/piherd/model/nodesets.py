@@ -19,6 +19,7 @@ _GROUP_REF = re.compile(r"@([A-Za-z0-9_.\-]+)")
 # At most this many names in one node set, counted before anything is expanded: beyond
 # any real cluster (naming.MAX_NODES), and ClusterShell takes seconds per million names.
 MAX_EXPANSION = 10_000
+MAX_WORK = 4 * MAX_EXPANSION  # names of all terms together (`@all!node01` counts 10,001)
 _BRACKET = re.compile(r"\[([^\[\]]*)\]")
 _RANGE = re.compile(r"\s*(\d+)(?:\s*-\s*(\d+)(?:\s*/\s*(\d+))?)?\s*")
 _TERMS = re.compile(r"[,!&^](?![^\[]*\])")  # operators outside brackets
@@ -63,6 +64,10 @@ def size_bound(expression: str, groups: Mapping[str, Sequence[str]]) -> int:
         size = 1
         for body in _BRACKET.findall(term):
             size *= _bracket_size(body)
+        if size > MAX_EXPANSION:
+            raise NodeSetError(
+                f"{shown(term)} names up to {size} nodes; at most {MAX_EXPANSION} are allowed"
+            )
         total += size
     return total
 
@@ -81,10 +86,10 @@ def expand(
     if _LONG_NUMBER.search(expression):
         raise NodeSetError(f"node set {shown(expression)} holds a number of 19 digits or more")
     bound = size_bound(expression, groups)
-    if bound > MAX_EXPANSION:
+    if bound > MAX_WORK:
         raise NodeSetError(
             f"node set {shown(expression)} names up to {bound} nodes; "
-            f"at most {MAX_EXPANSION} are allowed"
+            f"at most {MAX_WORK} names in all may be counted"
         )
     try:
         names = list(NodeSet(expression, resolver=_resolver(groups, expression)))
@@ -110,7 +115,7 @@ def members(expression: str, groups: Mapping[str, Sequence[str]], known: Set[str
     unknown = sorted({g for g in _GROUP_REF.findall(expression) if g not in groups})
     if unknown:
         return set(expand(expression, groups, known))  # its error names them
-    if size_bound(expression, groups) > MAX_EXPANSION:
+    if size_bound(expression, groups) > MAX_WORK:
         expand(expression, groups, known)  # raises, naming the bound
     found: set[str] = set()
     operator = ","
