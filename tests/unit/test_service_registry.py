@@ -132,7 +132,7 @@ def test_the_registry_decides_which_tables_a_file_may_have(tmp_path: Path) -> No
     with pytest.raises(ConfigError, match="services"):
         load_with(cluster_text(tmp_path, enabled=True) + "[services.slurm]\n", REGISTRY)
     with pytest.raises(ConfigError, match="one printable line"):
-        load_with(cluster_text(tmp_path, enabled=True, message="a\\tb"), REGISTRY)
+        load_with(cluster_text(tmp_path, enabled=True, message="a\\u00a0b"), REGISTRY)
 
 
 def test_rendered_planned_applied_and_removed(tmp_path: Path) -> None:

@@ -2,18 +2,38 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
 from piherd.model import Cluster, ConfigError, NodeSetError, expand
+from piherd.model.escape import shown
 from piherd.services import load
 
 EXIT_USAGE = 2  # bad input: a broken cluster.toml, an unknown node set, a bad flag
 EXIT_INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, as shells report it
+DAY_S = 86400.0  # the longest interval or timeout any option takes
+MAX_FANOUT = 1024  # nodes worked on at once: beyond it, file descriptors run out first
+
+
+class Seconds(click.FloatRange):
+    """A number of seconds within [low, high]; unlike click.FloatRange, NaN is refused."""
+
+    name = "seconds"
+
+    def __init__(self, low: float, high: float = DAY_S) -> None:
+        super().__init__(min=low, max=high)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        converted = super().convert(value, param, ctx)
+        if math.isnan(converted):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        return converted
 
 
 def cluster_file_option(function: click.decorators.FC) -> click.decorators.FC:
@@ -41,6 +61,19 @@ def load_cluster(path: Path) -> Cluster:
         return load(path)
     except ConfigError as exc:
         fail(exc.render())
+
+
+def require_utf8(words: Iterable[str], command: str) -> None:
+    """Exit 2 naming the first argument that is not UTF-8 text (undecodable bytes on the
+    command line arrive as lone surrogates, which no node could be sent)."""
+    for word in words:
+        try:
+            word.encode("utf-8")
+        except UnicodeEncodeError:
+            fail(
+                f"piherd {command}: the argument {shown(word)} is not UTF-8 text",
+                EXIT_USAGE,
+            )
 
 
 def select_nodes(cluster: Cluster, nodeset: str, command: str) -> list[str]:

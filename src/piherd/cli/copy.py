@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from piherd.app.remote import ClusterSession
-from piherd.cli.common import cluster_file_option, fail, load_cluster, select_nodes
+from piherd.cli.common import cluster_file_option, fail, load_cluster, require_utf8, select_nodes
 from piherd.cli.run import execute, report, timing_options
 from piherd.runner import fold
 from piherd.transport.base import CommandResult
@@ -48,6 +48,7 @@ def command(
     """
     if len(paths) < 2 or (gather and len(paths) != 2):
         fail("piherd copy: need SRC... NODESET:DEST, or --gather NODESET:SRC DEST")
+    require_utf8(paths, "copy")
     cluster = load_cluster(cluster_file)
     if gather:
         nodeset, source = split_remote(paths[0])

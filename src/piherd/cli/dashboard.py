@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from piherd.cli.common import cluster_file_option, fail, load_cluster, select_nodes
+from piherd.cli.common import Seconds, cluster_file_option, fail, load_cluster, select_nodes
 from piherd.web.app import Dashboard
 from piherd.web.backend import cluster_backend
 from piherd.web.guards import served_hosts
@@ -73,7 +73,7 @@ def read_token(token: str | None, token_file: Path | None) -> str | None:
 )
 @click.option(
     "--interval",
-    type=click.FloatRange(min=0.5),
+    type=Seconds(0.5),
     default=2.0,
     show_default=True,
     help="Seconds between health rounds.",

@@ -15,6 +15,7 @@ import click
 from piherd.cli.common import fail
 from piherd.model import ConfigError, fold
 from piherd.model.cluster import OS_RELEASES
+from piherd.model.naming import MAX_START
 from piherd.model.template import Answers, cluster_toml, default_first
 from piherd.services import SERVICES, loads
 
@@ -152,7 +153,9 @@ def _service_answers(flags: dict[str, Any]) -> dict[str, object]:
 @click.option("--nodes", type=click.IntRange(1, 10_000), help="Number of nodes, head included.")
 @click.option("--prefix", default="node", show_default=True, help="Node name prefix.")
 @click.option("--width", type=click.IntRange(1, 6), help="Digits of the index [default: 2].")
-@click.option("--start", type=click.IntRange(0), default=1, show_default=True, help="First index.")
+@click.option(
+    "--start", type=click.IntRange(0, MAX_START), default=1, show_default=True, help="First index."
+)
 @click.option("--subnet", help="The LAN, e.g. 192.168.1.0/24.")
 @click.option("--first", help="Address of the first node [default: .11 of the subnet].")
 @click.option("--gateway", help="The router [default: .1 of the subnet].")

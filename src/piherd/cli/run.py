@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from piherd.app.remote import ClusterSession, on_session
-from piherd.cli.common import cluster_file_option, fail, load_cluster, select_nodes
+from piherd.cli.common import (
+    MAX_FANOUT,
+    Seconds,
+    cluster_file_option,
+    fail,
+    load_cluster,
+    require_utf8,
+    select_nodes,
+)
 from piherd.model import Cluster
 from piherd.runner import fold
 from piherd.transport.base import CommandResult
@@ -60,11 +68,11 @@ def timing_options(function: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(
         [
             click.option(
-                "-t", "--timeout", type=click.FloatRange(min=0.1), default=None,
+                "-t", "--timeout", type=Seconds(0.1), default=None,
                 help="Seconds each node has to connect and finish; it is stopped after.",
             ),
             click.option(
-                "--fanout", type=click.IntRange(min=1), default=64, show_default=True,
+                "--fanout", type=click.IntRange(1, MAX_FANOUT), default=64, show_default=True,
                 help="Nodes worked on at the same time.",
             ),
             click.option("--sudo", is_flag=True, help="Run as root on the nodes (sudo -n)."),
@@ -184,6 +192,7 @@ def command(
         command_words = command_words[1:]
     if not command_words:
         fail("piherd run: no COMMAND given (piherd run NODESET -- COMMAND...)")
+    require_utf8((nodeset, *command_words), "run")
     cluster = load_cluster(cluster_file)
     names = select_nodes(cluster, nodeset, "run")
     argv = words_argv(command_words)

@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from piherd.app.health_rounds import health_collector, status_round
-from piherd.cli.common import cluster_file_option, fail, load_cluster, select_nodes
+from piherd.cli.common import Seconds, cluster_file_option, fail, load_cluster, select_nodes
 from piherd.health import report
 from piherd.health.collect import Snapshot
 from piherd.health.verdicts import Level
@@ -108,14 +108,14 @@ async def watch_live(
 @click.option("--watch", "live", is_flag=True, help="Refresh the table in place (Ctrl-C stops).")
 @click.option(
     "--interval",
-    type=click.FloatRange(min=0.5),
+    type=Seconds(0.5),
     default=2.0,
     show_default=True,
     help="Seconds between refreshes with --watch.",
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0.5),
+    type=Seconds(0.5),
     default=5.0,
     show_default=True,
     help="Seconds a node has to answer (connecting included) before it counts as unreachable.",

@@ -14,6 +14,7 @@ from rich.console import Console
 from piherd.app.bring_up import up_cluster
 from piherd.cli.common import (
     EXIT_INTERRUPTED,
+    Seconds,
     cluster_file_option,
     fail,
     load_cluster,
@@ -44,7 +45,7 @@ INTERRUPTED_HINT = (
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(5, 3600),
+    type=Seconds(5, 3600),
     default=60.0,
     show_default=True,
     help="Seconds to reach a node at its new address after a network change.",

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from piherd.app.health_rounds import watch_cluster
-from piherd.cli.common import cluster_file_option, fail, load_cluster, select_nodes
+from piherd.cli.common import Seconds, cluster_file_option, fail, load_cluster, select_nodes
 from piherd.health.loop import WatchLog
 from piherd.services.watch_service import render_unit
 
@@ -27,7 +27,7 @@ def default_log_dir() -> Path:
 @click.argument("nodeset", required=False, default="@all")
 @click.option(
     "--interval",
-    type=click.FloatRange(min=0.5),
+    type=Seconds(0.5),
     default=None,
     help="Seconds between rounds [default: health.watch_interval_s of cluster.toml].",
 )
@@ -43,7 +43,7 @@ def default_log_dir() -> Path:
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0.5),
+    type=Seconds(0.5),
     default=3.0,
     show_default=True,
     help="Seconds a node has to answer before the probe counts as failed.",
@@ -55,14 +55,14 @@ def default_log_dir() -> Path:
 )
 @click.option(
     "--unreachable-after",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, 1000),
     default=2,
     show_default=True,
     help="Failed probes in a row before an unreachable node is drained.",
 )
 @click.option(
     "--resume-after",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, 1000),
     default=2,
     show_default=True,
     help="Healthy rounds in a row before a node piherd drained is resumed.",

@@ -17,7 +17,7 @@ QUEUE_ARGV: tuple[str, ...] = ("squeue", "-h", "-o", QUEUE_FIELDS)
 
 _KEY = re.compile(r"(?:^|(?<=\s))([A-Z][A-Za-z_]*)=")
 _REASON_TAIL = re.compile(r"\s*\[([^@\]]*)@([^\]]*)\]\s*$")
-_NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ def parse_queue(text: str) -> list[Job]:
 
 
 def _check_name(node: str) -> str:
-    if not _NODE_NAME.match(node):
+    if not _NODE_NAME.fullmatch(node):
         raise ValueError(f"bad node name {node!r}")
     return node
 

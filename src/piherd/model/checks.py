@@ -7,31 +7,17 @@ from collections.abc import Mapping, Set
 from typing import Any
 
 from piherd.model.cluster import BUILTIN_GROUPS, Cluster, HealthRules
+from piherd.model.escape import shorten, shown
 from piherd.model.nodecheck import LABEL, check_nodes
-from piherd.model.nodesets import NodeSetError, expand
+from piherd.model.nodesets import NodeSetError, members
 from piherd.model.origin import Origin
+from piherd.model.paths import is_system_dir, normal_path, system_tree
 from piherd.model.reader import Reader
 
-_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
-_ABS_PATH = re.compile(r"^/[A-Za-z0-9_./\-]*$")
-# Directories a shared disk must never be exported from or mounted over.
-_SYSTEM_DIRS = frozenset(
-    (
-        "/",
-        "/bin",
-        "/boot",
-        "/dev",
-        "/etc",
-        "/lib",
-        "/proc",
-        "/root",
-        "/sbin",
-        "/sys",
-        "/usr",
-        "/var",
-    )
-)
+_USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 _GROUP_REF = re.compile(r"@([A-Za-z0-9_.\-]+)")
+# Groups in [groups]: enough for racks, roles and partitions of the largest cluster.
+MAX_GROUPS = 1000
 
 
 def resolve_groups(
@@ -42,52 +28,64 @@ def resolve_groups(
     A group may use groups defined after it (`big = "@rack2&@compute"` above `rack2`):
     each is resolved once the groups it names are; a circle is reported.
     """
-    pending: dict[str, str] = {}
+    if len(table) > MAX_GROUPS:
+        reader.problem(
+            "groups",
+            f"{len(table)} groups; piherd reads at most {MAX_GROUPS}",
+            "group nodes by rack or role; a node set can name several groups at once",
+        )
+        return
+    pending: dict[str, set[str]] = {}  # name -> the groups its expression names
+    expressions: dict[str, str] = {}
     for name, expression in table.items():
         path = f"groups.{name}"
         if name in BUILTIN_GROUPS:
             reader.problem(
                 path, f"@{name} is built in and cannot be redefined", "choose another group name"
             )
-        elif not LABEL.match(name):
+        elif not LABEL.fullmatch(name):
             reader.problem(
-                path, f"invalid group name {name!r}", "use lower-case letters, digits and '-'"
+                path, f"invalid group name {shown(name)}", "use lower-case letters, digits and '-'"
             )
         elif not isinstance(expression, str):
             reader.problem(path, "must be a node set in quotes", f'e.g. {name} = "node[01-04]"')
         else:
-            pending[name] = expression
+            expressions[name] = expression
+            pending[name] = set(_GROUP_REF.findall(expression))
+    order = {n: i for i, n in enumerate(groups["all"])}
     while pending:
-        ready = [
-            n for n, e in pending.items() if not set(_GROUP_REF.findall(e)) & (set(pending) - {n})
-        ]
+        ready = [n for n, refs in pending.items() if not any(r in pending and r != n for r in refs)]
         if not ready:
             circle = ", ".join("@" + n for n in pending)
             for name in pending:
                 reader.problem(
                     f"groups.{name}",
-                    f"groups name each other in a circle: {circle}",
+                    f"groups name each other in a circle: {shorten(circle, 200)}",
                     "define at least one of them by node names",
                 )
             return
         for name in ready:
-            _resolve_group(reader, name, pending.pop(name), groups)
+            del pending[name]
+            _resolve_group(reader, name, expressions[name], groups, order)
 
 
 def _resolve_group(
-    reader: Reader, name: str, expression: str, groups: dict[str, tuple[str, ...]]
+    reader: Reader,
+    name: str,
+    expression: str,
+    groups: dict[str, tuple[str, ...]],
+    order: dict[str, int],
 ) -> None:
-    path, known = f"groups.{name}", groups["all"]
+    path = f"groups.{name}"
     try:
-        members = expand(expression, groups, known)
+        found = members(expression, groups, order.keys())
     except NodeSetError as exc:
         reader.problem(path, str(exc), "name nodes of the cluster or existing groups")
         return
-    if not members:
+    if not found:
         reader.problem(path, f"group @{name} is empty", "give it at least one node")
         return
-    order = {n: i for i, n in enumerate(known)}
-    merged = set(groups.get(name, ())) | set(members)
+    merged = set(groups.get(name, ())) | found
     groups[name] = tuple(sorted(merged, key=order.__getitem__))
 
 
@@ -111,19 +109,19 @@ def check_cluster(
 
 
 def _check_identity(cluster: Cluster, reader: Reader) -> None:
-    if cluster.name and not LABEL.match(cluster.name):
+    if cluster.name and not LABEL.fullmatch(cluster.name):
         reader.problem(
             "cluster.name",
             f"{cluster.name!r} is not a valid name",
             "use lower-case letters, digits and '-', at most 63 characters",
         )
-    if cluster.domain and not all(LABEL.match(p) for p in cluster.domain.split(".")):
+    if cluster.domain and not all(LABEL.fullmatch(p) for p in cluster.domain.split(".")):
         reader.problem(
             "cluster.domain",
             f"{cluster.domain!r} is not a valid DNS domain",
             'e.g. "cluster.lan"; each part lower-case letters, digits and "-"',
         )
-    if not _USER.match(cluster.admin_user):
+    if not _USER.fullmatch(cluster.admin_user):
         reader.problem(
             "cluster.admin_user",
             f"{cluster.admin_user!r} is not a valid user name",
@@ -158,6 +156,7 @@ def _check_network(cluster: Cluster, reader: Reader) -> None:
 
 
 def _check_health(cluster: Cluster, reader: Reader) -> None:
+    """Warnings below criticals; each number's own range is the reader's (load.HEALTH_BOUNDS)."""
     h = cluster.health
     for warn, crit in (("temp_warn_c", "temp_crit_c"), ("disk_warn_pct", "disk_crit_pct")):
         if getattr(h, warn) >= getattr(h, crit):
@@ -167,36 +166,43 @@ def _check_health(cluster: Cluster, reader: Reader) -> None:
                 f"e.g. {warn} = {getattr(HealthRules(), warn)}, "
                 f"{crit} = {getattr(HealthRules(), crit)}",
             )
-    for key in ("disk_warn_pct", "disk_crit_pct"):
-        if not 0 < getattr(h, key) <= 100:
-            reader.problem(f"health.{key}", f"{getattr(h, key)} is not a percentage", "use 1-100")
-    for key in ("clock_offset_crit_s", "watch_interval_s"):
-        if getattr(h, key) <= 0:
-            reader.problem(f"health.{key}", f"must be positive, not {getattr(h, key)}")
 
 
 def nodeset_members(cluster: Cluster, reader: Reader, path: str, expression: str) -> list[str]:
-    """The nodes of `expression`; a problem at `path` when it is bad or empty."""
+    """The nodes of `expression`, in the cluster's order; a problem at `path` when it is
+    bad or empty."""
     try:
-        members = expand(expression, cluster.groups, cluster.groups["all"])
+        found = members(expression, cluster.groups, frozenset(cluster.groups["all"]))
     except NodeSetError as exc:
-        known = ", ".join("@" + g for g in cluster.groups)
-        reader.problem(path, str(exc), f"use node names and groups of this cluster: {known}")
+        known = ", ".join("@" + g for g in list(cluster.groups)[:12])
+        more = ", ..." if len(cluster.groups) > 12 else ""
+        reader.problem(path, str(exc), f"use node names and groups of this cluster: {known}{more}")
         return []
-    if not members:
-        reader.problem(path, f"node set {expression!r} is empty", "it must name at least one node")
-    return members
+    if not found:
+        reader.problem(
+            path, f"node set {shown(expression)} is empty", "it must name at least one node"
+        )
+    return [n for n in cluster.groups["all"] if n in found]
 
 
-def absolute_path(reader: Reader, path: str, value: str) -> bool:
-    """True when `value` is a plain absolute path of its own; else a problem at `path`."""
-    if not _ABS_PATH.match(value) or ".." in value.split("/"):
-        reader.problem(path, f"{value!r} is not an absolute path", 'e.g. "/srv/cluster"')
+def absolute_path(reader: Reader, path: str, value: str, *, inside_system_ok: bool = False) -> bool:
+    """True when `value` is a plain absolute path of its own; else a problem at `path`.
+
+    The path is normalised first (`//etc`, `/etc/.` and `/srv/../etc` are `/etc`); a
+    system directory is refused, and so, unless `inside_system_ok`, is any path inside a
+    system tree (`/boot/firmware`, `/etc/ssh`): nothing is exported from or mounted there.
+    """
+    normal = normal_path(value)
+    if normal is None:
+        reader.problem(path, f"{shown(value)} is not an absolute path", 'e.g. "/srv/cluster"')
         return False
-    if value.rstrip("/") in _SYSTEM_DIRS or value == "/":
+    tree = None if inside_system_ok else system_tree(normal)
+    if is_system_dir(normal) or tree:
+        what = "a system directory" if tree is None else f"inside the system directory {tree}"
+        spelled = "" if normal == value else f" (that is {normal})"
         reader.problem(
             path,
-            f"{value!r} is a system directory",
+            f"{shown(value)} is {what}{spelled}",
             'use a directory of its own, e.g. "/srv/cluster"',
         )
         return False

@@ -17,6 +17,7 @@ from piherd.model.locate import Locator
 from piherd.model.origin import Origin
 from piherd.model.problems import ConfigError, Problem
 from piherd.model.reader import Reader
+from piherd.model.readfile import read_cluster_text
 from piherd.model.service import Service, ServiceSet
 
 TOP_KEYS = ("cluster", "network", "naming", "nodes", "groups", "services", "health")
@@ -63,10 +64,31 @@ HEALTH_KEYS = (
     "watch_interval_s",
 )
 
+# Sane ranges of the [health] numbers: NaN and infinity are refused by the reader, and a
+# watch interval below half a second would busy-loop, above a day would never act.
+HEALTH_BOUNDS: dict[str, tuple[float, float]] = {
+    "temp_warn_c": (1.0, 150.0),
+    "temp_crit_c": (1.0, 150.0),
+    "clock_offset_crit_s": (0.001, 3600.0),
+    "disk_warn_pct": (1.0, 100.0),
+    "disk_crit_pct": (1.0, 100.0),
+    "watch_interval_s": (0.5, 86400.0),
+}
+# Per node, far beyond any board (a 128-core server, 16 TiB of memory), so a typo is caught.
+MAX_CPUS = 1024
+MAX_MEMORY_MB = 16 * 1024 * 1024
+
 # Stands in for a missing or bad [network] (always reported), so other checks still run.
 NO_NETWORK = Network(IPv4Network("0.0.0.0/32"), None, ())
 
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)")
+# A key of more than this many dotted parts: tomllib's time grows with the square of the
+# parts (a 1 MiB `a.a.a...` key would take hours), so it is refused before parsing.
+MAX_KEY_PARTS = 64
+_LONG_KEY = re.compile(
+    r"(?<![A-Za-z0-9_-])"  # parts start at a word's start; ++: linear time on long words
+    rf"(?:(?:[A-Za-z0-9_-]++|\"[^\"\n]*\"|'[^'\n]*')[ \t]*\.[ \t]*){{{MAX_KEY_PARTS},}}"
+)
 
 
 def load(path: Path, services: Sequence[Service]) -> Cluster:
@@ -75,24 +97,7 @@ def load(path: Path, services: Sequence[Service]) -> Cluster:
     `services` are the services the file may configure, in start order
     (piherd.services.SERVICES; piherd.services.load binds them).
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            [Problem(0, "", "no such file", "create one with `piherd init`", str(path))], path
-        ) from None
-    except IsADirectoryError:
-        raise ConfigError(
-            [Problem(0, "", "is a directory", "give the cluster.toml inside it", str(path))], path
-        ) from None
-    except OSError as exc:
-        raise ConfigError(
-            [Problem(0, "", f"cannot read the file: {exc.strerror or exc}", "", str(path))], path
-        ) from None
-    except UnicodeDecodeError:
-        raise ConfigError(
-            [Problem(0, "", "not UTF-8 text", "save the file as UTF-8", str(path))], path
-        ) from None
+    text = read_cluster_text(path)
     return replace(loads(text, services, str(path), base=path.parent), source=path)
 
 
@@ -100,11 +105,26 @@ def loads(
     text: str, services: Sequence[Service], file: str = "cluster.toml", base: Path | None = None
 ) -> Cluster:
     """Parse and validate TOML text; `base` anchors relative paths (secrets_dir)."""
+    long_key = _LONG_KEY.search(text)
+    if long_key:
+        line = text.count("\n", 0, long_key.start()) + 1
+        raise ConfigError(
+            [Problem(line, "", f"a key of more than {MAX_KEY_PARTS} dotted parts", "", file)]
+        )
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([_syntax_problem(exc, text, file)]) from None
+    except ValueError as exc:  # tomllib's own int(): more than 4300 digits
+        raise ConfigError(
+            [Problem(0, "", f"a value cannot be read: {exc}", "write numbers of sane size", file)]
+        ) from None
+    except RecursionError:
+        raise ConfigError(
+            [Problem(0, "", "tables or lists nested too deeply to read", "flatten them", file)]
+        ) from None
     reader = Reader(Locator(text), file)
+    data = reader.cleaned(data)
     cluster, origins, unaddressed = _build(data, reader, base, services)
     check_cluster(cluster, origins, reader, unaddressed, cluster.network is not NO_NETWORK)
     if reader.problems:
@@ -131,7 +151,16 @@ def _entries(
     """Planned nodes with the [[nodes]] overrides applied, and where each came from."""
     entries = naming.planned_nodes(reader, data)
     origins = {name: Origin(naming.PLAN, planned=True) for name in entries}
-    for path, raw in reader.array_of_tables(data, "nodes", "nodes", NODE_KEYS):
+    listed = reader.array_of_tables(data, "nodes", "nodes", NODE_KEYS)
+    if len(entries) + len(listed) > naming.MAX_NODES:
+        reader.problem(
+            "nodes",
+            f"{len(entries)} planned and {len(listed)} listed nodes: "
+            f"piherd manages at most {naming.MAX_NODES}",
+            "split the cluster, or check [naming] count and the [[nodes]] entries",
+        )
+        listed = listed[: max(0, naming.MAX_NODES - len(entries))]
+    for path, raw in listed:
         name = raw.get("name")
         if not isinstance(name, str):
             reader.problem(f"{path}.name", "missing or not a string", 'add name = "node05"')
@@ -172,7 +201,14 @@ def _health(reader: Reader, data: dict[str, Any]) -> HealthRules:
     h = reader.table(data, "health", "health", HEALTH_KEYS)
     d = HealthRules()
     return HealthRules(
-        **{k: reader.get(h, "health", k, type(getattr(d, k)), getattr(d, k)) for k in HEALTH_KEYS}
+        **{
+            k: (
+                reader.number(h, "health", k, getattr(d, k), *HEALTH_BOUNDS[k])
+                if k in HEALTH_BOUNDS
+                else reader.get(h, "health", k, type(getattr(d, k)), getattr(d, k))
+            )
+            for k in HEALTH_KEYS
+        }
     )
 
 
@@ -319,15 +355,20 @@ def _node(
         groups=reader.strings(entry, path, "groups", ()),
         mac=(reader.get(entry, path, "mac", str, "") or None),
         serial=(reader.get(entry, path, "serial", str, "") or None),
-        cpus=_optional_int(reader, entry, path, "cpus"),
-        memory_mb=_optional_int(reader, entry, path, "memory_mb"),
+        cpus=_optional_int(reader, entry, path, "cpus", MAX_CPUS),
+        memory_mb=_optional_int(reader, entry, path, "memory_mb", MAX_MEMORY_MB),
         compute=reader.get(entry, path, "compute", bool, default_compute),
         bootstrap_address=reader.get(entry, path, "bootstrap_address", str, "") or None,
     )
 
 
-def _optional_int(reader: Reader, entry: dict[str, Any], path: str, key: str) -> int | None:
+def _optional_int(
+    reader: Reader, entry: dict[str, Any], path: str, key: str, high: int
+) -> int | None:
     value = reader.get(entry, path, key, int, -1) if key in entry else None
+    if value is not None and value > high:
+        reader.problem(f"{path}.{key}", f"must be at most {high}, not {value}")
+        return None
     if value is not None and value < 1:
         if key in entry and type(entry[key]) is int:
             reader.problem(
@@ -352,10 +393,12 @@ def _groups(reader: Reader, data: dict[str, Any], nodes: list[Node]) -> dict[str
     if not isinstance(table, dict):
         reader.problem("groups", "must be a table", 'write [groups] then rack1 = "node[01-08]"')
         table = {}
+    listed: dict[str, list[str]] = {}
     for node in nodes:
         for group in node.groups:
             if group in builtin:
                 continue  # reported by the node rules; never let it change a built-in group
-            groups[group] = (*groups.get(group, ()), node.name)
+            listed.setdefault(group, []).append(node.name)
+    groups.update((group, tuple(names)) for group, names in listed.items())
     resolve_groups(reader, table, groups)
     return groups

@@ -14,6 +14,7 @@ _DOTTED = rf"{_PART}(?:\s*\.\s*{_PART})*"
 _HEADER = re.compile(rf"^\s*(\[\[?)\s*({_DOTTED})\s*\]\]?\s*(#.*)?$")
 _KEY = re.compile(rf"^\s*({_DOTTED})\s*=")
 _SPLIT = re.compile(_PART)
+_MAX_PARTS = 16  # tables implied by one dotted path, recorded (deeper ones are refused)
 
 
 def _name(dotted: str) -> str:
@@ -45,11 +46,18 @@ class Locator:
                 self._add(f"{table}.{name}" if table else name, number)
 
     def _add(self, path: str, number: int) -> None:
-        """Record `path` and the tables it implies (`a` and `a.b` for `a.b.c`)."""
+        """Record `path` and the tables it implies (`a` and `a.b` for `a.b.c`).
+
+        Only the first _MAX_PARTS of them: a key dotted 20,000 times would otherwise cost
+        seconds, and nothing deeper is ever looked up (the reader refuses it).
+        """
         self._lines.setdefault(path, number)
-        for cut, char in enumerate(path):
-            if char == ".":
-                self._lines.setdefault(path[:cut], number)
+        cut = path.find(".")
+        for _ in range(_MAX_PARTS):
+            if cut < 0:
+                break
+            self._lines.setdefault(path[:cut], number)
+            cut = path.find(".", cut + 1)
 
     def line(self, path: str) -> int:
         """Line of `path`, or of its nearest enclosing table; 0 when unknown."""

@@ -6,6 +6,7 @@ from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
 from typing import Any
 
 from piherd.model.cluster import Network
+from piherd.model.escape import shown
 from piherd.model.reader import Reader
 
 NETWORK_KEYS = ("subnet", "gateway", "dns", "router_dhcp_pool")
@@ -13,6 +14,11 @@ NAMING_KEYS = ("prefix", "width", "start", "count", "first_address", "head")
 # Far beyond any real cluster (the Los Alamos one had 750 Pis), low enough that a typo
 # like `count = 1000000` cannot make every command slow.
 MAX_NODES = 10_000
+# Node names are DNS labels (at most 63 characters): a prefix and index that could never
+# make one are refused before any name is built (a width of 10**9 would take gigabytes).
+MAX_PREFIX = 62
+MAX_WIDTH = 9
+MAX_START = 10**8
 _LAST_IPV4 = int(IPv4Address("255.255.255.255"))
 
 PLAN = "naming"  # the origin path of nodes that come from the naming plan
@@ -120,8 +126,22 @@ def planned_nodes(reader: Reader, data: dict[str, Any]) -> dict[str, dict[str, A
             "naming.width", f"must be at least 1, not {width}", "width = 2 gives node01, node02..."
         )
         ok = False
-    if start < 0:
-        reader.problem("naming.start", f"must be 0 or more, not {start}", "start = 1 is usual")
+    elif width > MAX_WIDTH:
+        reader.problem(
+            "naming.width", f"must be at most {MAX_WIDTH}, not {width}", "width = 2 gives node01"
+        )
+        ok = False
+    if not 0 <= start <= MAX_START:
+        reader.problem(
+            "naming.start", f"must be between 0 and {MAX_START}, not {start}", "start = 1 is usual"
+        )
+        ok = False
+    if len(prefix) > MAX_PREFIX:
+        reader.problem(
+            "naming.prefix",
+            f"{shown(prefix)} is longer than {MAX_PREFIX} characters",
+            'a node name is at most 63 characters; e.g. prefix = "node"',
+        )
         ok = False
     if count == -1 and type(table["count"]) is not int:
         ok = False  # its type is already reported

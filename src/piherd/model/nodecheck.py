@@ -13,14 +13,14 @@ from piherd.model.nodesets import fold
 from piherd.model.origin import Origin
 from piherd.model.reader import Reader
 
-LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")  # one RFC 1123 label, lower case
-_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
-_SERIAL = re.compile(r"^([0-9a-f]{8}|[0-9a-f]{16})$")
-_INTERFACE = re.compile(r"^[A-Za-z0-9_.\-]{1,15}$")
+LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")  # one RFC 1123 label (fullmatch)
+_MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+_SERIAL = re.compile(r"[0-9a-f]{8}|[0-9a-f]{16}")
+_INTERFACE = re.compile(r"[A-Za-z0-9_.\-]{1,15}")
 # A DNS name or dotted IPv4 address: what may follow `server` in chrony.conf or an ssh host.
 HOST = re.compile(
-    r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+    r"(?=.{1,253}\Z)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
 )
 _SHOWN = 4  # values listed in a folded problem before "..."
 
@@ -95,21 +95,21 @@ def check_nodes(
 
 
 def _check_identity(node: Node, origin: Origin, issues: NodeIssues) -> None:
-    if not LABEL.match(node.name):
+    if not LABEL.fullmatch(node.name):
         issues.add(
             origin.field("name"),
             "not a valid hostname (RFC 1123)",
             "lower-case letters, digits and '-', at most 63, not starting or ending with '-'",
             node.name,
         )
-    if node.mac is not None and not _MAC.match(node.mac.lower()):
+    if node.mac is not None and not _MAC.fullmatch(node.mac.lower()):
         issues.add(
             origin.field("mac"),
             f"{node.mac!r} is not a MAC address",
             'write six hex pairs with colons, e.g. "dc:a6:32:01:02:03"',
             node.name,
         )
-    if node.serial is not None and not _SERIAL.match(node.serial.lower()):
+    if node.serial is not None and not _SERIAL.fullmatch(node.serial.lower()):
         issues.add(
             origin.field("serial"),
             f"{node.serial!r} is not a Pi serial number",
@@ -130,14 +130,14 @@ def _check_identity(node: Node, origin: Origin, issues: NodeIssues) -> None:
             f"use one of {', '.join(NETWORK_STACKS)}, or leave it out to follow the OS",
             node.name,
         )
-    if not _INTERFACE.match(node.interface):
+    if not _INTERFACE.fullmatch(node.interface):
         issues.add(
             origin.field("interface"),
             f"{node.interface!r} is not an interface name",
             'e.g. "eth0" on a Pi, "end0" on some boards',
             node.name,
         )
-    if node.bootstrap_address is not None and not HOST.match(node.bootstrap_address):
+    if node.bootstrap_address is not None and not HOST.fullmatch(node.bootstrap_address):
         issues.add(
             origin.field("bootstrap_address"),
             f"{node.bootstrap_address!r} is neither an address nor a host name",
@@ -152,7 +152,7 @@ def _check_identity(node: Node, origin: Origin, issues: NodeIssues) -> None:
                 "built-in groups follow role and compute; use another group name",
                 node.name,
             )
-        elif not LABEL.match(group):
+        elif not LABEL.fullmatch(group):
             issues.add(
                 origin.field("groups"),
                 f"invalid group name {group!r}",

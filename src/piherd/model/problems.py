@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from piherd.model.escape import printable, shorten
+
+# A problem's message or hint is at most this long: a value is never echoed whole.
+_MAX_TEXT = 300
+
 
 @dataclass(frozen=True, order=True)
 class Problem:
@@ -15,6 +20,12 @@ class Problem:
     message: str  # what is wrong
     hint: str = ""  # how to fix it
     file: str = ""
+
+    def __post_init__(self) -> None:
+        # The last wall: whatever a rule put in, no control character reaches a terminal.
+        for name in ("field", "message", "hint", "file"):
+            value = printable(getattr(self, name))
+            object.__setattr__(self, name, shorten(value, _MAX_TEXT))
 
     def render(self) -> str:
         """One or two lines, `file:line: field: message` then the hint."""

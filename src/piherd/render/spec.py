@@ -6,6 +6,8 @@ import re
 from collections.abc import Iterable
 
 from piherd.model import Cluster, Node
+from piherd.model.escape import has_unsafe_char, shown
+from piherd.model.paths import is_system_dir, normal_path
 from piherd.model.specs import FileSpec, RenderContext
 
 
@@ -30,8 +32,16 @@ def text(
     restarts: tuple[str, ...] = (),
     reloads: tuple[str, ...] = (),
 ) -> FileSpec:
-    """A text file: the header, then `lines` (each ends with a newline)."""
-    body = header(cluster, comment) + "".join(f"{line}\n" for line in lines)
+    """A text file: the header, then `lines` (each ends with a newline).
+
+    RenderError when a line holds a newline or another control character (a tab is a
+    separator, allowed): no value can change the line structure of a file.
+    """
+    lines = [header(cluster, comment).removesuffix("\n"), *lines]
+    for line in lines:
+        if has_unsafe_char(line.replace("\t", " ")):
+            raise RenderError(f"{path}: a line would hold a control character: {shown(line)}")
+    body = "".join(f"{line}\n" for line in lines)
     return FileSpec(path, body.encode(), mode, owner, group, restarts, reloads)
 
 
@@ -41,7 +51,6 @@ def needs_daemon_reload(spec: FileSpec) -> bool:
 
 
 _UNIT_SAFE = re.compile(r"[A-Za-z0-9:_.]")
-_SAFE_PATH = re.compile(r"^/[A-Za-z0-9_./\-]*$")
 
 
 def unit_name_for_path(path: str, suffix: str) -> str:
@@ -65,10 +74,14 @@ def unit_name_for_path(path: str, suffix: str) -> str:
 
 
 def safe_path(value: str, what: str) -> str:
-    """`value` when it is a plain absolute path; RenderError otherwise."""
-    if not _SAFE_PATH.match(value) or ".." in value.split("/"):
-        raise RenderError(f"{what} {value!r} is not a plain absolute path")
-    return value.rstrip("/") or "/"
+    """`value` normalised (`//srv/./x/` -> `/srv/x`) when it is a plain absolute path and
+    not a system directory itself; RenderError otherwise."""
+    normal = normal_path(value)
+    if normal is None:
+        raise RenderError(f"{what} {shown(value)} is not a plain absolute path")
+    if is_system_dir(normal):
+        raise RenderError(f"{what} {shown(value)} is the system directory {normal}")
+    return normal
 
 
 def node_cpus(node: Node, ctx: RenderContext) -> int | None:

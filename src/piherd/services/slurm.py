@@ -32,6 +32,7 @@ MUNGE_KEY = "/etc/munge/munge.key"
 PARTITION_KEYS = ("name", "nodes", "default", "max_time")
 # Slurm time limits: minutes, [days-]hours:minutes[:seconds], or no limit.
 _MAX_TIME = re.compile(r"(INFINITE|UNLIMITED|\d+|\d+:\d{2}(:\d{2})?|\d+-\d+(:\d{2}){0,2})")
+MAX_SLURMD_TIMEOUT = 65533  # slurm.conf(5): SlurmdTimeout
 _PARTITION = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 
 if TYPE_CHECKING:
@@ -230,10 +231,21 @@ def _check(cluster: Cluster, reader: Reader) -> None:
         )
         return
     if slurm.cgroup_mountpoint:
-        absolute_path(reader, "services.slurm.cgroup_mountpoint", slurm.cgroup_mountpoint)
+        absolute_path(
+            reader,
+            "services.slurm.cgroup_mountpoint",
+            slurm.cgroup_mountpoint,
+            inside_system_ok=True,  # the sim's mountpoint lives under /run
+        )
     if slurm.slurmd_timeout < 1:
         reader.problem(
             "services.slurm.slurmd_timeout", f"must be positive, not {slurm.slurmd_timeout}"
+        )
+    elif slurm.slurmd_timeout > MAX_SLURMD_TIMEOUT:
+        reader.problem(
+            "services.slurm.slurmd_timeout",
+            f"must be at most {MAX_SLURMD_TIMEOUT} (Slurm's limit), not {slurm.slurmd_timeout}",
+            "the default is 300 seconds",
         )
     defaults = [p.name for p in slurm.partitions if p.default]
     if len(defaults) > 1:

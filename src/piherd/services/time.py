@@ -111,7 +111,7 @@ class TimeService(Service):
                 'e.g. upstream = ["2.debian.pool.ntp.org"]',
             )
         for server in time.upstream:
-            if not HOST.match(server):
+            if not HOST.fullmatch(server):
                 reader.problem(
                     "services.time.upstream",
                     f"{server!r} is not a host name or address",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from piherd.model.naming import planned_name
 
-NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,30}")
 STATE_ROOT = Path("/var/lib/piherd/sim")
 CACHE_ROOT = Path("/var/cache/piherd")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -25,7 +25,7 @@ PI4_MAC_PREFIX = "dc:a6:32"  # a Raspberry Pi 4 vendor prefix, so discovery code
 
 def check_name(name: str) -> str:
     """`name` when it is a usable cluster name; ValueError saying why otherwise."""
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise ValueError(
             f"sim cluster name {name!r} is not usable: use 1-31 lower-case letters, "
             "digits and '-', starting with a letter"
