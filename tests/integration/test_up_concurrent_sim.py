@@ -70,7 +70,9 @@ def test_two_ups_at_once_restart_daemons_once(vc: VirtualCluster, tmp_path: Path
     assert rc_other == 1
     reasons = {n: r["reason"] for n, r in other_events[-1]["nodes"].items()}
     assert set(reasons) == {"node01", "node02"}
-    assert all(r.startswith(f"locked by piherd up (PID {first.pid} on ") for r in reasons.values())
+    assert all(
+        r.startswith(f"locked by piherd up (PID {first.pid} on ") for r in reasons.values()
+    ), reasons
     assert [e for e in other_events if e["event"] == "change"] == []
     starts = [
         (e["node"], e["target"])
