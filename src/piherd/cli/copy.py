@@ -79,6 +79,9 @@ def command(
             progress=tick, results=collected,
         )  # fmt: skip
 
-    results, interrupted = execute(cluster, names, job, timeout=timeout, progress=show)
-    report(results, as_json=as_json, folded=True)
+    streamed: set[str] | None = set() if as_json else None
+    results, interrupted = execute(
+        cluster, names, job, timeout=timeout, progress=show, streamed=streamed
+    )
+    report(results, as_json=as_json, folded=True, streamed=streamed or ())
     sys.exit(fold.exit_code(results, interrupted=interrupted))

@@ -7,7 +7,7 @@ import json
 import os
 import stat
 import sys
-from collections.abc import Callable, Coroutine, MutableMapping, Sequence
+from collections.abc import Callable, Collection, Coroutine, MutableMapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,7 @@ from piherd.cli.common import (
     require_utf8,
     select_nodes,
 )
+from piherd.cli.terminate import sigterm_as_interrupt
 from piherd.model import Cluster
 from piherd.runner import fold
 from piherd.transport.base import CommandResult
@@ -91,14 +92,28 @@ def timing_options(function: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def execute(
-    cluster: Cluster, names: Sequence[str], job: Job, *, timeout: float | None, progress: bool
+    cluster: Cluster,
+    names: Sequence[str],
+    job: Job,
+    *,
+    timeout: float | None,
+    progress: bool,
+    streamed: set[str] | None = None,
 ) -> tuple[list[CommandResult], bool]:
-    """Run `job` over the cluster; (results in node order, interrupted by Ctrl-C)."""
+    """Run `job` over the cluster; (results in node order, interrupted by Ctrl-C or SIGTERM).
+
+    With `streamed` (--json) each node's line is printed the moment it finishes and its
+    name added there (report() then prints only the nodes that never finished).
+    """
     collected: dict[str, CommandResult] = {}
     bar = _progress_bar() if progress else None
     bar_task = bar.add_task("nodes", total=len(names)) if bar is not None else None
 
-    def tick(_result: CommandResult) -> None:
+    def tick(result: CommandResult) -> None:
+        if streamed is not None:
+            click.echo(json.dumps(fold.result_json(result), ensure_ascii=False))
+            sys.stdout.flush()
+            streamed.add(result.node)
         if bar is not None and bar_task is not None:
             bar.advance(bar_task)
 
@@ -109,7 +124,8 @@ def execute(
     try:
         if bar is not None:
             bar.start()
-        results = asyncio.run(main())
+        with sigterm_as_interrupt():
+            results = asyncio.run(main())
     except KeyboardInterrupt:
         interrupted = True
         results = [
@@ -142,10 +158,19 @@ def _progress_bar() -> Progress:
     )
 
 
-def report(results: Sequence[CommandResult], *, as_json: bool, folded: bool) -> None:
-    """Outputs on stdout (folded, prefixed or JSON), node stderr, reasons and summary on stderr."""
+def report(
+    results: Sequence[CommandResult],
+    *,
+    as_json: bool,
+    folded: bool,
+    streamed: Collection[str] = (),
+) -> None:
+    """Outputs on stdout (folded, prefixed or JSON), node stderr, reasons and summary on stderr.
+
+    `streamed`: nodes whose JSON line execute() already printed as they finished.
+    """
     if as_json:
-        for result in results:
+        for result in (r for r in results if r.node not in streamed):
             click.echo(json.dumps(fold.result_json(result), ensure_ascii=False))
     else:
         render = fold.render_folded if folded else fold.render_prefixed
@@ -209,6 +234,9 @@ def command(
             progress=tick, results=collected,
         )  # fmt: skip
 
-    results, interrupted = execute(cluster, names, job, timeout=timeout, progress=show)
-    report(results, as_json=as_json, folded=not no_fold)
+    streamed: set[str] | None = set() if as_json else None
+    results, interrupted = execute(
+        cluster, names, job, timeout=timeout, progress=show, streamed=streamed
+    )
+    report(results, as_json=as_json, folded=not no_fold, streamed=streamed or ())
     sys.exit(fold.exit_code(results, interrupted=interrupted))

@@ -12,6 +12,7 @@ import click
 from rich.console import Console
 
 from piherd.app.bring_up import up_cluster
+from piherd.app.cluster_lock import LockBusy, LockHolder, cluster_lock
 from piherd.cli.common import (
     EXIT_INTERRUPTED,
     Seconds,
@@ -20,6 +21,7 @@ from piherd.cli.common import (
     load_cluster,
     select_nodes,
 )
+from piherd.cli.terminate import sigterm_as_interrupt
 from piherd.runner.apply import NodeResult, UpOptions
 from piherd.runner.progress import JsonReporter, LiveReporter, PlainReporter, print_dry_run
 from piherd.secrets import SecretsError, load_or_create_secrets
@@ -51,6 +53,13 @@ INTERRUPTED_HINT = (
     help="Seconds to reach a node at its new address after a network change.",
 )
 @click.option(
+    "--wait",
+    type=click.FloatRange(0, 86400),
+    default=600.0,
+    show_default=True,
+    help="Seconds to wait while another `piherd up` of this cluster runs (0: refuse at once).",
+)
+@click.option(
     "--purge",
     is_flag=True,
     help="Also purge the packages piherd installed that no service needs any more.",
@@ -62,6 +71,7 @@ def command(
     as_json: bool,
     ask_pass: bool,
     timeout: float,
+    wait: float,
     purge: bool,
 ) -> None:
     """Configure NODESET (default @all): packages, files, services, in dependency order.
@@ -71,46 +81,75 @@ def command(
     slurmctld), then the workers in parallel (time, storage mount, munge, slurmd).
     Only what differs is changed; a second run changes nothing. What piherd created
     and no longer renders (files, units it started) is removed; packages with --purge.
-    Exit status: 0 all nodes done, 1 some node failed, 2 bad input, 130 interrupted
-    (Ctrl-C: nodes keep whole files, and the next run finishes the job).
+    One `up` of a cluster at a time: a second waits for the first (--wait) and says
+    who holds the cluster; each node is locked too while it is planned and changed.
+    Exit status: 0 all nodes done, 1 some node failed (or the cluster stayed locked),
+    2 bad input, 130 interrupted (Ctrl-C or SIGTERM: nodes keep whole files, and the
+    next run finishes the job).
     """
     cluster = load_cluster(cluster_file)
     names = select_nodes(cluster, nodeset, "up")
-    try:
-        secrets = load_or_create_secrets(cluster)
-    except SecretsError as exc:
-        fail(f"piherd up: {exc}")
-    password = None
-    if ask_pass:
-        password = click.prompt("Password of the nodes' admin user", hide_input=True, err=True)
-    options = UpOptions(dry_run=dry_run, network_timeout=timeout, purge=purge)
-    console = Console(stderr=False)
-    reporter: Any
-    if as_json:
-        reporter = JsonReporter(sys.stdout)
-    elif console.is_terminal and not dry_run:
-        reporter = LiveReporter(console, names)
-    else:
-        # A dry run keeps stdout for the plan; its progress lines go to stderr.
-        reporter = PlainReporter(sys.stderr if dry_run else sys.stdout)
-    live = reporter if isinstance(reporter, LiveReporter) else contextlib.nullcontext()
-    results: dict[str, NodeResult] = {}  # filled as nodes go, kept on Ctrl-C
-    try:
-        with live:
-            result = asyncio.run(
-                up_cluster(
-                    cluster, names, options, reporter, secrets, password=password, results=results
+    # Held from before the secrets are made to the end: one `up` of the cluster at a time.
+    locked = contextlib.ExitStack()
+    if not dry_run:
+        try:
+            locked.enter_context(_cluster_lock(cluster.name, wait))
+        except LockBusy as exc:
+            fail(f"piherd up: {exc}; try again when it is done", EXIT_FAILED)
+    with locked:
+        try:
+            secrets = load_or_create_secrets(cluster)
+        except SecretsError as exc:
+            fail(f"piherd up: {exc}")
+        password = None
+        if ask_pass:
+            password = click.prompt("Password of the nodes' admin user", hide_input=True, err=True)
+        options = UpOptions(dry_run=dry_run, network_timeout=timeout, purge=purge)
+        console = Console(stderr=False)
+        reporter: Any
+        if as_json:
+            reporter = JsonReporter(sys.stdout)
+        elif console.is_terminal and not dry_run:
+            reporter = LiveReporter(console, names)
+        else:
+            # A dry run keeps stdout for the plan; its progress lines go to stderr.
+            reporter = PlainReporter(sys.stderr if dry_run else sys.stdout)
+        live = reporter if isinstance(reporter, LiveReporter) else contextlib.nullcontext()
+        results: dict[str, NodeResult] = {}  # filled as nodes go, kept on Ctrl-C
+        try:
+            with live, sigterm_as_interrupt():
+                result = asyncio.run(
+                    up_cluster(
+                        cluster,
+                        names,
+                        options,
+                        reporter,
+                        secrets,
+                        password=password,
+                        results=results,
+                    )
                 )
-            )
-    except KeyboardInterrupt:
-        for name in names:
-            if name not in results:
-                results[name] = NodeResult(name, "interrupted", reason="before any change")
-        reporter.summary(results)
-        click.echo(INTERRUPTED_HINT, err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    if dry_run and not as_json:
-        print_dry_run(sys.stdout, result.plans)
-    reporter.summary(result.results)
-    if result.failed:
-        sys.exit(EXIT_FAILED)
+        except KeyboardInterrupt:
+            for name in names:
+                if name not in results:
+                    results[name] = NodeResult(name, "interrupted", reason="before any change")
+            reporter.summary(results)
+            click.echo(INTERRUPTED_HINT, err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        if dry_run and not as_json:
+            print_dry_run(sys.stdout, result.plans)
+        reporter.summary(result.results)
+        if result.failed:
+            sys.exit(EXIT_FAILED)
+
+
+def _cluster_lock(cluster: str, wait: float) -> contextlib.AbstractContextManager[LockHolder]:
+    """This machine's `up` lock of the cluster, saying who holds it while waiting."""
+
+    def waiting(holder: LockHolder | None) -> None:
+        who = holder.describe() if holder is not None else "another piherd process"
+        click.echo(
+            f"piherd up: cluster {cluster} is locked by {who}; waiting up to {wait:g}s", err=True
+        )
+
+    return cluster_lock(cluster, "up", wait=wait, command="piherd up", on_wait=waiting)

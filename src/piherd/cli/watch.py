@@ -9,8 +9,10 @@ from pathlib import Path
 
 import click
 
+from piherd.app.cluster_lock import LockBusy, cluster_lock
 from piherd.app.health_rounds import watch_cluster
 from piherd.cli.common import Seconds, cluster_file_option, fail, load_cluster, select_nodes
+from piherd.cli.terminate import sigterm_as_interrupt
 from piherd.health.loop import WatchLog
 from piherd.services.watch_service import render_unit
 
@@ -85,7 +87,8 @@ def command(
     off, shared storage missing, read-only or full root) is drained with reason
     "piherd: <rule>"; it is resumed once healthy again. Nodes drained by anyone else
     (a reason without the "piherd:" prefix) are never resumed. Each change is printed
-    and appended to LOG_DIR/watch.log and LOG_DIR/watch.jsonl.
+    and appended to LOG_DIR/watch.log and LOG_DIR/watch.jsonl, naming the cluster.
+    One watch per cluster on a machine: a second one refuses, naming the first.
     """
     cluster = load_cluster(cluster_file)
     if print_unit:
@@ -95,8 +98,17 @@ def command(
         click.echo(unit, nl=False)
         return
     names = select_nodes(cluster, nodeset, "watch")
-    log = WatchLog(log_dir or default_log_dir(), echo=lambda line: click.echo(line))
-    with contextlib.suppress(KeyboardInterrupt):
+    log = WatchLog(
+        log_dir or default_log_dir(), echo=lambda line: click.echo(line), cluster=cluster.name
+    )
+    # One watch drains and resumes a cluster; a dry run changes nothing and needs no lock.
+    locked = contextlib.ExitStack()
+    if not dry_run:
+        try:
+            locked.enter_context(cluster_lock(cluster.name, "watch", command="piherd watch"))
+        except LockBusy as exc:
+            fail(f"piherd watch: {exc}; one watch per cluster", 1)
+    with locked, contextlib.suppress(KeyboardInterrupt), sigterm_as_interrupt():
         asyncio.run(
             watch_cluster(
                 cluster,

@@ -20,28 +20,36 @@ from piherd.health.drain_policy import Action, Event, WatchMachine
 from piherd.health.slurm_state import down_argv, drain_argv, resume_argv
 
 
-def human_line(event: Event) -> str:
-    """One line of the human log: UTC time, node, what happened."""
+def human_line(event: Event, cluster: str = "") -> str:
+    """One line of the human log: UTC time, cluster (when named), node, what happened."""
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(event.time))
-    return f"{stamp} {event.node} {event.kind}: {event.message}"
+    where = f"{cluster} {event.node}" if cluster else event.node
+    return f"{stamp} {where} {event.kind}: {event.message}"
 
 
 @dataclass
 class WatchLog:
-    """Appends events to DIR/watch.jsonl and DIR/watch.log (created on first write)."""
+    """Appends events to DIR/watch.jsonl and DIR/watch.log (created on first write).
+
+    With `cluster`, every line names it (several clusters may log to one place).
+    """
 
     directory: Path | None
     echo: Callable[[str], None] | None = None
+    cluster: str = ""
 
     def write(self, event: Event) -> None:
-        line = human_line(event)
+        line = human_line(event, self.cluster)
         if self.echo is not None:
             self.echo(line)
         if self.directory is None:
             return
         self.directory.mkdir(parents=True, exist_ok=True)
         with (self.directory / "watch.jsonl").open("a", encoding="utf-8") as f:
-            f.write(json.dumps(event.as_dict(), sort_keys=True) + "\n")
+            record = event.as_dict()
+            if self.cluster:
+                record["cluster"] = self.cluster
+            f.write(json.dumps(record, sort_keys=True) + "\n")
         with (self.directory / "watch.log").open("a", encoding="utf-8") as f:
             f.write(line + "\n")
 

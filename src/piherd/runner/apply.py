@@ -29,6 +29,7 @@ from piherd.runner.fanout import each_node
 from piherd.runner.gather import gather_facts
 from piherd.runner.login_guard import reload_guarded
 from piherd.runner.netmove import OldFile, move_network
+from piherd.runner.node_lock import node_lock_path, node_locks
 from piherd.runner.node_step import ApplyError, Pool, run_checked, write_desired_file
 from piherd.transport.base import Transport, TransportError
 
@@ -443,9 +444,30 @@ async def up(
     """Gather facts, plan and (unless dry-run) apply on `names`: head first, then the rest.
 
     `results` (optional) is filled as nodes start and finish, so the caller still has
-    them when the run is cancelled.
+    them when the run is cancelled. Each node is locked for the whole run (beside its
+    record, runner/node_lock.py): a node another `up` is changing fails with its holder.
     """
     results = {} if results is None else results
+    lock = "" if options.dry_run else node_lock_path(options.record_path)
+    async with node_locks(pool, names, lock) as refused:
+        # A node another run holds (or that cannot be locked) is left alone, and says why.
+        for name, reason in refused.items():
+            results[name] = NodeResult(name, "failed", reason=reason)
+            reporter.done(results[name])
+        free = [n for n in names if n not in refused]
+        return await _up_locked(cluster, pool, build, reporter, options, free, results)
+
+
+async def _up_locked(
+    cluster: Cluster,
+    pool: Pool,
+    build: DesiredBuilder,
+    reporter: Reporter,
+    options: UpOptions,
+    names: Sequence[str],
+    results: dict[str, NodeResult],
+) -> UpResult:
+    """up() on nodes it holds: facts, plans, then the head's apply and the others'."""
     facts: dict[str, NodeFacts] = {}
     skeleton = build(cluster, {})  # paths and units do not depend on facts
 

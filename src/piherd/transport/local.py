@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import glob
 import grp
 import os
 import pwd
@@ -108,10 +109,18 @@ class LocalTransport:
             raise TransportError(self.node, f"cannot read {path}: {exc}") from exc
 
 
+def _sweep(prefix: Path) -> None:
+    """Remove leftovers `prefix.PID.*` whose writer PID is gone (as remote_scripts.SWEEP)."""
+    for old in prefix.parent.glob(f"{glob.escape(prefix.name)}.*"):
+        pid = old.name[len(prefix.name) + 1 :].split(".", 1)[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            old.unlink(missing_ok=True)
+
+
 def _atomic_write(target: Path, content: bytes, mode: int, owner: str, group: str) -> None:
-    for old in target.parent.glob(f"{TEMP_PREFIX}{target.name}.*"):
-        old.unlink(missing_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{target.name}.", dir=target.parent)
+    _sweep(target.parent / f"{TEMP_PREFIX}{target.name}")
+    prefix = f"{TEMP_PREFIX}{target.name}.{os.getpid()}."
+    fd, tmp = tempfile.mkstemp(prefix=prefix, dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(content)

@@ -8,20 +8,36 @@ from __future__ import annotations
 
 TEMP_PREFIX = ".piherd-tmp-"
 
-# Atomic write: content arrives on stdin. It lands in a temp file next to the target,
-# is checked against the expected size and sha256 (a dropped connection gives a short
-# stdin, which must never replace the old file), fsynced, chmod/chowned, then renamed
-# over the target. Leftovers of an earlier interrupted write of the same file are removed
-# first; the trap removes this run's temp file on any failure or signal.
-WRITE_FILE = r"""
+# Removes leftovers "$1".PID.* of earlier runs whose process PID is gone (a run killed
+# hard, a power cut). Temporary names carry their writer's PID, so runs side by side
+# (two `up`, several `copy`) never delete each other's files.
+SWEEP = r"""
+sweep() {
+    for old in "$1".*; do
+        [ -e "$old" ] || continue
+        pid=${old#"$1".}
+        pid=${pid%%.*}
+        case $pid in ''|*[!0-9]*) continue ;; esac
+        [ -d "/proc/$pid" ] || rm -rf -- "$old" 2>/dev/null || true
+    done
+}
+"""
+
+# Atomic write: content arrives on stdin. It lands in a temp file next to the target
+# (named with this run's PID), is checked against the expected size and sha256 (a dropped
+# connection gives a short stdin, which must never replace the old file), fsynced,
+# chmod/chowned, then renamed over the target. Leftovers of earlier interrupted writes of
+# the same file are removed first, those of runs still going are not; the trap removes
+# this run's temp file on any failure or signal.
+WRITE_FILE = (
+    SWEEP
+    + r"""
 set -eu
 target=$1 mode=$2 owner=$3 group=$4 size=$5 digest=$6
 dir=$(dirname -- "$target")
 base=$(basename -- "$target")
-for old in "$dir/.piherd-tmp-$base".*; do
-    if [ -e "$old" ]; then rm -f -- "$old"; fi
-done
-tmp=$(mktemp -- "$dir/.piherd-tmp-$base.XXXXXX")
+sweep "$dir/.piherd-tmp-$base"
+tmp=$(mktemp -- "$dir/.piherd-tmp-$base.$$.XXXXXX")
 trap 'rm -f -- "$tmp"' EXIT
 trap 'exit 129' HUP
 trap 'exit 130' INT
@@ -45,6 +61,7 @@ mv -f -- "$tmp" "$target"
 trap - EXIT
 sync -- "$dir" 2>/dev/null || true
 """
+)
 
 READ_MISSING_RC = 44
 

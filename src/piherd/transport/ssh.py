@@ -53,6 +53,10 @@ _ANNOUNCE_GROUP = (
     'read -r s < "/proc/$$/stat" && g "${s##*) }"; exec "$@"'
 )
 _KILL_GROUP = 'kill -TERM "-$1"'  # dash's kill takes no "--"
+# A connection whose peer stops answering (a pulled cable) is declared dead after
+# KEEPALIVE_INTERVAL * KEEPALIVE_COUNT seconds without a reply, instead of never.
+KEEPALIVE_INTERVAL = 5.0
+KEEPALIVE_COUNT = 3
 
 
 class _Unreachable(Exception):
@@ -107,6 +111,8 @@ class SshTransport:
         use_sudo: bool | None = None,
         known_hosts_cache: KnownHostsCache | None = None,
         config_cache: SshConfigCache | None = None,
+        keepalive_interval: float = KEEPALIVE_INTERVAL,
+        keepalive_count: int = KEEPALIVE_COUNT,
     ) -> None:
         self.node = node
         self.host = host
@@ -122,6 +128,8 @@ class SshTransport:
         self.use_sudo = use_sudo if use_sudo is not None else username != "root"
         self.known_hosts_cache = known_hosts_cache
         self.config_cache = config_cache
+        self.keepalive_interval = keepalive_interval
+        self.keepalive_count = keepalive_count
         self.address: str | None = None  # the address that answered, once connected
         self._conn: asyncssh.SSHClientConnection | None = None
         self._lock = asyncio.Lock()
@@ -176,6 +184,8 @@ class SshTransport:
                         config=self._config_files(address),
                         client_factory=lambda c=client: c,
                         connect_timeout=self.connect_timeout,
+                        keepalive_interval=self.keepalive_interval,
+                        keepalive_count_max=self.keepalive_count,
                         **options,
                     )
                 return conn
@@ -263,10 +273,7 @@ class SshTransport:
         first = b""
         try:
             async with asyncio.timeout(timeout):
-                if input:
-                    proc.stdin.write(input)
-                    await proc.stdin.drain()
-                proc.stdin.write_eof()
+                await _feed(proc, input)
                 if stop_with is not None:
                     # Login scripts may print before the marker: keep their lines.
                     for _ in range(_MARK_SEARCH_LINES):
@@ -279,6 +286,9 @@ class SshTransport:
                             break
                 result = await proc.wait()
             finished = True
+            if result.returncode is None:  # no exit status: the channel went away
+                await self.close()
+                return None, b"", b"", "connection lost (no exit status from the node)"
             out = result.stdout if isinstance(result.stdout, bytes) else b""
             err = result.stderr if isinstance(result.stderr, bytes) else b""
             return _returncode(result), out, first + err, None
@@ -375,6 +385,16 @@ async def _kill_group(conn: asyncssh.SSHClientConnection, prefix: list[str], pgi
     with contextlib.suppress(asyncssh.Error, OSError, TimeoutError):
         async with asyncio.timeout(3.0):
             await conn.run(command, check=False)
+
+
+async def _feed(proc: asyncssh.SSHClientProcess[bytes], data: bytes | None) -> None:
+    """Send stdin, then EOF. A command that exits before reading it all (a copy refused
+    at once) closes its end: that is its answer, not a lost connection; wait() tells."""
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        if data:
+            proc.stdin.write(data)
+            await proc.stdin.drain()
+        proc.stdin.write_eof()
 
 
 def _stop(proc: asyncssh.SSHClientProcess[bytes]) -> None:

@@ -1,8 +1,10 @@
 """Copying files and directories to and from nodes as tar streams over any Transport.
 
 To nodes: one tar archive (modes kept) is built once and fed on stdin to a fixed remote
-script that unpacks it in one round trip, as root with sudo when asked; a single source
-onto a path that is not a directory replaces it by rename (like cp/scp). From nodes: the
+script that unpacks it in one round trip, as root with sudo when asked, into a temporary
+directory beside the destination; every file then reaches its final name by rename, so
+no file is ever seen half-written (a single source onto a path that is not a directory
+replaces it, like cp/scp). From nodes: the
 node tars the path and sends it base64-encoded (the Transport's stdout is text); it is
 unpacked under DEST/<node>/ with tarfile's "data" filter: regular files, directories and
 links that stay inside DEST only, owned by the caller, without setuid/setgid bits. Device
@@ -20,37 +22,68 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from piherd.transport.base import CommandResult, Transport
+from piherd.transport.remote_scripts import SWEEP
 
 # $1 destination, $2 name of the only top-level entry ("" when several). Tar arrives on
-# stdin; files belong to the user running tar (root with sudo), modes are kept.
-UNPACK = r"""
+# stdin; files belong to the user running tar (root with sudo), modes are kept. Nothing is
+# unpacked at a final name: the archive goes into a temporary directory beside the
+# destination (named with this run's PID), then each file is renamed into place, so an
+# interrupted copy or a full disk leaves every file whole, the old or the new one. The
+# temporary directory goes on every exit (errors, signals), and leftovers of runs killed
+# hard are swept by the next copy. A refusal reads stdin to its end first: the node's
+# answer is then always that one error, never a broken pipe.
+UNPACK = (
+    SWEEP
+    + r"""
 set -eu
 dest=$1 single=$2
+fail() {
+    echo "$1" >&2
+    cat > /dev/null
+    exit 1
+}
 if [ -d "$dest" ]; then
-    exec tar -C "$dest" --no-same-owner -xpf -
+    work=$dest
+else
+    case $dest in */) fail "$dest: no such directory" ;; esac
+    if [ -z "$single" ]; then
+        fail "$dest: not a directory (several sources need a directory)"
+    fi
+    work=$(dirname -- "$dest")
+    if [ ! -d "$work" ]; then fail "$work: no such directory"; fi
 fi
-case $dest in */)  # like cp: a trailing slash names a directory that must exist
-    echo "$dest: no such directory" >&2
-    exit 1
-esac
-if [ -z "$single" ]; then
-    echo "$dest: not a directory (several sources need a directory)" >&2
-    exit 1
-fi
-parent=$(dirname -- "$dest")
-if [ ! -d "$parent" ]; then
-    echo "$parent: no such directory" >&2
-    exit 1
-fi
-tmp=$(mktemp -d -- "$parent/.piherd-tmp-copy.XXXXXX")
+sweep "$work/.piherd-tmp-copy"
+tmp=$(mktemp -d -- "$work/.piherd-tmp-copy.$$.XXXXXX") || fail "$work: cannot write here"
 trap 'rm -rf -- "$tmp"' EXIT
-tar -C "$tmp" --no-same-owner -xpf -
-if [ -d "$tmp/$single" ] && [ -e "$dest" ]; then
-    echo "$dest: exists and is not a directory" >&2
-    exit 1
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 141' PIPE
+tar -C "$tmp" --no-same-owner -xpf - || fail "$work: cannot unpack here (disk full?)"
+if [ "$work" != "$dest" ]; then
+    if [ -d "$tmp/$single" ] && [ -e "$dest" ]; then
+        echo "$dest: exists and is not a directory" >&2
+        exit 1
+    fi
+    mv -f -T -- "$tmp/$single" "$dest"
+    exit 0
 fi
-mv -f -T -- "$tmp/$single" "$dest"
+# Into a directory, like cp -r: directories merged, each file renamed over its old self,
+# directory modes set last (a read-only directory still takes its files first).
+find "$tmp" -mindepth 1 -type d -exec sh -c '
+    set -e; t=$1 d=$2; shift 2
+    for f; do if [ ! -d "$d/${f#"$t"/}" ]; then mkdir -- "$d/${f#"$t"/}"; fi; done
+' sh "$tmp" "$dest" {} +
+find "$tmp" -mindepth 1 ! -type d -exec sh -c '
+    set -e; t=$1 d=$2; shift 2
+    for f; do mv -f -T -- "$f" "$d/${f#"$t"/}"; done
+' sh "$tmp" "$dest" {} +
+find "$tmp" -mindepth 1 -type d -exec sh -c '
+    set -e; t=$1 d=$2; shift 2
+    for f; do chmod --reference="$f" -- "$d/${f#"$t"/}"; done
+' sh "$tmp" "$dest" {} +
 """
+)
 
 # $1 the path to send; tar of its last component, base64 on stdout.
 PACK = r"""

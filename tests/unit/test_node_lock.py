@@ -1,0 +1,54 @@
+"""The per-node `up` lock (issue 12, class 11): `flock` held by a command on the node.
+
+Run here through LocalTransport, so each holder is a real separate process: a second
+taker is refused naming the first (PID, host, since), and the lock goes with its holder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+from pathlib import Path
+
+from piherd.runner.node_lock import node_lock_path, node_locks
+from piherd.transport.base import Transport
+from piherd.transport.local import LocalTransport
+
+
+class Pool:
+    async def get(self, name: str) -> Transport:
+        return LocalTransport(name)
+
+    async def forget(self, name: str) -> None:
+        pass
+
+
+def free(path: Path) -> bool:
+    return subprocess.run(["flock", "-n", str(path), "true"], check=False).returncode == 0
+
+
+def test_a_second_run_is_refused_naming_the_first_and_the_lock_goes_with_it(
+    tmp_path: Path,
+) -> None:
+    lock = tmp_path / "var" / "up.lock"
+
+    async def main() -> None:
+        async with node_locks(Pool(), ["n1"], str(lock)) as first:  # type: ignore[arg-type]
+            assert first == {}
+            assert not free(lock)
+            async with node_locks(Pool(), ["n1"], str(lock), command="piherd up") as second:  # type: ignore[arg-type]
+                reason = second["n1"]
+            assert reason.startswith(f"locked by piherd up (PID {os.getpid()} on ")
+            assert socket.gethostname() in reason and "since 20" in reason
+        assert free(lock)
+        async with node_locks(Pool(), ["n1"], str(lock)) as third:  # type: ignore[arg-type]
+            assert third == {}
+
+    asyncio.run(main())
+
+
+def test_the_lock_lives_beside_the_record_and_none_without_one() -> None:
+    assert node_lock_path("/var/lib/piherd/record") == "/var/lib/piherd/up.lock"
+    assert node_lock_path("") == ""
