@@ -29,7 +29,7 @@ from piherd.runner.fanout import each_node
 from piherd.runner.gather import gather_facts
 from piherd.runner.login_guard import reload_guarded
 from piherd.runner.netmove import OldFile, move_network
-from piherd.runner.node_lock import node_lock_path, node_locks
+from piherd.runner.node_lock import NodeLocks, node_lock_path, node_locks
 from piherd.runner.node_step import ApplyError, Pool, run_checked, write_desired_file
 from piherd.transport.base import Transport, TransportError
 
@@ -225,6 +225,10 @@ async def _shipped(t: Transport, paths: Sequence[str]) -> list[str]:
 # -- one node, the cluster -------------------------------------------------------------
 
 
+# Takes a node's lock again after a reconnect: None, or why it could not.
+Relock = Callable[[str], Awaitable[str | None]]
+
+
 class _NodeRun:
     """One node's plan being applied: its bookkeeping (owed restarts, the node's record)."""
 
@@ -237,8 +241,10 @@ class _NodeRun:
         reporter: Reporter,
         options: UpOptions,
         result: NodeResult,
+        relock: Relock | None = None,
     ) -> None:
         self.pool, self.plan, self.facts = pool, plan, facts
+        self.relock = relock
         self.node = cluster.node(plan.node)
         self.reporter, self.options, self.result = reporter, options, result
         self.keep = options.record_path  # "": no record kept
@@ -289,6 +295,7 @@ class _NodeRun:
                 network_timeout=self.options.network_timeout,
                 rollback_after=self.options.rollback_after,
             )
+            await self.lock_again()
         elif change.kind in (ChangeKind.PACKAGES, ChangeKind.PURGE):
             await self.packages(change)
         elif change.kind.runs_unit and change.target in self.guarded_units:
@@ -300,8 +307,16 @@ class _NodeRun:
                 confirm_within=self.options.network_timeout,
                 rollback_after=self.options.rollback_after,
             )
+            await self.lock_again()
         else:
             await apply_change(await self.transport(), change)
+
+    async def lock_again(self) -> None:
+        """The node's lock went with the connection piherd just replaced: take it again."""
+        if self.relock is not None:
+            reason = await self.relock(self.plan.node)
+            if reason is not None:
+                raise ApplyError(f"lost the node's lock when reconnecting: {reason}")
 
     async def packages(self, change: Change) -> None:
         """apt-get or dpkg killed half-way leaves packages half-done: on Ctrl-C the run
@@ -343,16 +358,18 @@ async def apply_plan(
     reporter: Reporter,
     options: UpOptions,
     result: NodeResult | None = None,
+    relock: Relock | None = None,
 ) -> NodeResult:
     """Apply one node's plan in order; stop at its first failure and record why.
 
     `result` (optional) is filled as changes apply, so it still tells how far the node
-    got when the run is cancelled (Ctrl-C): status "interrupted".
+    got when the run is cancelled (Ctrl-C): status "interrupted". `relock` takes the
+    node's lock again after a change that reconnects on purpose (runner/node_lock.py).
     """
     result = result if result is not None else NodeResult(plan.node)
     result.planned = len(plan.changes)
     started = time.monotonic()
-    run = _NodeRun(pool, cluster, plan, facts, reporter, options, result)
+    run = _NodeRun(pool, cluster, plan, facts, reporter, options, result, relock)
     try:
         await run.begin()
         unit_failures: list[str] = []
@@ -449,13 +466,13 @@ async def up(
     """
     results = {} if results is None else results
     lock = "" if options.dry_run else node_lock_path(options.record_path)
-    async with node_locks(pool, names, lock) as refused:
+    async with node_locks(pool, names, lock) as locks:
         # A node another run holds (or that cannot be locked) is left alone, and says why.
-        for name, reason in refused.items():
+        for name, reason in locks.refused.items():
             results[name] = NodeResult(name, "failed", reason=reason)
             reporter.done(results[name])
-        free = [n for n in names if n not in refused]
-        return await _up_locked(cluster, pool, build, reporter, options, free, results)
+        free = [n for n in names if n not in locks.refused]
+        return await _up_locked(cluster, pool, build, reporter, options, free, results, locks)
 
 
 async def _up_locked(
@@ -466,6 +483,7 @@ async def _up_locked(
     options: UpOptions,
     names: Sequence[str],
     results: dict[str, NodeResult],
+    locks: NodeLocks,
 ) -> UpResult:
     """up() on nodes it holds: facts, plans, then the head's apply and the others'."""
     facts: dict[str, NodeFacts] = {}
@@ -504,7 +522,9 @@ async def _up_locked(
     async def one_apply(name: str) -> None:
         reporter.phase(name, f"applying {len(plans[name].changes)} changes")
         results[name] = NodeResult(name)
-        await apply_plan(pool, cluster, plans[name], facts[name], reporter, options, results[name])
+        await apply_plan(
+            pool, cluster, plans[name], facts[name], reporter, options, results[name], locks.relock
+        )
 
     head = cluster.head.name
     if head in plans:

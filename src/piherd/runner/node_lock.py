@@ -103,27 +103,52 @@ async def _acquired(
     return f"cannot lock {path}: no answer within {_ACQUIRE_TIMEOUT:g}s"
 
 
+class NodeLocks:
+    """The locks one run holds: who refused it, and taking a node's lock again.
+
+    A node's lock lives as long as the connection its command runs on: after piherd
+    reconnects on purpose (the network move, sshd reloaded), `relock` takes it again.
+    """
+
+    def __init__(self, pool: Pool, path: str, command: str) -> None:
+        self.pool, self.path, self.command = pool, path, command
+        self.held = _Held()
+        self.refused: dict[str, str] = {}
+
+    async def lock(self, node: str) -> str | None:
+        """Take `node`'s lock: None, or why not (its holder, or what failed).
+
+        Each attempt writes a token of its own: a token left in the file by an earlier
+        hold of ours must not pass for this one.
+        """
+        if not self.path:
+            return None
+        token = secrets.token_hex(8)
+        holder = holder_line(self.command, token)
+        try:
+            return await _lock_one(self.pool, node, self.path, holder, token, self.held)
+        except TransportError as exc:
+            return exc.reason
+
+    async def relock(self, node: str) -> str | None:
+        """The lock again after a reconnect (the old command went with its connection)."""
+        return await self.lock(node)
+
+
 @contextlib.asynccontextmanager
 async def node_locks(
     pool: Pool, names: Sequence[str], path: str, *, command: str = "piherd up"
-) -> AsyncIterator[dict[str, str]]:
-    """Hold `path` on every node of `names` inside; yields {node: why not} for the others."""
-    held = _Held()
-    refused: dict[str, str] = {}
+) -> AsyncIterator[NodeLocks]:
+    """Hold `path` on every node of `names` inside; `.refused` says why not for the others."""
+    locks = NodeLocks(pool, path, command)
     try:
-        if path:
-            token = secrets.token_hex(8)
-            holder = holder_line(command, token)
 
-            async def one(node: str) -> None:
-                try:
-                    reason = await _lock_one(pool, node, path, holder, token, held)
-                except TransportError as exc:
-                    reason = exc.reason
-                if reason is not None:
-                    refused[node] = reason
+        async def one(node: str) -> None:
+            reason = await locks.lock(node)
+            if reason is not None:
+                locks.refused[node] = reason
 
-            await each_node(names, one)
-        yield refused
+        await each_node(names, one)
+        yield locks
     finally:
-        await held.release()
+        await locks.held.release()
