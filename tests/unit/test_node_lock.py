@@ -69,6 +69,28 @@ def test_relock_takes_the_lock_again_after_its_connection_went(tmp_path: Path) -
     asyncio.run(main())
 
 
+def test_relock_waits_out_our_own_old_hold(tmp_path: Path) -> None:
+    """Right after a reconnect, our old command may still hold the lock (the node has
+    not noticed the old connection gone): relock waits for it, not for a stranger."""
+    lock = tmp_path / "up.lock"
+
+    async def main() -> None:
+        async with node_locks(Pool(), ["n1"], str(lock)) as first:  # type: ignore[arg-type]
+            old = list(first.held.tasks)
+
+            async def connection_goes_later() -> None:
+                await asyncio.sleep(1.0)
+                for task in old:
+                    task.cancel()
+
+            going = asyncio.ensure_future(connection_goes_later())
+            assert await first.relock("n1") is None
+            await going
+            assert not free(lock)
+
+    asyncio.run(main())
+
+
 def test_the_lock_lives_beside_the_record_and_none_without_one() -> None:
     assert node_lock_path("/var/lib/piherd/record") == "/var/lib/piherd/up.lock"
     assert node_lock_path("") == ""

@@ -26,6 +26,9 @@ LOCK_NAME = "up.lock"
 BUSY_RC = 75
 _ACQUIRE_TIMEOUT = 30.0  # seconds for a node to answer that it holds the lock
 _POLL = 0.1
+# What lock() says when the node's lock is still held by this run's previous connection.
+OWN_HOLD = "held by this run's previous connection"
+_RELOCK_POLL = 0.5  # seconds between tries to take back a lock our old command still holds
 
 # $1 lock file, $2 holder line. Prints the other holder and exits 75 when taken.
 HOLD = r"""
@@ -74,25 +77,39 @@ class _Held:
 
 
 async def _lock_one(
-    pool: Pool, node: str, path: str, holder: str, token: str, held: _Held
+    pool: Pool,
+    node: str,
+    path: str,
+    holder: str,
+    token: str,
+    held: _Held,
+    ours: frozenset[str] = frozenset(),
 ) -> str | None:
-    """Take the node's lock (None) or say why not: who holds it, or what failed."""
+    """Take the node's lock (None) or say why not: who holds it, or what failed.
+
+    OWN_HOLD when the holder is one of `ours` (tokens of this run's earlier holds)."""
     t = await pool.get(node)
     task = asyncio.ensure_future(t.run(["sh", "-c", HOLD, "sh", path, holder], sudo=True))
     held.tasks.append(task)
-    reason = await _acquired(t, task, path, token)
+    reason = await _acquired(t, task, path, token, ours)
     if reason is not None:
         task.cancel()  # not ours: never hold it by accident later
     return reason
 
 
 async def _acquired(
-    t: Transport, task: asyncio.Task[CommandResult], path: str, token: str
+    t: Transport,
+    task: asyncio.Task[CommandResult],
+    path: str,
+    token: str,
+    ours: frozenset[str] = frozenset(),
 ) -> str | None:
     deadline = time.monotonic() + _ACQUIRE_TIMEOUT
     while time.monotonic() < deadline:
         if task.done():
             result = task.result()
+            if result.rc == BUSY_RC and result.stdout.strip().rsplit("#", 1)[-1] in ours:
+                return OWN_HOLD
             if result.rc == BUSY_RC:
                 return f"locked by {_who(result.stdout)}: another `piherd up` is changing it"
             return f"cannot lock {path}: {result.error or result.stderr.strip() or result.rc}"
@@ -114,6 +131,7 @@ class NodeLocks:
         self.pool, self.path, self.command = pool, path, command
         self.held = _Held()
         self.refused: dict[str, str] = {}
+        self.tokens: set[str] = set()  # of every hold this run took
 
     async def lock(self, node: str) -> str | None:
         """Take `node`'s lock: None, or why not (its holder, or what failed).
@@ -125,14 +143,24 @@ class NodeLocks:
             return None
         token = secrets.token_hex(8)
         holder = holder_line(self.command, token)
+        ours = frozenset(self.tokens)
+        self.tokens.add(token)
         try:
-            return await _lock_one(self.pool, node, self.path, holder, token, self.held)
+            return await _lock_one(self.pool, node, self.path, holder, token, self.held, ours)
         except TransportError as exc:
             return exc.reason
 
     async def relock(self, node: str) -> str | None:
-        """The lock again after a reconnect (the old command went with its connection)."""
-        return await self.lock(node)
+        """The lock again after a reconnect. Our old command holds it until the node sees
+        its connection gone (its next heartbeat), so our own hold is waited out."""
+        deadline = time.monotonic() + _ACQUIRE_TIMEOUT
+        while True:
+            reason = await self.lock(node)
+            if reason != OWN_HOLD:
+                return reason
+            if time.monotonic() > deadline:
+                return f"{reason}, still after {_ACQUIRE_TIMEOUT:g}s"
+            await asyncio.sleep(_RELOCK_POLL)
 
 
 @contextlib.asynccontextmanager
