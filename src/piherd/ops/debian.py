@@ -138,6 +138,19 @@ def remove_file(path: str) -> list[str]:
     return ["rm", "-f", "--", path]
 
 
+def run_later(unit: str, after: float, script: str) -> list[str]:
+    """A transient timer `unit` that runs `sh script` `after` seconds from now (a rollback
+    that fires unless piherd stops the timer first)."""
+    return [
+        "systemd-run",
+        f"--unit={unit}",
+        f"--on-active={int(after)}s",
+        "--timer-property=AccuracySec=1s",
+        "/bin/sh",
+        script,
+    ]
+
+
 def mkdir_private(path: str) -> list[str]:
     """Create a directory (and parents) only root may enter: where the node's record lives."""
     return ["mkdir", "-p", "-m", "0700", "--", path]

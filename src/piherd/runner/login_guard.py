@@ -43,14 +43,7 @@ def rollback_script(old: Mapping[str, OldFile]) -> str:
 
 def arm_command(after: float) -> list[str]:
     """A transient timer that runs the rollback script `after` seconds from now."""
-    return [
-        "systemd-run",
-        f"--unit={ROLLBACK_UNIT}",
-        f"--on-active={int(after)}s",
-        "--timer-property=AccuracySec=1s",
-        "/bin/sh",
-        ROLLBACK_SCRIPT,
-    ]
+    return debian.run_later(ROLLBACK_UNIT, after, ROLLBACK_SCRIPT)
 
 
 async def reload_guarded(

@@ -106,14 +106,7 @@ def rollback_script(stack: str, interface: str, old: Mapping[str, OldFile]) -> s
 
 def arm_rollback_command(after: float) -> list[str]:
     """A transient timer that runs the rollback script `after` seconds from now."""
-    return [
-        "systemd-run",
-        f"--unit={ROLLBACK_UNIT}",
-        f"--on-active={int(after)}s",
-        "--timer-property=AccuracySec=1s",
-        "/bin/sh",
-        ROLLBACK_SCRIPT,
-    ]
+    return debian.run_later(ROLLBACK_UNIT, after, ROLLBACK_SCRIPT)
 
 
 def activate_unit_command(activate: str) -> list[str]:
