@@ -26,9 +26,10 @@ STATE=$(dirname "$CLUSTER")
 HEAD_ADDR=$(.venv/bin/python - "$CLUSTER" <<'PY'
 import sys
 from pathlib import Path
-from piherd.model import load
+from piherd.services import load
+from piherd.services.storage import StorageSettings
 c = load(Path(sys.argv[1]))
-print(c.head.address, c.admin_user, c.services.storage.mount, c.network.subnet)
+print(c.head.address, c.admin_user, c.services.get(StorageSettings).mount, c.network.subnet)
 PY
 )
 read -r ADDR ADMIN SHARED SUBNET <<<"$HEAD_ADDR"
