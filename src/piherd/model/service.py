@@ -9,7 +9,7 @@ defaults here are "nothing": a service that renders no file simply does not over
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -155,13 +155,6 @@ class ServiceSet:
         """The services that are on, in start order."""
         return (service for service, settings in self.entries if service.enabled(settings))
 
-    def settings(self, service: Service) -> Any:
-        """The settings of `service` (KeyError when the cluster does not have it)."""
-        for known, settings in self.entries:
-            if known is service:
-                return settings
-        raise KeyError(service.name)
-
     def get(self, kind: type[SettingsT]) -> SettingsT:
         """The settings of type `kind` (KeyError when no service of the cluster has them)."""
         for _, settings in self.entries:
@@ -182,10 +175,6 @@ class ServiceSet:
             if isinstance(settings, kind):
                 return service.enabled(settings)
         return False
-
-    def by_name(self) -> Mapping[str, Any]:
-        """Table name -> settings, for the services that have a table."""
-        return {service.name: settings for service, settings in self.entries if service.name}
 
     def replacing(self, settings: Any) -> ServiceSet:
         """A copy with the settings of `settings`' type replaced (tests, the sim)."""

@@ -11,6 +11,8 @@ the service and removes these files (ops/removals.py).
 from __future__ import annotations
 
 import shlex
+from dataclasses import dataclass
+from typing import Any
 
 from piherd.model import Cluster, Node
 from piherd.model.reader import Reader
@@ -141,8 +143,22 @@ def units(cluster: Cluster, node: Node) -> tuple[UnitSpec, ...]:
     return ()
 
 
+@dataclass(frozen=True)
+class WatchSettings:
+    """Whether the head runs the watch service: [health] watch_enabled (no table of its own)."""
+
+    enabled: bool = False
+
+
 class WatchService(Service):
     """The head's `piherd watch` service ([health] watch_enabled): drains unhealthy nodes."""
+
+    def read(self, reader: Reader, table: dict[str, Any]) -> WatchSettings:
+        del reader, table
+        return WatchSettings()
+
+    def derive(self, settings: WatchSettings, cluster: Cluster) -> WatchSettings:
+        return WatchSettings(enabled=cluster.health.watch_enabled)
 
     def check(self, cluster: Cluster, reader: Reader) -> None:
         heads = [n for n in cluster.nodes if n.is_head]  # none: reported by the node rules
