@@ -151,6 +151,11 @@ def run_later(unit: str, after: float, script: str) -> list[str]:
     ]
 
 
+def run_detached(unit: str, shell_text: str) -> list[str]:
+    """Run `shell_text` as a transient unit: it goes on when our connection drops."""
+    return ["systemd-run", f"--unit={unit}", "--collect", "/bin/sh", "-c", shell_text]
+
+
 def mkdir_private(path: str) -> list[str]:
     """Create a directory (and parents) only root may enter: where the node's record lives."""
     return ["mkdir", "-p", "-m", "0700", "--", path]

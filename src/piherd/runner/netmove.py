@@ -111,7 +111,7 @@ def arm_rollback_command(after: float) -> list[str]:
 
 def activate_unit_command(activate: str) -> list[str]:
     """Run the activation shell text as a transient unit: it survives our connection dropping."""
-    return ["systemd-run", f"--unit={APPLY_UNIT}", "--collect", "/bin/sh", "-c", activate]
+    return debian.run_detached(APPLY_UNIT, activate)
 
 
 async def move_network(
