@@ -9,6 +9,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 
 import pytest
+from scripted_node import ScriptedNode
 
 from piherd.ops import debian
 from piherd.ops.changes import Change, ChangeKind, DesiredDir, DesiredFile
@@ -18,17 +19,15 @@ from piherd.transport.base import CommandResult
 Answer = Callable[[list[str]], CommandResult | None]
 
 
-class Scripted:
-    """Records every command; `answer` may fail one (None: it succeeds)."""
+class Scripted(ScriptedNode):
+    """Every command logged; `answer` may fail one (None: it succeeds)."""
 
     def __init__(self, answer: Answer | None = None) -> None:
-        self.node = "node01"
-        self.answer = answer
-        self.ran: list[list[str]] = []
-        self.written: list[str] = []
+        super().__init__("node01")
+        self.scripted = answer
 
-    async def connect(self) -> None:
-        pass
+    def answer(self, argv: list[str]) -> CommandResult | None:
+        return self.scripted(argv) if self.scripted else None
 
     async def run(
         self,
@@ -38,21 +37,8 @@ class Scripted:
         input: bytes | None = None,
         timeout: float | None = None,
     ) -> CommandResult:
-        assert sudo and timeout is not None
-        self.ran.append(list(argv))
-        got = self.answer(list(argv)) if self.answer else None
-        return got or CommandResult(self.node, 0, stdout="")
-
-    async def write_file(
-        self, path: str, content: bytes, *, mode: int, owner: str = "root", group: str = "root"
-    ) -> None:
-        self.written.append(path)
-
-    async def read_file(self, path: str, *, sudo: bool = False) -> bytes | None:
-        return None
-
-    async def close(self) -> None:
-        pass
+        assert sudo and timeout is not None  # apply runs everything as root, bounded
+        return await super().run(argv, sudo=sudo, input=input, timeout=timeout)
 
 
 def fails(rc: int, stderr: str) -> CommandResult:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from scripted_node import ScriptedNode
 
 from piherd.facts.node_facts import FileState, NodeFacts
 from piherd.ops import debian
@@ -20,43 +20,19 @@ from piherd.runner.login_guard import MARKER, ROLLBACK_UNIT, rollback_script
 from piherd.runner.netmove import OldFile
 from piherd.services import load
 from piherd.services.ssh_keys import KEYS_ONLY_DROPIN, render_no_password
-from piherd.transport.base import CommandResult, Transport, TransportError
+from piherd.transport.base import Transport, TransportError
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "cluster.toml"
 
 
-class Node:
-    """One node's side: every step lands in `log`, in order."""
+class Node(ScriptedNode):
+    """One node's side: every step lands in `log`, in order; sshd allows passwords now."""
 
     def __init__(self) -> None:
-        self.node = "node02"
-        self.log: list[str] = []
+        super().__init__("node02")
 
-    async def connect(self) -> None:
-        pass
-
-    async def run(
-        self,
-        argv: Sequence[str],
-        *,
-        sudo: bool = False,
-        input: bytes | None = None,
-        timeout: float | None = None,
-    ) -> CommandResult:
-        self.log.append(" ".join(argv))
-        return CommandResult(self.node, 0, stdout="")
-
-    async def write_file(
-        self, path: str, content: bytes, *, mode: int, owner: str = "root", group: str = "root"
-    ) -> None:
-        self.log.append(f"write {path}")
-
-    async def read_file(self, path: str, *, sudo: bool = False) -> bytes | None:
-        self.log.append(f"read {path}")
+    def contents(self, path: str) -> bytes | None:
         return b"PasswordAuthentication yes\n"
-
-    async def close(self) -> None:
-        pass
 
 
 class Pool:

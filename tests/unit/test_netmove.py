@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 
 import pytest
+from scripted_node import ScriptedNode
 
 from piherd.facts.node_facts import NodeFacts
 from piherd.ops import debian
@@ -50,39 +50,16 @@ def test_netmove_scripts() -> None:
     assert script.rstrip().endswith("nmcli device connect host0")
 
 
-class Node:
+class Node(ScriptedNode):
     """One node's side of the move: every step lands in `log`, in order."""
 
     def __init__(self, address: str) -> None:
-        self.node = "node05"
+        super().__init__("node05")
         self.address = address
-        self.log: list[str] = []
 
-    async def connect(self) -> None:
-        pass
-
-    async def run(
-        self,
-        argv: Sequence[str],
-        *,
-        sudo: bool = False,
-        input: bytes | None = None,
-        timeout: float | None = None,
-    ) -> CommandResult:
-        self.log.append(" ".join(argv))
+    def answer(self, argv: list[str]) -> CommandResult | None:
         out = f"2: host0    inet {self.address}/24 brd ...\n" if argv[0] == "ip" else ""
         return CommandResult(self.node, 0, stdout=out)
-
-    async def write_file(
-        self, path: str, content: bytes, *, mode: int, owner: str = "root", group: str = "root"
-    ) -> None:
-        self.log.append(f"write {path}")
-
-    async def read_file(self, path: str, *, sudo: bool = False) -> bytes | None:
-        return None
-
-    async def close(self) -> None:
-        pass
 
 
 class Moving:
