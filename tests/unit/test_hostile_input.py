@@ -120,6 +120,27 @@ def test_a_numeric_option_refuses_nan_and_a_day_and_more() -> None:
     assert Seconds(0.5).convert("2", None, None) == 2.0
 
 
+def test_every_seconds_option_of_every_command_refuses_nan() -> None:
+    """click.FloatRange lets NaN through: every float option must be a Seconds."""
+
+    def commands(group: click.Group) -> list[click.Command]:
+        ctx = click.Context(group)  # the group loads its sub-commands on first use
+        found: list[click.Command] = []
+        for name in group.list_commands(ctx):
+            command = group.get_command(ctx, name)
+            assert command is not None, name
+            found += commands(command) if isinstance(command, click.Group) else [command]
+        return found
+
+    loose = [
+        f"{command.name} {param.name}"
+        for command in commands(cli)
+        for param in command.params
+        if isinstance(param.type, click.FloatRange) and not isinstance(param.type, Seconds)
+    ]
+    assert loose == []
+
+
 # 5. No traceback, no hang, bounded work.
 
 

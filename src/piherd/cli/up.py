@@ -54,7 +54,7 @@ INTERRUPTED_HINT = (
 )
 @click.option(
     "--wait",
-    type=click.FloatRange(0, 86400),
+    type=Seconds(0),
     default=600.0,
     show_default=True,
     help="Seconds to wait while another `piherd up` of this cluster runs (0: refuse at once).",
