@@ -14,6 +14,7 @@ import pytest
 
 from piherd.model import Cluster
 from piherd.services import load
+from piherd.services.ssh_keys import render_no_password
 from piherd.sim.virtual_cluster import VirtualCluster
 from piherd.transport import first_contact
 from piherd.transport.base import TransportError
@@ -60,7 +61,10 @@ def test_password_installs_key_then_password_is_off(node: Cluster) -> None:
 
     async def turn_off() -> None:
         async with ConnectionPool(node) as pool:
-            await first_contact.disable_password_login(await pool.get(NODE))
+            keys_only = render_no_password(node, node.node(NODE))
+            await first_contact.disable_password_login(
+                await pool.get(NODE), keys_only.path, keys_only.content
+            )
 
     asyncio.run(turn_off())
     with pytest.raises(TransportError, match="password login failed"):

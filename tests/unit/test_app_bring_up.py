@@ -54,7 +54,9 @@ def test_first_contact_runs_on_every_node_and_reports_who_failed(
         if name == bad:
             raise TransportError(name, "password login failed: denied")
 
-    async def disable(transport: Transport) -> None:
+    async def disable(transport: Transport, dropin: str, text: bytes) -> None:
+        assert dropin.endswith("10-piherd-no-password.conf")
+        assert b"PasswordAuthentication no\n" in text  # what up renders for the node
         turned_off.append(str(transport))
 
     monkeypatch.setattr(first_contact, "public_key_line", lambda c: "ssh-ed25519 AAAA admin")

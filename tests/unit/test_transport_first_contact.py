@@ -10,7 +10,7 @@ import pytest
 
 from piherd.services import load
 from piherd.transport.base import TransportError
-from piherd.transport.first_contact import DROPIN_TEXT, INSTALL_KEY, public_key_line
+from piherd.transport.first_contact import INSTALL_KEY, public_key_line
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB0E admin@laptop"
 
@@ -49,7 +49,3 @@ def test_public_key_line(tmp_path: Path) -> None:
     pub.write_text("not a key\n")
     with pytest.raises(TransportError, match="not a single OpenSSH public key"):
         public_key_line(replace(cluster, ssh_public_key=str(pub)))
-
-
-def test_dropin_turns_passwords_off() -> None:
-    assert b"PasswordAuthentication no\n" in DROPIN_TEXT

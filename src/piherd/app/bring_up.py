@@ -16,6 +16,7 @@ from piherd.ops.desired import DesiredState
 from piherd.runner.apply import NodeResult, Reporter, UpOptions, UpResult, up
 from piherd.runner.fanout import each_node
 from piherd.secrets import Secrets
+from piherd.services.ssh_keys import render_no_password
 from piherd.transport import first_contact
 from piherd.transport.base import TransportError
 from piherd.transport.pool import ConnectionPool
@@ -66,7 +67,8 @@ async def password_first_contact(
         try:
             await first_contact.install_key_by_password(cluster, name, password, key)
             transport = await pool.get(name)  # a key login: proves the key works
-            await first_contact.disable_password_login(transport)
+            keys_only = render_no_password(cluster, cluster.node(name))
+            await first_contact.disable_password_login(transport, keys_only.path, keys_only.content)
         except TransportError as exc:
             failed = NodeResult(name, "failed", reason=exc.reason)
             reporter.done(failed)

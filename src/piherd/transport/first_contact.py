@@ -20,12 +20,6 @@ from piherd.ops import debian
 from piherd.transport.base import Transport, TransportError
 from piherd.transport.hostkeys import AcceptNewClient, default_known_hosts, known_keys
 
-DROPIN = "/etc/ssh/sshd_config.d/10-piherd-no-password.conf"
-DROPIN_TEXT = (
-    b"# Written by piherd up --ask-pass: keys only.\nPasswordAuthentication no\n"
-    b"KbdInteractiveAuthentication no\n"
-)
-
 # Appends the key ("$1") to the login user's authorized_keys unless already there.
 INSTALL_KEY = r"""
 set -eu
@@ -83,15 +77,19 @@ async def install_key_by_password(
     raise TransportError(name, "password login failed: " + "; ".join(reasons))
 
 
-async def disable_password_login(transport: Transport) -> None:
-    """Write the sshd drop-in (after a key login worked: `transport` is one), check, reload."""
+async def disable_password_login(transport: Transport, dropin: str, text: bytes) -> None:
+    """Write the sshd drop-in (after a key login worked: `transport` is one), check, reload.
+
+    `dropin` and `text` are what `up` renders for the node (services/ssh_keys.py), so the
+    `up` that follows finds it in place and the node's sshd gets words it knows.
+    """
     check = await transport.run(["sshd", "-t"], sudo=True, timeout=30)
     if not check.ok:
         raise TransportError(transport.node, f"sshd -t fails before the change: {check.stderr}")
-    await transport.write_file(DROPIN, DROPIN_TEXT, mode=0o644)
+    await transport.write_file(dropin, text, mode=0o644)
     check = await transport.run(["sshd", "-t"], sudo=True, timeout=30)
     if not check.ok:
-        await transport.run(debian.remove_file(DROPIN), sudo=True, timeout=30)
+        await transport.run(debian.remove_file(dropin), sudo=True, timeout=30)
         raise TransportError(transport.node, f"sshd -t rejects the drop-in: {check.stderr}")
     reload = await transport.run(debian.systemctl_reload("ssh"), sudo=True, timeout=30)
     if not reload.ok:
