@@ -105,15 +105,7 @@ def command(
         if ask_pass:
             password = click.prompt("Password of the nodes' admin user", hide_input=True, err=True)
         options = UpOptions(dry_run=dry_run, network_timeout=timeout, purge=purge)
-        console = Console(stderr=False)
-        reporter: Any
-        if as_json:
-            reporter = JsonReporter(sys.stdout)
-        elif console.is_terminal and not dry_run:
-            reporter = LiveReporter(console, names)
-        else:
-            # A dry run keeps stdout for the plan; its progress lines go to stderr.
-            reporter = PlainReporter(sys.stderr if dry_run else sys.stdout)
+        reporter = _reporter(names, as_json=as_json, dry_run=dry_run)
         live = reporter if isinstance(reporter, LiveReporter) else contextlib.nullcontext()
         results: dict[str, NodeResult] = {}  # filled as nodes go, kept on Ctrl-C
         try:
@@ -141,6 +133,17 @@ def command(
         reporter.summary(result.results)
         if result.failed:
             sys.exit(EXIT_FAILED)
+
+
+def _reporter(names: list[str], *, as_json: bool, dry_run: bool) -> Any:
+    """JSON lines, a live table on a terminal, or plain lines (a dry run's on stderr)."""
+    if as_json:
+        return JsonReporter(sys.stdout)
+    console = Console(stderr=False)
+    if console.is_terminal and not dry_run:
+        return LiveReporter(console, names)
+    # A dry run keeps stdout for the plan; its progress lines go to stderr.
+    return PlainReporter(sys.stderr if dry_run else sys.stdout)
 
 
 def _cluster_lock(cluster: str, wait: float) -> contextlib.AbstractContextManager[LockHolder]:

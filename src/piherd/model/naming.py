@@ -108,19 +108,11 @@ def network(reader: Reader, data: dict[str, Any]) -> Network | None:
     return Network(subnet, gateway, dns, pool)
 
 
-def planned_nodes(reader: Reader, data: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Raw node entries from the naming plan, keyed by name, before overrides."""
-    table = reader.table(data, "naming", "naming", NAMING_KEYS)
-    if not table:
-        return {}
-    prefix = reader.get(table, "naming", "prefix", str, "node")
-    width = reader.get(table, "naming", "width", int, 2)
-    start = reader.get(table, "naming", "start", int, 1)
-    count = reader.get(table, "naming", "count", int, -1)
+def _plan_in_bounds(
+    reader: Reader, table: dict[str, Any], prefix: str, width: int, start: int, count: int
+) -> bool:
+    """Whether width, start, prefix and count make a plan; each problem reported."""
     ok = True
-    if "count" not in table:
-        reader.problem("naming", "the number of nodes is missing", "add count = 4 under [naming]")
-        return {}
     if width < 1:
         reader.problem(
             "naming.width", f"must be at least 1, not {width}", "width = 2 gives node01, node02..."
@@ -160,6 +152,22 @@ def planned_nodes(reader: Reader, data: dict[str, Any]) -> dict[str, dict[str, A
             f"from {start} (the last is {prefix}{last})",
             f"set width = {len(str(last))} or plan fewer nodes",
         )
+    return ok
+
+
+def planned_nodes(reader: Reader, data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Raw node entries from the naming plan, keyed by name, before overrides."""
+    table = reader.table(data, "naming", "naming", NAMING_KEYS)
+    if not table:
+        return {}
+    prefix = reader.get(table, "naming", "prefix", str, "node")
+    width = reader.get(table, "naming", "width", int, 2)
+    start = reader.get(table, "naming", "start", int, 1)
+    count = reader.get(table, "naming", "count", int, -1)
+    if "count" not in table:
+        reader.problem("naming", "the number of nodes is missing", "add count = 4 under [naming]")
+        return {}
+    ok = _plan_in_bounds(reader, table, prefix, width, start, count)
     first_raw = table.get("first_address")
     if first_raw is None:
         reader.problem(
