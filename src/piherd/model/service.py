@@ -1,8 +1,8 @@
 """What a service is: one class owns its table, checks, nodes, files, packages, units and probes.
 
 A service module (src/piherd/services/) subclasses `Service` and overrides what it needs;
-everything else (loading, checking, rendering, planning, health, `piherd init`) iterates
-the services a cluster was loaded with (`Cluster.services`) and never names one. The
+loading, checking, rendering, planning, health and `piherd init` iterate the services a
+cluster was loaded with (`Cluster.services`) rather than naming them. The
 defaults here are "nothing": a service that renders no file simply does not override
 `files`.
 """

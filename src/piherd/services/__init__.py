@@ -2,7 +2,8 @@
 
 Adding a service: one module here with a `Service` subclass (see piherd.model.service),
 its tests, and one line in SERVICES. Loading, checking, rendering, planning, health and
-`piherd init` iterate the services a cluster was loaded with; none names a service.
+`piherd init` iterate the services a cluster was loaded with. Only code that talks to a
+service's own daemon asks for its settings by type (health asks whether Slurm is on).
 """
 
 from __future__ import annotations
