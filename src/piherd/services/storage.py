@@ -51,7 +51,7 @@ class StorageSettings:
     root_squash: bool = True
     sftp_port: int = 0  # sshd's port for the storage key (kind = "sshfs"); 0: derived
     server_name: str = ""
-    client_names: tuple[str, ...] = ()
+    client_names: frozenset[str] = frozenset()  # a set: asked once per node
     server_mounts_too: bool = False  # the server is in `clients` as well
 
 
@@ -67,7 +67,7 @@ def storage_server(cluster: Cluster) -> Node:
 
 def clients(cluster: Cluster) -> list[Node]:
     """Nodes that mount the storage: services.storage.clients minus the server."""
-    names = set(settings_of(cluster).client_names)
+    names = settings_of(cluster).client_names
     return [n for n in cluster.nodes if n.name in names]
 
 
@@ -86,7 +86,7 @@ def mount_units(cluster: Cluster) -> tuple[str, str]:
 def directories(cluster: Cluster, node: Node) -> tuple[DirSpec, ...]:
     """The exported directory on the server, owned by the admin user so jobs can write."""
     storage = settings_of(cluster)
-    if not storage.enabled or node.name != storage_server(cluster).name:
+    if not storage.enabled or node.name != storage.server_name:
         return ()
     export = safe_path(storage.export, "services.storage.export")
     chroot = storage_sftp.server_dirs(export) if storage.kind == "sshfs" else ()
@@ -98,11 +98,11 @@ def render(cluster: Cluster, node: Node, ctx: RenderContext) -> dict[str, FileSp
     storage = settings_of(cluster)
     if not storage.enabled:
         return {}
-    if node.name == storage_server(cluster).name:
+    if node.name == storage.server_name:
         specs = _nfs_server(cluster) if storage.kind == "nfs" else _sftp_server(cluster, ctx)
         if server_binds(cluster):
             specs.append(_bind(cluster))
-    elif node in clients(cluster):
+    elif node.name in storage.client_names:
         specs = _client(cluster, ctx)
     else:
         specs = []
@@ -301,7 +301,7 @@ class StorageService(Service):
             settings,
             sftp_port=port,
             server_name=server,
-            client_names=tuple(n for n in names if n in members and n != server),
+            client_names=frozenset(members) - {server},
             server_mounts_too=server in members,
         )
 
