@@ -18,6 +18,7 @@ from piherd.services.dnsmasq import DnsmasqService
 from piherd.services.hosts import HostsService
 from piherd.services.mpi import MpiService
 from piherd.services.package_cache import PackageCacheService
+from piherd.services.power import PowerService
 from piherd.services.slurm import SlurmService
 from piherd.services.ssh_keys import SshService
 from piherd.services.static_address import NetworkService
@@ -37,6 +38,7 @@ SERVICES: tuple[Service, ...] = (
     PackageCacheService(),
     SlurmService(),
     MpiService(),
+    PowerService(),
     WatchService(),
 )
 

@@ -272,10 +272,18 @@ class VirtualCluster:
 
     async def revive(self, node: str, timeout: float = 120.0) -> None:
         """Power on again: boot the node, wait for sshd."""
+        await self.power_on(node)
+        await self.wait_reachable([node], timeout=timeout)
+
+    async def power_on(self, node: str) -> None:
+        """Power on without waiting for the node to boot (a no-op when it runs)."""
         if not self._running(self._check(node)):
             pisys.seed(self.state.node_dir(node) / "pi")  # a reboot clears the sticky bits
             await self._start(node)
-        await self.wait_reachable([node], timeout=timeout)
+
+    def powered(self, node: str) -> bool:
+        """Whether the node has power (its container or namespace runs)."""
+        return self._running(self._check(node))
 
     async def partition(self, node: str) -> None:
         """Pull the node's network cable (its switch port goes down)."""
