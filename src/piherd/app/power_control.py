@@ -122,6 +122,9 @@ class PowerRun:
         self.log_path = log_path or default_log_path()
         self.progress = progress
         self.user = who()
+        # One request at a time per controller (a switch, a BMC, a ClusterHAT's Pi):
+        # small ones answer a second request while busy with an error, or not at all.
+        self._busy: dict[tuple[str, str], asyncio.Lock] = {}
 
     def _done(self, outcome: PowerOutcome) -> PowerOutcome:
         if outcome.action != "status":
@@ -134,6 +137,12 @@ class PowerRun:
 
     async def _one(self, node: str, action: str) -> PowerOutcome:
         target = self.targets[node]
+        kind = target.controller.driver
+        busy = self._busy.setdefault((kind, target.host), asyncio.Lock())
+        async with busy:
+            return await self._switch(target, node, action)
+
+    async def _switch(self, target: Target, node: str, action: str) -> PowerOutcome:
         kind = target.controller.driver
         at = time.time()
         try:

@@ -11,9 +11,11 @@ from piherd.power.settings import Target
 
 
 def ipmitool_argv(target: Target, ctx: DriverContext, *command: str) -> list[str]:
-    """`ipmitool -I lanplus -H BMC [-p PORT] -U USER -f SECRET COMMAND...`."""
+    """`ipmitool -I lanplus -H BMC -C 3 [-p PORT] -U USER -f SECRET COMMAND...`."""
     c = target.controller
     argv = ["ipmitool", "-I", c.interface, "-H", target.host]
+    if c.interface == "lanplus":
+        argv += ["-C", str(c.cipher)]  # without it ipmitool probes suites, slowly on some BMCs
     if c.port:
         argv += ["-p", str(c.port)]
     return [*argv, "-U", c.user, "-f", str(ctx.secret_path(c.secret)), *command]

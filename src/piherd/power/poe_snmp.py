@@ -41,7 +41,7 @@ def snmp_conf(target: Target, secret: list[str]) -> str:
 
 
 def snmp_argv(tool: str, target: Target, *value: str) -> list[str]:
-    """`snmpget|snmpset -On -Oqv -r 1 -t 2 udp:HOST:PORT OID [i VALUE]`: no secret in it."""
+    """`snmpget|snmpset -On -Oqv -r 1 -t 5 udp:HOST:PORT OID [i VALUE]`: no secret in it."""
     port = target.controller.port or DEFAULT_PORT
     argv = [
         tool,
@@ -66,6 +66,13 @@ def parse_state(stdout: str) -> PowerState:
     return "unknown"
 
 
+def _noise_free(stderr: str) -> str:
+    """stderr without net-snmp's notes about the private directory it was given."""
+    return "\n".join(
+        line for line in stderr.splitlines() if not line.startswith("Created directory")
+    )
+
+
 class PoeSnmpDriver(Driver):
     """Enable / disable a switch port's PoE."""
 
@@ -84,7 +91,7 @@ class PoeSnmpDriver(Driver):
                 snmp_argv(tool, target, *value), timeout=ctx.timeout, env=env, what=what
             )
         if rc != 0:
-            raise PowerError(f"{what}: {first_line(err) or first_line(out) or rc}")
+            raise PowerError(f"{what}: {first_line(_noise_free(err)) or first_line(out) or rc}")
         return out
 
     async def on(self, target: Target, ctx: DriverContext) -> None:

@@ -29,6 +29,7 @@ class Controller:
     user: str = ""
     secret: str = ""
     interface: str = "lanplus"
+    cipher: int = 3  # IPMI 2.0 cipher suite (3: HMAC-SHA1 + AES, what nearly every BMC has)
     ports: str = ""
     group: int = 1
     version: str = "2c"

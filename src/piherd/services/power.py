@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 DRIVERS = ("ipmi", "poe-snmp", "clusterhat", "turingpi", "command", "ssh", "sim")
 # What each driver reads from its controller entry (besides nodes and driver).
 DRIVER_KEYS: dict[str, tuple[str, ...]] = {
-    "ipmi": ("host", "port", "user", "secret", "interface"),
+    "ipmi": ("host", "port", "user", "secret", "interface", "cipher"),
     "poe-snmp": ("host", "port", "ports", "group", "version", "user", "secret", "auth", "privacy"),
     "clusterhat": ("host", "user", "ports"),
     "turingpi": ("host", "port", "user", "secret", "ports", "https"),
@@ -134,6 +134,7 @@ class _ControllerReader:
             user=self.text("user", USER, "letters, digits, '.', '_', '@', '-'"),
             secret=self.text("secret", SECRET, "a file name in secrets_dir/power"),
             interface=self.choice("interface", IPMI_INTERFACES, "lanplus"),
+            cipher=self.reader.number(self.raw, self.path, "cipher", 3, 0, 17),
             ports=self.text("ports", re.compile(r"[0-9,\- ]{1,200}"), 'e.g. "1-4"'),
             group=self.reader.number(self.raw, self.path, "group", 1, 1, MAX_PORT_INDEX),
             version=self.choice("version", SNMP_VERSIONS, "2c"),
