@@ -10,6 +10,7 @@ node05: the sim driver.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -33,7 +34,7 @@ NAME = "pwr"
 WORKERS = 4
 STAGGER_S = 3.0
 RELAY = Path(__file__).with_name("power_relay.py")
-IPMI_PASSWORD = "bmc-Pa55word"  # noqa: S105 (a test BMC's)
+IPMI_PASSWORD = "bmc-Pa55word"
 COMMUNITY = "poe-c0mmunity"
 V3_AUTH, V3_PRIV = "v3-auth-pass", "v3-priv-pass"
 
@@ -247,7 +248,7 @@ def test_staggered_power_on_of_four_nodes_is_spaced_as_configured(
     # Spacing from the times recorded in the power log (when each command was sent).
     logged = [json.loads(line) for line in log.read_text().splitlines()]
     sent = [e["at"] for e in logged if e["action"] == "on" and e["reason"] == "stagger test"]
-    gaps = [later - earlier for earlier, later in zip(sent, sent[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(sent)]
     assert len(gaps) == 3 and all(gap >= STAGGER_S for gap in gaps), gaps
 
 
