@@ -16,6 +16,7 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 
 from piherd.model import Cluster
+from piherd.power.settings import PowerSettings
 
 INTERPRETER = "/usr/bin/python3"
 # Debian 12's asyncssh imports ciphers its python3-cryptography calls deprecated: one
@@ -60,7 +61,10 @@ def build_bundle() -> bytes:
 
 
 def watch_service_inputs(cluster: Cluster) -> tuple[bytes, str]:
-    """(the bundle, cluster.toml's text) for the head's watch service; empty when it is off."""
-    if not cluster.health.watch_enabled or cluster.source is None:
+    """(the bundle, cluster.toml's text) for the head's watch service and Slurm power
+    saving; empty when both are off."""
+    power = cluster.services.find(PowerSettings)
+    saving = power is not None and power.enabled and power.slurm_suspend  # power_saving.py
+    if not (cluster.health.watch_enabled or saving) or cluster.source is None:
         return b"", ""
     return build_bundle(), cluster.source.read_text(encoding="utf-8")

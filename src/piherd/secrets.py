@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncssh
@@ -19,6 +19,7 @@ from piherd.model.specs import RenderContext
 MUNGE_KEY_FILE = "munge.key"
 STORAGE_KEY_FILE = "storage_key"
 WATCH_KEY_FILE = "watch_key"  # the head's `piherd watch` logs in to the nodes with it
+POWER_DIR = "power"  # the power controllers' secrets, one file each (written by the admin)
 RECORDED_FILE = "known-facts.json"  # what `up` learnt of the nodes (app/recorded.py)
 OWNED_MARKER = ".piherd-secrets"  # written when piherd creates or adopts the directory
 MUNGE_KEY_BYTES = 1024  # what `mungekey` generates by default
@@ -32,6 +33,7 @@ _OWN_FILES = frozenset(
         f"{WATCH_KEY_FILE}.pub",
         RECORDED_FILE,
         OWNED_MARKER,
+        POWER_DIR,
     }
 )
 _SHOWN_FOREIGN = 5  # how many foreign entries a refusal names
@@ -54,6 +56,8 @@ class Secrets:
     storage_public_key: str
     watch_private_key: bytes
     watch_public_key: str
+    # secrets_dir/power/NAME: the power controllers' passwords and communities.
+    power_secrets: Mapping[str, bytes] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return "Secrets(<hidden>)"
@@ -78,7 +82,19 @@ def load_or_create_secrets(cluster: Cluster) -> Secrets:
             f"{munge_path} holds {len(munge_key)} bytes; munge needs at least {_MUNGE_MIN_BYTES}"
             " (delete it to make a new one, then run piherd up)"
         )
-    return Secrets(munge_key, *storage, *watch)
+    return Secrets(munge_key, *storage, *watch, power_secrets=_power_secrets(directory))
+
+
+def _power_secrets(directory: Path) -> dict[str, bytes]:
+    """Every file of secrets_dir/power (made by the admin; tightened to 0600 when read)."""
+    folder = directory / POWER_DIR
+    if not folder.is_dir() or folder.is_symlink():
+        return {}
+    return {
+        path.name: _read_secret(path)
+        for path in sorted(folder.iterdir())
+        if path.is_file() and not path.is_symlink() and not path.name.startswith(".")
+    }
 
 
 def claim_directory(cluster: Cluster, directory: Path) -> None:

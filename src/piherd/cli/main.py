@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "watch": ("piherd.cli.watch", "Drain unhealthy nodes in Slurm, resume healthy ones."),
     "dashboard": ("piherd.cli.dashboard", "Serve the live web dashboard and /metrics."),
     "power": ("piherd.cli.power", "Power nodes on, off or cycle them through their controllers."),
+    "identify": ("piherd.cli.identify", "Blink a node's LEDs until stopped, to find it."),
     "sim": ("piherd.cli.sim", "Build and operate a virtual cluster on this machine."),
 }
 COMMAND_MODULES: tuple[str, ...] = tuple(module for module, _ in COMMANDS.values())

@@ -94,6 +94,8 @@ class RenderContext:
     watch_public_key: str = ""
     piherd_bundle: bytes = b""
     cluster_toml: str = ""
+    # Power controllers' secrets by name (secrets_dir/power/NAME), for Slurm power saving.
+    power_secrets: Mapping[str, bytes] = field(default_factory=dict)
 
     @classmethod
     def from_secrets(
@@ -119,4 +121,5 @@ class RenderContext:
             watch_public_key=secrets.watch_public_key,
             piherd_bundle=piherd_bundle,
             cluster_toml=cluster_toml,
+            power_secrets=dict(sorted(getattr(secrets, "power_secrets", {}).items())),
         )

@@ -16,6 +16,7 @@ from piherd.model import loads as loads_with
 from piherd.model.service import Service
 from piherd.services.dnsmasq import DnsmasqService
 from piherd.services.hosts import HostsService
+from piherd.services.leds import LedsService
 from piherd.services.mpi import MpiService
 from piherd.services.package_cache import PackageCacheService
 from piherd.services.power import PowerService
@@ -38,6 +39,7 @@ SERVICES: tuple[Service, ...] = (
     PackageCacheService(),
     SlurmService(),
     MpiService(),
+    LedsService(),
     PowerService(),
     WatchService(),
 )

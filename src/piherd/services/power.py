@@ -29,12 +29,17 @@ from piherd.model import NodeSetError, expand
 from piherd.model.nodecheck import HOST
 from piherd.model.service import Service
 from piherd.power.settings import FIELD, PLACEHOLDERS, Controller, PowerSettings, command_words
-from piherd.services.power_saving import check_saving, saving_files, saving_packages
+from piherd.services.power_saving import (
+    check_saving,
+    saving_directories,
+    saving_files,
+    saving_packages,
+)
 
 if TYPE_CHECKING:
     from piherd.model import Cluster, Node
     from piherd.model.reader import Reader
-    from piherd.model.specs import FileSpec, RenderContext
+    from piherd.model.specs import DirSpec, FileSpec, RenderContext
 
 DRIVERS = ("ipmi", "poe-snmp", "clusterhat", "turingpi", "command", "ssh", "sim")
 # What each driver reads from its controller entry (besides nodes and driver).
@@ -288,3 +293,6 @@ class PowerService(Service):
 
     def packages(self, cluster: Cluster, node: Node) -> tuple[str, ...]:
         return saving_packages(cluster, node)
+
+    def directories(self, cluster: Cluster, node: Node) -> list[DirSpec]:
+        return saving_directories(cluster, node)

@@ -22,6 +22,7 @@ from piherd.model.reader import Reader
 from piherd.model.service import InitEntry, InitFlag, InitTable, Service
 from piherd.model.specs import FileSpec, RenderContext, UnitSpec
 from piherd.render.spec import by_address, header, node_cpus, node_memory, safe_path, text
+from piherd.services.power_saving import slurm_lines
 
 SLURM_CONF = "/etc/slurm/slurm.conf"
 CGROUP_CONF = "/etc/slurm/cgroup.conf"
@@ -158,7 +159,7 @@ def slurm_conf(cluster: Cluster, ctx: RenderContext) -> list[str]:
             f"PartitionName={part.name} Nodes={fold(members)} "
             f"Default={'YES' if part.default else 'NO'} MaxTime={part.max_time} State=UP"
         )
-    return lines
+    return lines + slurm_lines(cluster)
 
 
 def _cgroup_conf(cluster: Cluster) -> list[str]:
