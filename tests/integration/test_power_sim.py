@@ -105,12 +105,21 @@ def start_ipmi_sim(directory: Path, port: int) -> subprocess.Popen[bytes]:
     return start([*argv, "-s", str(directory / "state")], directory / "ipmi_sim.log")
 
 
-def start_snmpd(directory: Path, port: int) -> subprocess.Popen[bytes]:
+def start_snmpd(
+    directory: Path,
+    port: int,
+    sim: str = NAME,
+    nodes: str = "node03,node04",
+    address: str = "127.0.0.1",
+    community: str = COMMUNITY,
+    clients: str = "127.0.0.1",
+) -> subprocess.Popen[bytes]:
+    """snmpd at address:port; ports 1, 2, ... of group 1 power `nodes` of sim `sim`."""
     directory.mkdir()
-    passer = relay_script(directory, "peth-pass", "snmp", NAME, "node03,node04")
+    passer = relay_script(directory, "peth-pass", "snmp", sim, nodes)
     (directory / "snmpd.conf").write_text(
-        f"agentAddress udp:127.0.0.1:{port}\n"
-        f"rwcommunity {COMMUNITY} 127.0.0.1 .1.3.6.1.2.1.105\n"
+        f"agentAddress udp:{address}:{port}\n"
+        f"rwcommunity {community} {clients} .1.3.6.1.2.1.105\n"
         f'createUser pwrv3 SHA "{V3_AUTH}" AES "{V3_PRIV}"\n'
         "rwuser pwrv3 priv .1.3.6.1.2.1.105\n"
         f"pass_persist .1.3.6.1.2.1.105.1.1.1 {passer}\n"
@@ -130,7 +139,7 @@ def write_secret(secrets: Path, name: str, text: str) -> None:
 def power_cluster(vc: VirtualCluster, directory: Path, ipmi_port: int, snmp_port: int) -> Path:
     """The sim's cluster.toml with [services.power]: one controller kind per worker."""
     doc = tomlkit.parse(vc.cluster_file.read_text())
-    doc["cluster"]["secrets_dir"] = str(directory / "secrets")  # type: ignore[index]
+    doc["cluster"]["secrets_dir"] = str(directory / "secrets")
     power = tomlkit.table()
     power.update({"enabled": True, "stagger_s": STAGGER_S, "cycle_off_s": 1, "wait_timeout_s": 120})
     controllers = tomlkit.aot()
@@ -145,7 +154,7 @@ def power_cluster(vc: VirtualCluster, directory: Path, ipmi_port: int, snmp_port
     ):  # fmt: skip
         controllers.append(entry)
     power["controllers"] = controllers
-    doc["services"]["power"] = power  # type: ignore[index]
+    doc["services"]["power"] = power
     path = directory / "cluster.toml"
     path.write_text(tomlkit.dumps(doc))
     secrets = directory / "secrets"
@@ -276,7 +285,7 @@ def test_wrong_community_fails_and_says_so(
 ) -> None:
     vc, path, log = powered
     doc = tomlkit.parse(path.read_text())
-    doc["cluster"]["secrets_dir"] = str(tmp_path / "secrets")  # type: ignore[index]
+    doc["cluster"]["secrets_dir"] = str(tmp_path / "secrets")
     write_secret(tmp_path / "secrets", "poe-v2c", "not-the-community\n")
     wrong = tmp_path / "cluster.toml"
     wrong.write_text(tomlkit.dumps(doc))

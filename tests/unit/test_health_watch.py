@@ -114,3 +114,21 @@ def test_node_set_down_by_an_admin_is_left_alone() -> None:
     slurm = {"node02": SlurmNode("node02", "down", frozenset(), "Not responding", "slurm")}
     assert m.step(2.7, [UV], slurm)[0] == [Action("drain", "node02", "piherd: under-voltage")]
     assert m.step(3.0, [UV], plain)[0] == [Action("drain", "node02", "piherd: under-voltage")]
+
+
+def test_an_unreachable_node_is_power_cycled_once_per_spell() -> None:
+    m = WatchMachine(unreachable_after=2, cycle_after=6)
+    cycles = []
+    for t in range(1, 10):
+        actions, _ = m.step(float(t), [GONE], IDLE)
+        cycles += [(t, a) for a in actions if a.kind == "power-cycle"]
+    assert cycles == [(6, Action("power-cycle", "node02", "piherd: unreachable for 6 probes"))]
+    m.step(10.0, [OK], IDLE)  # it answered again: a new spell may cycle it again
+    actions = [a for t in range(11, 17) for a in m.step(float(t), [GONE], IDLE)[0]]
+    assert [a.kind for a in actions].count("power-cycle") == 1
+
+
+def test_no_power_cycle_unless_enabled() -> None:
+    m = WatchMachine(unreachable_after=2)
+    actions = [a for t in range(1, 20) for a in m.step(float(t), [GONE], IDLE)[0]]
+    assert "power-cycle" not in [a.kind for a in actions]

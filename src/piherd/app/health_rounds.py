@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from piherd.health.collect import HealthCollector, Snapshot
 from piherd.health.loop import WatchLog, watch_rounds
 from piherd.model import Cluster
+from piherd.power.settings import PowerSettings
 from piherd.transport.pool import ConnectionPool
 
 
@@ -33,6 +34,18 @@ async def status_round(cluster: Cluster, names: Sequence[str], *, timeout: float
     """One health round of `names` (`piherd status`)."""
     async with health_collector(cluster, timeout=timeout) as collector:
         return await collector.round(names)
+
+
+def cycle_after(cluster: Cluster, unreachable_after: int) -> int:
+    """Probes a node stays unreachable before watch power-cycles it (0: never).
+
+    services.power.watch_cycle turns it on: three times the probes that drain a node
+    (at least six), so Slurm has its say first and one cycle is the last resort.
+    """
+    power = cluster.services.find(PowerSettings)
+    if power is None or not power.enabled or not power.watch_cycle:
+        return 0
+    return max(3 * unreachable_after, 6)
 
 
 async def watch_cluster(
@@ -60,6 +73,7 @@ async def watch_cluster(
             dry_run=dry_run,
             unreachable_after=unreachable_after,
             resume_after=resume_after,
+            cycle_after=cycle_after(cluster, unreachable_after),
             on_round=on_round,
             stop=stop,
         )

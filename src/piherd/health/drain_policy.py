@@ -7,7 +7,9 @@ Rules it keeps:
   in a row (short timeouts make that a few seconds), so one lost packet drains nothing;
 - a node drained by piherd is resumed after `resume_after` healthy rounds in a row;
 - a node drained (or set down with a reason) by anyone else, i.e. a reason without the
-  "piherd:" prefix, is never touched.
+  "piherd:" prefix, is never touched;
+- with `cycle_after` (services.power.watch_cycle), a node unreachable for that many
+  probes in a row is power-cycled once; again only after it has answered in between.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from piherd.health.verdicts import Level, Verdict
 
 @dataclass(frozen=True)
 class Action:
-    """A change to make in Slurm: kind "drain" (with reason) or "resume"."""
+    """A change to make: kind "drain" (with reason) or "resume" in Slurm, or "power-cycle"."""
 
     kind: str
     node: str
@@ -60,6 +62,7 @@ class _NodeMemory:
     failures: int = 0
     healthy_rounds: int = 0
     held: bool = False  # we already logged that an admin drain is left alone
+    cycled: bool = False  # power-cycled in this unreachable spell
 
 
 @dataclass
@@ -68,6 +71,7 @@ class WatchMachine:
 
     unreachable_after: int = 2
     resume_after: int = 2
+    cycle_after: int = 0  # 0: never power-cycle
     memory: dict[str, _NodeMemory] = field(default_factory=dict)
 
     def step(
@@ -84,6 +88,9 @@ class WatchMachine:
             mem = self.memory.setdefault(verdict.node, _NodeMemory())
             unreachable = verdict.critical == ("unreachable",)
             mem.failures = mem.failures + 1 if unreachable else 0
+            cycle = self._cycle(verdict.node, mem, now, events)
+            if cycle is not None:
+                actions.append(cycle)
             level = verdict.level
             if unreachable and mem.failures < self.unreachable_after:
                 level = mem.level if mem.level is not None else Level.OK
@@ -110,6 +117,18 @@ class WatchMachine:
             if act is not None:
                 actions.append(act)
         return actions, events
+
+    def _cycle(self, node: str, mem: _NodeMemory, now: float, events: list[Event]) -> Action | None:
+        if mem.failures == 0:
+            mem.cycled = False
+        if not self.cycle_after or mem.cycled or mem.failures < self.cycle_after:
+            return None
+        mem.cycled = True
+        reason = f"piherd: unreachable for {mem.failures} probes"
+        events.append(
+            Event(now, node, "power-cycle", "critical", "critical", ("unreachable",), reason)
+        )
+        return Action("power-cycle", node, reason)
 
     def _decide(
         self,

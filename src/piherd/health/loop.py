@@ -18,6 +18,7 @@ from pathlib import Path
 from piherd.health.collect import HealthCollector, Snapshot
 from piherd.health.drain_policy import Action, Event, WatchMachine
 from piherd.health.slurm_state import down_argv, drain_argv, resume_argv
+from piherd.power.control import PowerRun, PowerSetupError
 
 
 def human_line(event: Event, cluster: str = "") -> str:
@@ -57,7 +58,10 @@ class WatchLog:
 async def apply_action(
     collector: HealthCollector, action: Action, *, dry_run: bool, now: float
 ) -> Event | None:
-    """Drain or resume through scontrol on the head; an Event when it failed or was skipped."""
+    """Drain or resume through scontrol on the head, or power-cycle the node through its
+    power controller; an Event when it failed or was skipped."""
+    if action.kind == "power-cycle":
+        return await _power_cycle(collector, action, dry_run=dry_run, now=now)
     commands: list[list[str]] = []
     if action.kind == "drain":
         if action.down:
@@ -77,6 +81,24 @@ async def apply_action(
     return None
 
 
+async def _power_cycle(
+    collector: HealthCollector, action: Action, *, dry_run: bool, now: float
+) -> Event | None:
+    if dry_run:
+        return Event(now, action.node, "dry-run", "", "", (), "would power-cycle it")
+    try:
+        run = PowerRun(collector.cluster, [action.node], reason=action.reason)
+        outcomes = await run.run("cycle")
+    except PowerSetupError as exc:
+        return Event(now, action.node, "error", "", "", (str(exc),), f"power-cycle: {exc}")
+    failed = [o.error for o in outcomes if not o.ok]
+    if failed:
+        return Event(
+            now, action.node, "error", "", "", tuple(failed), f"power-cycle failed: {failed[0]}"
+        )
+    return None
+
+
 async def watch_rounds(
     collector: HealthCollector,
     names: Sequence[str],
@@ -87,12 +109,15 @@ async def watch_rounds(
     dry_run: bool = False,
     unreachable_after: int = 2,
     resume_after: int = 2,
+    cycle_after: int = 0,
     on_round: Callable[[Snapshot], None] | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
     """Watch `names` through `collector` until `stop` is set (or one round with `once`)."""
     cluster = collector.cluster
-    machine = WatchMachine(unreachable_after=unreachable_after, resume_after=resume_after)
+    machine = WatchMachine(
+        unreachable_after=unreachable_after, resume_after=resume_after, cycle_after=cycle_after
+    )
     next_start = time.monotonic()
     while True:
         snap = await collector.round(names)
