@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 from typing import TextIO
 
@@ -21,8 +22,16 @@ ADMIN_ENABLE = ".1.3.6.1.2.1.105.1.1.1.3.1"
 
 
 def _set(sim: str, node: str, on: bool) -> None:
+    """Off at once; on in a process of its own, so the daemon answers at once, as a switch
+    or a BMC does (booting the node takes a while on a busy machine)."""
+    if on:
+        argv = [sys.executable, __file__, "power-on", sim, node]
+        subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+        return
     vc = VirtualCluster.attach(sim)
-    asyncio.run(vc.power_on(node) if on else vc.kill(node))
+    if vc.powered(node):
+        asyncio.run(vc.kill(node))
 
 
 def _powered(sim: str, node: str) -> bool:
@@ -108,6 +117,9 @@ def _private_stdio() -> tuple[TextIO, TextIO]:
 
 def main(argv: list[str]) -> int:
     kind, sim = argv[0], argv[1]
+    if kind == "power-on":
+        asyncio.run(VirtualCluster.attach(sim).power_on(argv[2]))
+        return 0
     sys.stdin, sys.stdout = _private_stdio()
     if kind == "ipmi":
         return ipmi(sim, argv[2], argv[3:])

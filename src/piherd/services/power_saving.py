@@ -94,7 +94,8 @@ def slurm_lines(cluster: Cluster) -> list[str]:
         f"SuspendProgram={SUSPEND}",
         f"ResumeProgram={RESUME}",
         f"SuspendTime={int(settings.suspend_time_s)}",
-        f"SuspendTimeout={int(settings.command_timeout_s * 2 + 30)}",
+        # Slurm keeps a node POWERING_DOWN this long before it may be resumed.
+        f"SuspendTimeout={int(settings.command_timeout_s + 15)}",
         f"ResumeTimeout={int(settings.resume_timeout_s)}",
     ]
     if keep:

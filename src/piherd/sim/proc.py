@@ -138,9 +138,15 @@ async def stop(pid: int | None, *, sig: int = signal.SIGTERM, timeout: float = 5
 
 
 async def stop_daemon(pidfile: Path, childfile: Path, *, sig: int = signal.SIGTERM) -> None:
-    """Stop a launch()ed daemon, then its wrapper; both by the PIDs they recorded."""
+    """Stop a launch()ed daemon, then its wrapper; both by the PIDs they recorded.
+
+    The PID files go too: left behind, a later stop of a node already off would signal
+    whatever process has been given that PID since (seen with a busy machine).
+    """
     await stop(read_pid(childfile), sig=sig)
     await stop(read_pid(pidfile), sig=signal.SIGTERM, timeout=2.0)
+    for path in (childfile, pidfile):
+        path.unlink(missing_ok=True)
 
 
 @contextlib.asynccontextmanager
