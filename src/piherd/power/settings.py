@@ -88,7 +88,7 @@ def targets(cluster: Cluster, settings: PowerSettings, names: list[str]) -> dict
         node = cluster.node(name)
         found[name] = Target(
             node=name,
-            address=node.bootstrap_address or str(node.address),
+            address=str(node.address),
             controller=controller,
             host=hosts[position] if len(hosts) > 1 else hosts[0],
             index=int(ports[position]) if ports else 0,

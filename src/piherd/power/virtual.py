@@ -7,11 +7,16 @@ as the sim does.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from piherd.power.base import Driver, DriverContext, PowerError, PowerState
 from piherd.power.settings import Target
 
+if TYPE_CHECKING:
+    from piherd.sim.virtual_cluster import VirtualCluster
 
-def _cluster(target: Target):  # type: ignore[no-untyped-def]
+
+def _cluster(target: Target) -> VirtualCluster:
     # Imported here: only the sim driver needs the sim (and root).
     from piherd.sim.proc import SimError
     from piherd.sim.virtual_cluster import VirtualCluster
