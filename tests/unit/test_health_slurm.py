@@ -90,7 +90,11 @@ def test_parse_state() -> None:
         ("DOWN*+DRAIN", "down+drained*", {"down", "drained", "not_responding"}),
         ("IDLE+CLOUD+POWERED_DOWN", "idle+cloud+powered_down", {"idle", "cloud", "powered_down"}),
         ("IDLE~", "idle+powered_down", {"idle", "powered_down"}),
-        ("MIXED+MAINT+RESERVED", "mixed+maintenance+reserved", {"mixed", "maintenance", "reserved"}),
+        (
+            "MIXED+MAINT+RESERVED",
+            "mixed+maintenance+reserved",
+            {"mixed", "maintenance", "reserved"},
+        ),
         ("IDLE+REBOOT_REQUESTED", "idle+reboot_requested", {"idle", "reboot_requested"}),
         ("IDLE+SOMETHING_NEW", "idle+other", {"idle", "other"}),
         ("WEIRD", "weird", {"unknown"}),

@@ -85,10 +85,8 @@ class SlurmNode:
         """What status and the dashboard show: sinfo's word for the state (drained,
         draining, down+drained, idle, allocated, ...), then every other flag in lower case
         (`idle+completing`, `idle+powered_down`), then `*` when the node does not respond."""
-        if self.drain:
-            text = "down+drained" if self.down else self._drain_word
-        else:
-            text = self.state
+        drained = "down+drained" if self.down else self._drain_word
+        text = drained if self.drain else self.state
         extra = sorted(self.flags - {"DRAIN", "NOT_RESPONDING"})
         text += "".join(f"+{_flag_label(flag)}" for flag in extra)
         return text + ("*" if "NOT_RESPONDING" in self.flags else "")
