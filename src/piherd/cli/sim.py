@@ -114,9 +114,24 @@ def up(name: str | None, workers: int, light: bool, subnet: str | None, out: Pat
         current = f"current cluster: {path} (`piherd use` changes it)"
     except (OSError, CurrentError) as exc:
         current = f"could not make it the current cluster: {exc}"
-    click.echo(f"sim {name}: {vc.state.count} nodes up; ssh -F {vc.files.ssh_config} node01")
+    ssh_config = _ssh_config(path, vc.files.ssh_config)
+    click.echo(f"sim {name}: {vc.state.count} nodes up; ssh -F {ssh_config} node01")
     click.echo(current, err=True)
     click.echo(str(out or path))
+
+
+def _ssh_config(cluster_file: Path, fallback: Path) -> Path:
+    """piherd's client config of the cluster (`piherd ssh-config`), which `piherd up`
+    refreshes when it moves nodes; the sim's own (DHCP addresses) when it cannot be written."""
+    from piherd.app.ssh_access import AccessError, AccessPaths, write_ssh_config
+    from piherd.model import ConfigError
+    from piherd.services import load
+
+    try:
+        return _go(write_ssh_config(load(cluster_file), AccessPaths.of(os.environ)))
+    except (AccessError, ConfigError, OSError) as exc:
+        click.echo(f"piherd sim up: ssh config not written: {exc}", err=True)
+        return fallback
 
 
 @command.command("down")
