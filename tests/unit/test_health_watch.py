@@ -121,7 +121,7 @@ def test_a_node_never_seen_answering_has_no_level_before_it_counts() -> None:
     m = WatchMachine(unreachable_after=2)
     assert m.step(1.0, [GONE], IDLE) == ([], [])
     actions, events = m.step(2.0, [GONE], IDLE)
-    assert [e.message for e in events][0] == "unknown -> critical: unreachable"
+    assert events[0].message == "unknown -> critical: unreachable"
     assert actions == [Action("drain", "node02", "piherd: unreachable", down=True)]
 
 
