@@ -153,12 +153,12 @@ def _refresh_ssh_config(cluster: Cluster) -> None:
 def _reporter(names: list[str], *, as_json: bool, dry_run: bool) -> Any:
     """JSON lines, a live table on a terminal, or plain lines (a dry run's on stderr)."""
     if as_json:
-        return JsonReporter(sys.stdout)
+        return JsonReporter(sys.stdout, dry_run=dry_run)
     console = Console(stderr=False)
     if console.is_terminal and not dry_run:
         return LiveReporter(console, names)
     # A dry run keeps stdout for the plan; its progress lines go to stderr.
-    return PlainReporter(sys.stderr if dry_run else sys.stdout)
+    return PlainReporter(sys.stderr if dry_run else sys.stdout, dry_run=dry_run)
 
 
 def _cluster_lock(cluster: str, wait: float) -> contextlib.AbstractContextManager[LockHolder]:

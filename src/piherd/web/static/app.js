@@ -134,7 +134,8 @@ function render(state) {
     return nodeCard(n, state.history[n.node]);
   });
   grid.replaceChildren(...cards);
-  document.getElementById("summary").textContent = state.nodes.length + " nodes: "
+  const many = state.nodes.length === 1 ? " node: " : " nodes: ";
+  document.getElementById("summary").textContent = state.nodes.length + many
     + counts.ok + " ok, " + counts.warn + " warn, " + counts.critical + " critical";
   document.getElementById("updated").textContent =
     "updated " + new Date(state.time * 1000).toLocaleTimeString();
