@@ -197,10 +197,8 @@ def test_dashboard_answers_with_its_token(user: dict[str, Any]) -> None:
     try:
         token = wait_for(lambda: _token_of(proc.pid), 30, "the dashboard's token")
         base = f"http://127.0.0.1:{port}"
-        assert http_get(f"{base}/api/state")[0] == 401
-        wait_for(
-            lambda: json.loads(http_get(f"{base}/api/state", token)[1]).get("ready"), 90, "a round"
-        )
+        assert wait_for(lambda: _answer(f"{base}/api/state"), 60, "listening")[0] == 401
+        wait_for(lambda: _ready(f"{base}/api/state", token), 90, "a round")
         opened = next(line for line in lines if "?token=" in line).split("open ", 1)[1]
         url = opened.replace("http://HEAD:8470", base).replace("THE_TOKEN", token)
         with chromium() as driver:
@@ -210,6 +208,19 @@ def test_dashboard_answers_with_its_token(user: dict[str, Any]) -> None:
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         interrupt(proc)
+
+
+def _answer(url: str, token: str | None = None) -> tuple[int, str] | None:
+    """http_get, or None while nothing listens yet."""
+    try:
+        return http_get(url, token)
+    except OSError:
+        return None
+
+
+def _ready(url: str, token: str) -> bool:
+    answer = _answer(url, token)
+    return answer is not None and answer[0] == 200 and json.loads(answer[1])["ready"]
 
 
 def _token_of(pid: int) -> str | None:
@@ -265,7 +276,7 @@ def test_a_job_stuck_in_completing_shows_everywhere(user: dict[str, Any]) -> Non
         base = f"http://127.0.0.1:{port}"
         try:
             wait_for(
-                lambda: json.loads(http_get(f"{base}/api/state", token)[1]).get("ready"),
+                lambda: _ready(f"{base}/api/state", token),
                 90,
                 "a round",
             )
