@@ -295,6 +295,6 @@ def shell_argv(state: SimState, node: str) -> list[str]:
         raise SimError(f"{node} is powered off")
     term = os.environ.get("TERM", "linux")
     return [
-        "nsenter", "-t", str(init), "-m", "-u", "-i", "-n", "-p", "-C", "-r", "-w", "--",
+        "nsenter", "-t", str(init), "-m", "-u", "-i", "-n", "-p", "-C", "-T", "-r", "-w", "--",
         "/usr/bin/env", "-i", "HOME=/root", f"TERM={term}", SHELL_PATH, "/bin/bash", "-l",
     ]  # fmt: skip
