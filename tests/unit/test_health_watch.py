@@ -132,6 +132,8 @@ def test_no_power_cycle_unless_enabled() -> None:
     m = WatchMachine(unreachable_after=2)
     actions = [a for t in range(1, 20) for a in m.step(float(t), [GONE], IDLE)[0]]
     assert "power-cycle" not in [a.kind for a in actions]
+
+
 def test_a_node_never_seen_answering_has_no_level_before_it_counts() -> None:
     """`watch --once` on a powered-off node: one failed probe logs no `unknown -> ok`."""
     m = WatchMachine(unreachable_after=2)
