@@ -70,7 +70,8 @@ def test_the_head_gets_piherd_scripts_and_only_the_secrets_it_needs(tmp_path: Pa
     suspend = files[saving.SUSPEND].decode()
     last = shlex.split(suspend.splitlines()[-1])
     assert last[:4] == ["exec", "/usr/local/bin/piherd", "power", "off"]
-    assert last[-2:] == ["--", "$1"] and "--reason" in last
+    assert last[-5:-3] == ["--", "$1"] and "--reason" in last
+    assert last[-3:] == ["</dev/null", ">>/var/log/slurm/piherd-power.out", "2>&1"]
     assert shlex.split(files[saving.RESUME].decode().splitlines()[-1])[3] == "on"
     assert files[f"{saving.SECRETS_DIR}/power/poe"] == b"c0mmunity\n"
     assert not any(p.endswith("/other") for p in files)  # scoped: no other controller's

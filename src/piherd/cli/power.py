@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,8 @@ def _go(
     names = select_nodes(cluster, nodeset, "power")
 
     def show(outcome: PowerOutcome) -> None:
+        if (sys.stderr if not outcome.ok and not as_json else sys.stdout) is None:
+            return  # started with that descriptor closed (Slurm's SuspendProgram is)
         if as_json:
             click.echo(json.dumps(outcome.as_dict(), sort_keys=True))
         else:

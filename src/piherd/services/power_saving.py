@@ -32,6 +32,8 @@ POWER_DIR = "/etc/piherd/power"
 CLUSTER_FILE = f"{POWER_DIR}/cluster.toml"
 SECRETS_DIR = f"{POWER_DIR}/secrets"
 LOG = "/var/log/slurm/piherd-power.log"
+# What the scripts print (Slurm runs them with every descriptor closed).
+OUTPUT = "/var/log/slurm/piherd-power.out"
 SLURM_USER = "slurm"
 KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"  # services/ssh_keys.py writes every node's keys
 # What the bundle imports on the head (as the watch service), plus each driver's tool.
@@ -111,7 +113,7 @@ def _script(cluster: Cluster, action: str, reason: str) -> bytes:
         + f"# Slurm's {'Suspend' if action == 'off' else 'Resume'}Program: "
         f"power {action} the nodes of the hostlist in $1.\n"
         f"export PIHERD_POWER_LOG={shlex.quote(LOG)}\n"
-        f'exec {shlex.join(argv)} "$1"\n'
+        f'exec {shlex.join(argv)} "$1" </dev/null >>{shlex.quote(OUTPUT)} 2>&1\n'
     ).encode()
 
 
