@@ -165,7 +165,14 @@ def test_identify_blinks_until_stopped(cluster: tuple[VirtualCluster, Path]) -> 
         stderr=subprocess.PIPE,
     )
     try:
-        wait_for(showing(vc, "node02", BLINK, BLINK), 30, "identify: both LEDs blink")
+
+        def blinking() -> bool:
+            if identify.poll() is not None:  # it gave up: say why
+                _, err = identify.communicate()
+                pytest.fail(f"piherd identify exited {identify.returncode}: {err.decode()}")
+            return showing(vc, "node02", BLINK, BLINK)()
+
+        wait_for(blinking, 30, "identify: both LEDs blink")
     finally:
         identify.send_signal(signal.SIGINT)
         identify.wait(30)
