@@ -107,8 +107,9 @@ hwmon_alarm() {{  # the rpi_volt under-voltage alarm (0/1), or nothing
     fi
   fi
 {_help("piherd_pi_root_read_only")}
+  # PID 1's view: this unit's own (ProtectSystem=strict) has / read-only by design.
   awk '$2 == "/" {{ ro = ($4 ~ /(^|,)ro(,|$)/) }}
-       END {{ printf "piherd_pi_root_read_only %d\\n", ro }}' /proc/mounts
+       END {{ printf "piherd_pi_root_read_only %d\\n", ro }}' /proc/1/mounts
 }} > "$tmp" || exit 1
 mv -f "$tmp" "$out"
 """
