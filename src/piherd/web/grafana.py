@@ -23,7 +23,10 @@ _RANGE = re.compile(r"\[[^\[\]]*\]")
 _GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^()]*\)")
 _VARIABLE = re.compile(r"\$\{?\w+\}?")
 _NAME = re.compile(r"(?<![\w:.])([A-Za-z_:][A-Za-z0-9_:]*)(?![\w:])(\s*\()?")
-_KEYWORDS = frozenset({"and", "or", "unless", "bool", "offset", "by", "without", "inf", "nan"})
+_KEYWORDS = frozenset(
+    {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring", "inf", "nan"}
+    | {"group_left", "group_right", "atan2"}
+)
 _LABEL_VALUES = re.compile(r"label_values\((?:(?P<selector>.*),)?\s*(?P<label>\w+)\s*\)")
 
 
