@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
+import socket
 import subprocess
 import time
 import urllib.parse
@@ -33,6 +35,7 @@ WORKERS = 2
 SCRAPE_S = 5
 WAIT_S = 120.0
 # What a Grafana dashboard's variables stand for when a person picks "this cluster, all nodes".
+TOKEN_FILE = "/etc/prometheus/piherd-dashboard.token"
 VARIABLES = {"$cluster": NAME, "$node": ".+", "$__rate_interval": "1m"}
 
 
@@ -40,24 +43,33 @@ def piherd() -> str:
     return str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "piherd")
 
 
+def free_port(address: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((address, 0))
+        return int(probe.getsockname()[1])
+
+
 def monitored_copy(cluster_file: Path, directory: Path) -> Path:
-    """The sim's cluster.toml with monitoring on (scraped every 5 s) and the services this
-    module does not look at turned off."""
+    """The sim's cluster.toml with monitoring on (scraped every 5 s, a dashboard on this
+    machine's bridge address too) and the services this module does not look at off."""
     doc = tomlkit.parse(cluster_file.read_text())
+    gateway = str(doc["network"]["gateway"])  # type: ignore[index]
     services = doc.setdefault("services", tomlkit.table())
     for name in ("slurm", "storage", "mpi"):
         services.setdefault(name, tomlkit.table())["enabled"] = False
     monitoring = services.setdefault("monitoring", tomlkit.table())
     monitoring["enabled"] = True
     monitoring["scrape_interval_s"] = SCRAPE_S
+    monitoring["dashboard"] = f"{gateway}:{free_port(gateway)}"
+    monitoring["dashboard_token_file"] = TOKEN_FILE
     copy = directory / "cluster.toml"
     copy.write_text(tomlkit.dumps(doc))
     return copy
 
 
-def run_piherd(*argv: str, timeout: float = 1800) -> str:
+def run_piherd(*argv: str, timeout: float = 1800, stdin: str = "") -> str:
     result = subprocess.run(
-        [piherd(), *argv], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+        [piherd(), *argv], capture_output=True, text=True, timeout=timeout, input=stdin
     )
     assert result.returncode == 0, f"piherd {argv} failed:\n{result.stdout[-3000:]}{result.stderr}"
     return result.stdout
@@ -130,6 +142,7 @@ def test_node_load1_answers_for_every_node_with_the_cluster_labels(
     assert {t["labels"]["job"] for t in api(base, "targets")["activeTargets"]} == {
         "node",
         "prometheus",
+        "piherd",
     }
 
 
@@ -236,3 +249,55 @@ def test_listening_on_the_cluster_address_only(
         if node == "node01":
             expected.add(f"{addresses[node]}:9090")
         assert listeners[node] == expected, node
+    # Never on all addresses, not even at the package's first start (the drop-ins are
+    # written before the packages install): every start logged the cluster address.
+    journal = ["journalctl", "-u", "prometheus-node-exporter", "-u", "prometheus", "-o", "cat"]
+    out = run_piherd("run", "-f", str(path), "--json", "--sudo", "@all", "--", *journal)
+    for line in out.splitlines():
+        if line.startswith("{"):
+            entry = json.loads(line)
+            started = re.findall(r'msg="Listening on" address=(\S+)', entry["stdout"])
+            assert started, entry
+            node = entry["node"]
+            assert set(started) <= {f"{addresses[node]}:9100", f"{addresses[node]}:9090"}, node
+
+
+def test_prometheus_scrapes_a_piherd_dashboard_with_its_token(
+    monitored: tuple[VirtualCluster, Path, str], tmp_path: Path
+) -> None:
+    """`dashboard` = this machine's bridge address: a `piherd dashboard` there, bound to
+    that address with a token, is scraped as job "piherd" once the head has the token
+    (put there as docs/monitoring.md says)."""
+    vc, path, base = monitored
+    target = str(tomlkit.parse(path.read_text())["services"]["monitoring"]["dashboard"])  # type: ignore[index]
+    host, port = target.rsplit(":", 1)
+    token = secrets.token_hex(16)
+    local = tmp_path / "token"
+    local.write_text(token + "\n")
+    local.chmod(0o600)
+    install = ["install", "-m", "0640", "-g", "prometheus", "/dev/stdin", TOKEN_FILE]
+    run_piherd("run", "-f", str(path), "--sudo", "node01", "--", *install, stdin=token, timeout=60)
+    argv = [piherd(), "dashboard", "-f", str(path), "--bind", host, "--port", port]
+    dashboard = subprocess.Popen(
+        [*argv, "--token-file", str(local), "--interval", "2"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_until(
+            lambda: len(query(base, 'piherd_node_up{job="piherd"} == 1')) == len(vc.node_names()),
+            "Prometheus scraped the dashboard's piherd_node_up for every node",
+        )
+        (up,) = query(base, 'up{job="piherd"}')
+        assert up["metric"]["instance"] == target and up["metric"]["cluster"] == NAME
+        assert float(up["value"][1]) == 1.0
+    finally:
+        dashboard.terminate()
+        try:
+            dashboard.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            dashboard.kill()
+            dashboard.wait(timeout=15)
+        assert dashboard.stderr is not None
+        dashboard.stderr.close()
