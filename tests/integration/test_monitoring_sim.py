@@ -157,6 +157,10 @@ def test_pi_metrics_for_every_node(monitored: tuple[VirtualCluster, Path, str]) 
     assert by_instance(query(base, "piherd_pi_root_read_only")) == dict.fromkeys(names, 0.0)
     # node_exporter read the script's file without a complaint on every node.
     assert by_instance(query(base, "node_textfile_scrape_error")) == dict.fromkeys(names, 0.0)
+    # node_exporter's own thermal_zone collector reads the same sensor, as on a Pi.
+    assert by_instance(query(base, 'node_thermal_zone_temp{zone="0"}')) == dict.fromkeys(
+        names, 45.0
+    )
     flags = query(base, "piherd_pi_throttled")
     assert len(flags) == 8 * len(names)  # 4 flags, now and since boot, per node
     assert {(r["metric"]["flag"], r["metric"]["when"]) for r in flags} == {
