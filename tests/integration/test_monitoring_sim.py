@@ -9,6 +9,7 @@ this machine reaches it over the sim's bridge like an admin's laptop on the LAN.
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 import secrets
 import socket
@@ -24,7 +25,8 @@ from typing import Any
 import pytest
 import tomlkit
 
-from piherd.services import load
+from piherd.services import load, pi_metrics
+from piherd.services import monitoring as mon
 from piherd.sim.virtual_cluster import VirtualCluster
 from piherd.web import grafana
 
@@ -305,3 +307,36 @@ def test_prometheus_scrapes_a_piherd_dashboard_with_its_token(
             dashboard.wait(timeout=15)
         assert dashboard.stderr is not None
         dashboard.stderr.close()
+
+
+def test_turned_off_up_stops_it_and_removes_what_it_wrote(
+    monitored: tuple[VirtualCluster, Path, str],
+) -> None:
+    """Last in this module: monitoring off again. The drop-ins, written before the packages
+    installed, are piherd's too: `up` removes them with the rest (the packages stay)."""
+    _, path, _ = monitored
+    doc = tomlkit.parse(path.read_text())
+    doc["services"]["monitoring"]["enabled"] = False  # type: ignore[index]
+    off = path.with_name("off.toml")  # beside it: the same secrets_dir
+    off.write_text(tomlkit.dumps(doc))
+    run_piherd("up", "-f", str(off), "--json")
+    ours = [
+        mon.EXPORTER_DROPIN,
+        posixpath.dirname(mon.EXPORTER_DROPIN),
+        mon.PROMETHEUS_DROPIN,
+        posixpath.dirname(mon.PROMETHEUS_DROPIN),
+        pi_metrics.SCRIPT_PATH,
+        pi_metrics.UNIT_PATH,
+        pi_metrics.TIMER_PATH,
+    ]
+    script = 'for p; do [ ! -e "$p" ] || echo "left $p"; done'
+    units = ["prometheus", "prometheus-node-exporter", pi_metrics.TIMER_NAME]
+    out = run_piherd(
+        "run", "-f", str(off), "--json", "@all", "--",
+        "sh", "-c", f"{script}; systemctl is-active {' '.join(units)}; true", "sh", *ours,
+        timeout=120,
+    )  # fmt: skip
+    for line in out.splitlines():
+        if line.startswith("{"):
+            entry = json.loads(line)
+            assert entry["stdout"].split() == ["inactive"] * 3, entry
