@@ -206,13 +206,19 @@ def test_every_series_of_the_shipped_grafana_dashboard_exists(
     assert "piherd_pi_soc_temperature_celsius" in referenced  # the parser found them
     existing = set(api(base, "label/__name__/values"))
     assert referenced <= existing, f"missing in Prometheus: {sorted(referenced - existing)}"
-    # Beyond names: each query, as Grafana sends it for this cluster, returns every node.
-    time.sleep(2 * SCRAPE_S)  # rate() needs two samples of a series
+    # Beyond names: each query, as Grafana sends it for this cluster, returns every node
+    # (waited for: rate() needs two scrapes of a series).
     for expr in expressions:
         for variable, value in VARIABLES.items():
             expr = expr.replace(variable, value)
-        result = query(base, expr)
-        assert {r["metric"].get("instance") for r in result} >= set(vc.node_names()), expr
+        wait_until(
+            lambda e=expr: (
+                {r["metric"].get("instance") for r in query(base, e)}  # type: ignore[misc]
+                >= set(vc.node_names())
+            ),
+            f"{expr} answers for every node",
+            timeout=4 * SCRAPE_S + 10,
+        )
 
 
 def test_node_exporter_full_finds_every_node(monitored: tuple[VirtualCluster, Path, str]) -> None:
