@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("piherd.cli.status", "One table of the whole cluster, Pi health included."),
     "watch": ("piherd.cli.watch", "Drain unhealthy nodes in Slurm, resume healthy ones."),
     "dashboard": ("piherd.cli.dashboard", "Serve the live web dashboard and /metrics."),
+    "monitoring": ("piherd.cli.monitoring", "Prometheus' URL and piherd's Grafana dashboard."),
     "sim": ("piherd.cli.sim", "Build and operate a virtual cluster on this machine."),
     "use": ("piherd.cli.use", "Show or set the current cluster (read when -f is not given)."),
 }
