@@ -15,7 +15,6 @@ MIB = 1 << 20
 BOOT_OFFSET = 8 * MIB
 BOOT_SIZE = 40 * MIB  # FAT32 needs 65525 clusters: 40 MiB of 512-byte clusters
 ROOT_OFFSET = BOOT_OFFSET + BOOT_SIZE
-ROOT_SIZE = 8 * MIB
 CMDLINE = (
     "console=serial0,115200 console=tty1 root=PARTUUID=4e639091-02 rootfstype=ext4"
     " fsck.repair=yes rootwait quiet init=/usr/lib/raspberrypi-sys-mods/firstboot\n"
@@ -26,11 +25,12 @@ _ENV = {**os.environ, "MTOOLS_SKIP_CHECK": "1"}
 
 
 def _run(argv: list[str], stdin: bytes | None = None) -> None:
-    subprocess.run(argv, input=stdin, check=True, capture_output=True, env=_ENV, timeout=60)
+    subprocess.run(argv, input=stdin, check=True, capture_output=True, env=_ENV, timeout=900)
 
 
-def build_image(path: Path, release: str) -> Path:
-    """Write a Raspberry Pi OS-shaped image of `release` at `path`."""
+def build_image(path: Path, release: str, root_mib: int = 8, filler_mib: int = 0) -> Path:
+    """Write a Raspberry Pi OS-shaped image of `release` at `path` (a root partition of
+    `root_mib` holding `filler_mib` of random data, for benchmarks of real-sized images)."""
     work = path.parent / f".{path.name}.parts"
     work.mkdir()
     os_release = (
@@ -39,6 +39,10 @@ def build_image(path: Path, release: str) -> Path:
     )
     (work / "root" / "etc").mkdir(parents=True)
     (work / "root" / "etc" / "os-release").write_text(os_release)
+    if filler_mib:
+        with open(work / "root" / "filler", "wb") as filler:
+            for _ in range(filler_mib):
+                filler.write(os.urandom(MIB))
     (work / "cmdline.txt").write_text(CMDLINE)
     (work / "config.txt").write_text(CONFIG)
     boot, root = work / "boot.fat", work / "root.ext4"
@@ -46,9 +50,21 @@ def build_image(path: Path, release: str) -> Path:
         ["mkfs.fat", "-F", "32", "-s", "1", "-n", "BOOTFS", "-C", str(boot), str(BOOT_SIZE // 1024)]
     )
     _run(["mcopy", "-i", str(boot), str(work / "cmdline.txt"), str(work / "config.txt"), "::"])
-    _run(["mkfs.ext4", "-q", "-F", "-L", "rootfs", "-d", str(work / "root"), str(root), "8M"])
+    _run(
+        [
+            "mkfs.ext4",
+            "-q",
+            "-F",
+            "-L",
+            "rootfs",
+            "-d",
+            str(work / "root"),
+            str(root),
+            f"{root_mib}M",
+        ]
+    )
     with open(path, "wb") as image:
-        image.truncate(ROOT_OFFSET + ROOT_SIZE)
+        image.truncate(ROOT_OFFSET + root_mib * MIB)
     table = (
         f"label: dos\nstart={BOOT_OFFSET // 512}, size={BOOT_SIZE // 512}, type=c\n"
         f"start={ROOT_OFFSET // 512}, type=83\n"
@@ -66,6 +82,7 @@ def build_image(path: Path, release: str) -> Path:
                 "status=none",
             ]
         )
+    (work / "root" / "filler").unlink(missing_ok=True)
     for leftover in (
         boot,
         root,
@@ -84,7 +101,7 @@ def root_digest(path: Path) -> str:
     """SHA-256 of the root partition's bytes."""
     with open(path, "rb") as image:
         image.seek(ROOT_OFFSET)
-        return hashlib.sha256(image.read(ROOT_SIZE)).hexdigest()
+        return hashlib.sha256(image.read()).hexdigest()
 
 
 def boot_partition(path: Path, target: Path) -> Path:

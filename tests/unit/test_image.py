@@ -329,7 +329,7 @@ def test_admin_key_with_a_newline_is_refused(tmp_path: Path, images: dict[str, P
     status, output = image(
         "-f", str(config), "node01", "--from", str(images["bookworm"]), "--out", str(tmp_path / "x")
     )
-    assert status == 1 and "not a single OpenSSH public key" in output
+    assert status == 2 and "not a single OpenSSH public key" in output
 
 
 @pytest.mark.parametrize(

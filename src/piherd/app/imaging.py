@@ -31,7 +31,19 @@ from piherd.transport.hostkeys import default_known_hosts
 GENERIC = "generic"
 ProgressFactory = Callable[[str, int], Callable[[int], None]]  # (label, total bytes)
 
-__all__ = ["GENERIC", "ImageError", "ImageRequest", "ImageResult", "check_device", "image_cards"]
+__all__ = [
+    "GENERIC",
+    "BadInput",
+    "ImageError",
+    "ImageRequest",
+    "ImageResult",
+    "check_device",
+    "image_cards",
+]
+
+
+class BadInput(ImageError):
+    """A value from cluster.toml, the admin key file or the command line that is refused."""
 
 
 def generic_host(cluster: Cluster) -> str:
@@ -87,10 +99,10 @@ def _unpacked(source: Path, work: Path) -> Iterator[Path]:
 def _release(request: ImageRequest, image: Path | None, layout: Layout | None) -> str:
     if request.release is not None:
         if request.release not in OS_RELEASES:
-            raise ImageError(f"--release must be one of {', '.join(OS_RELEASES)}")
+            raise BadInput(f"--release must be one of {', '.join(OS_RELEASES)}")
         return request.release
     if image is None or layout is None:
-        raise ImageError("--boot-dir cannot tell the release; pass --release")
+        raise BadInput("--boot-dir cannot tell the release; pass --release")
     return release.detect(image, layout.root)
 
 
@@ -120,18 +132,20 @@ def image_cards(
     """Make every card `request` asks for; ImageError (with what and why) when one cannot be."""
     targets: list[Node | None] = [cluster.node(n) for n in request.nodes] or [None]
     if sum(x is not None for x in (request.out, request.device, request.boot_dir)) != 1:
-        raise ImageError("give exactly one of --out, --device, --boot-dir")
+        raise BadInput("give exactly one of --out, --device, --boot-dir")
     if (request.device or request.boot_dir) and len(targets) != 1:
-        raise ImageError("--device and --boot-dir write one card: name one node, or --generic")
+        raise BadInput("--device and --boot-dir write one card: name one node, or --generic")
     try:
         admin_key = public_key_line(cluster)
         claim_directory(cluster, Path(cluster.secrets_dir))
-    except (TransportError, SecretsError) as exc:
-        raise ImageError(str(exc).removeprefix("cluster: ")) from None
+    except TransportError as exc:
+        raise BadInput(str(exc).removeprefix("cluster: ")) from None
+    except SecretsError as exc:
+        raise ImageError(str(exc)) from None
     try:
         return _image_all(cluster, request, targets, admin_key, progress)
     except FirstBootError as exc:
-        raise ImageError(str(exc)) from None
+        raise BadInput(str(exc)) from None
     except OSError as exc:
         raise ImageError(f"{exc.filename or ''}: {exc.strerror or exc}") from None
 
@@ -151,7 +165,7 @@ def _image_all(
         files = customise(BootDirectory(request.boot_dir), rel, fb)
         return [_result(fb, rel, str(request.boot_dir), files, _record(cluster, node, fb))]
     if request.source is None:
-        raise ImageError("--from IMAGE is needed with --out and --device")
+        raise BadInput("--from IMAGE is needed with --out and --device")
     if request.out is not None:
         request.out.mkdir(parents=True, exist_ok=True)
     scratch = request.out or Path(tempfile.gettempdir())

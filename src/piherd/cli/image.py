@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from piherd.app.imaging import ImageError, ImageRequest, check_device, image_cards
+from piherd.app.imaging import BadInput, ImageError, ImageRequest, check_device, image_cards
 from piherd.cli.common import cluster_file_option, fail, load_cluster, require_utf8, select_nodes
 from piherd.image.firstboot import FirstBootError, check_timezone
 from piherd.model.cluster import OS_RELEASES
@@ -141,6 +141,8 @@ def command(
                 question = f"Overwrite {disk.path} ({gib:.1f} GiB) with the image of {who}?"
                 click.confirm(question, abort=True, err=True)
         results = image_cards(cluster, request, _progress if device is not None else None)
+    except BadInput as exc:
+        fail(f"piherd image: {shown(str(exc), 400)[1:-1]}")
     except ImageError as exc:
         fail(f"piherd image: {shown(str(exc), 400)[1:-1]}", 1)
     if as_json:
