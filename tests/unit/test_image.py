@@ -395,3 +395,21 @@ def test_not_an_image_is_refused(tmp_path: Path) -> None:
 def test_tools_are_installed() -> None:
     for tool in ("mcopy", "sfdisk", "debugfs", "fsck.fat", "mkfs.fat", "mkfs.ext4", "lsblk"):
         assert shutil.which(tool), f"{tool} missing: see scripts/apt-packages.txt"
+
+
+def test_device_must_be_a_block_device(tmp_path: Path, images: dict[str, Path]) -> None:
+    plain = tmp_path / "not-a-card"
+    plain.write_bytes(b"")
+    status, output = image(
+        "-f", str(cluster_file(tmp_path)), "node01", "--from", str(images["bookworm"]),
+        "--device", str(plain), "--yes",
+    )  # fmt: skip
+    assert status == 1 and "not a block device" in output and plain.read_bytes() == b""
+
+
+def test_device_and_boot_dir_take_one_node(tmp_path: Path, images: dict[str, Path]) -> None:
+    status, output = image(
+        "-f", str(cluster_file(tmp_path)), "node[01-02]", "--boot-dir", str(tmp_path),
+        "--release", "bookworm",
+    )  # fmt: skip
+    assert status == 2 and "one card" in output

@@ -135,6 +135,8 @@ def image_cards(
         raise BadInput("give exactly one of --out, --device, --boot-dir")
     if (request.device or request.boot_dir) and len(targets) != 1:
         raise BadInput("--device and --boot-dir write one card: name one node, or --generic")
+    if request.device is not None:
+        card.check_target(request.device, request.force)  # again: callers of the API too
     try:
         admin_key = public_key_line(cluster)
         claim_directory(cluster, Path(cluster.secrets_dir))
