@@ -130,6 +130,7 @@ def test_bookworm_gets_firstrun_and_cmdline(tmp_path: Path, images: dict[str, Pa
         assert f"set_hostname {entry['label']}" in text and "set_timezone Europe/London" in text
         blobs = [base64.b64decode(b) for b in re.findall(r"^put \S+ \d+ \S+ (\S+)$", text, re.M)]
         assert (ADMIN_KEY + "\n").encode() in blobs
+        assert 'put "$HOMEDIR/.ssh/authorized_keys" 0600 admin ' in text
         keyfile = next(b for b in blobs if b.startswith(b"# Managed by piherd") and b"[ipv4]" in b)
         address = "192.168.1.11" if entry["label"] == "node01" else "192.168.1.12"
         assert f"address1={address}/24,192.168.1.1".encode() in keyfile

@@ -30,8 +30,10 @@ def cmdline_words(boot_mount: str) -> list[str]:
 
 
 def _put(path: str, mode: int, data: bytes, owner: str = "root") -> list[str]:
+    """A `put` line; `path` is quoted unless it is the one literal "$HOMEDIR/..." form."""
     encoded = base64.b64encode(data).decode("ascii")
-    return [f"put {shlex.quote(path)} {mode:04o} {shlex.quote(owner)} {encoded}"]
+    where = path if path.startswith('"$HOMEDIR/') else shlex.quote(path)
+    return [f"put {where} {mode:04o} {shlex.quote(owner)} {encoded}"]
 
 
 _HEAD = r"""#!/bin/bash
@@ -84,10 +86,7 @@ def _user(fb: FirstBoot) -> list[str]:
         f"usermod -p '*' {user}",
         f"HOMEDIR=$(getent passwd {user} | cut -d: -f6)",
         f'install -o {user} -g {user} -m 700 -d "$HOMEDIR/.ssh"',
-        *_put("/tmp/piherd-authorized_keys", 0o600, (fb.admin_key + "\n").encode()),
-        f"install -o {user} -g {user} -m 600 /tmp/piherd-authorized_keys"
-        ' "$HOMEDIR/.ssh/authorized_keys"',
-        "rm -f /tmp/piherd-authorized_keys",
+        *_put('"$HOMEDIR/.ssh/authorized_keys"', 0o600, (fb.admin_key + "\n").encode(), fb.user),
         *_put(
             f"/etc/sudoers.d/010_{fb.user}-nopasswd",
             0o440,
@@ -107,14 +106,7 @@ def _host_keys(fb: FirstBoot) -> list[str]:
         path = f"/etc/ssh/ssh_host_{key.kind}_key"
         lines += _put(path, 0o600, key.private)
         lines += _put(f"{path}.pub", 0o644, (key.public + "\n").encode())
-    lines += [
-        f"if [ -f {_IMAGER_CUSTOM} ]; then",
-        f"   {_IMAGER_CUSTOM} enable_ssh",
-        "else",
-        "   systemctl enable ssh",
-        "fi",
-    ]
-    return lines
+    return [*lines, "systemctl enable ssh"]
 
 
 def _timezone(fb: FirstBoot) -> list[str]:
