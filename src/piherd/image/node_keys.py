@@ -74,27 +74,27 @@ def known_lines(hosts: Iterable[str], port: int, keys: Iterable[HostKey]) -> lis
 
 
 def record(known_hosts: Path, hosts: Iterable[str], port: int, keys: Iterable[HostKey]) -> None:
-    """Replace the lines of `hosts` in `known_hosts` with these keys (locked; 0600 if new)."""
+    """Replace the lines of `hosts` in `known_hosts` with these keys (0600 if new).
+
+    Rewritten in place under the same lock the transport takes to append a key
+    (transport/hostkeys.py), so neither loses the other's line.
+    """
     hosts = list(hosts)
     patterns = {host_pattern(h, port) for h in hosts}
     known_hosts.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    lock_fd = os.open(f"{known_hosts}.lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    fd = os.open(known_hosts, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        fcntl.flock(lock_fd, fcntl.LOCK_EX)
-        old = known_hosts.read_text(encoding="utf-8") if known_hosts.exists() else ""
-        mode = known_hosts.stat().st_mode & 0o777 if known_hosts.exists() else 0o600
-        kept = [
-            line
-            for line in old.splitlines()
-            if not (line.split() and set(line.split()[0].split(",")) & patterns)
-        ]
-        text = "".join(f"{line}\n" for line in [*kept, *known_lines(hosts, port, keys)])
-        tmp = known_hosts.with_name(f".{known_hosts.name}.tmp{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with os.fdopen(os.dup(fd), "r+", encoding="utf-8") as handle:
+            kept = [
+                line
+                for line in handle.read().splitlines()
+                if not (line.split() and set(line.split()[0].split(",")) & patterns)
+            ]
+            handle.seek(0)
+            handle.truncate()
+            handle.write("".join(f"{ln}\n" for ln in [*kept, *known_lines(hosts, port, keys)]))
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, known_hosts)
     finally:
-        os.close(lock_fd)
+        os.close(fd)  # closing releases the lock
