@@ -7,6 +7,7 @@ MBR (sfdisk) with a FAT32 boot partition at 8 MiB holding cmdline.txt and config
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -98,10 +99,15 @@ def build_image(path: Path, release: str, root_mib: int = 8, filler_mib: int = 0
 
 
 def root_digest(path: Path) -> str:
-    """SHA-256 of the root partition's bytes."""
+    """SHA-256 of the root partition's bytes (its extent from sfdisk, read independently)."""
+    table = subprocess.run(
+        ["sfdisk", "--json", str(path)], capture_output=True, check=True, timeout=60
+    ).stdout
+    root = json.loads(table)["partitiontable"]["partitions"][1]
+    assert root["start"] * 512 == ROOT_OFFSET
     with open(path, "rb") as image:
         image.seek(ROOT_OFFSET)
-        return hashlib.sha256(image.read()).hexdigest()
+        return hashlib.sha256(image.read(root["size"] * 512)).hexdigest()
 
 
 def boot_partition(path: Path, target: Path) -> Path:
