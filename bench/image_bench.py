@@ -94,7 +94,7 @@ def main() -> None:
             "disk (ext4: no reflink, so --out copies the image's data sparsely per node; the",
             "copy dominates: the first-boot files, host keys and known_hosts take ~0.1-0.2 s,",
             "see --boot-dir and the small image). Each row: its own run; the last run started",
-            f"at a 1-minute load average of {load_avg:.0f} on 2 cores, so disk times vary 2x or more.",
+            f"at a 1-minute load average of {load_avg:.0f} (2 cores): disk times vary 2x or more.",
         ]
         header = "| what | s/node | nodes | command |"
         update_table_section(DOCS, SECTION, intro, header, rows, command)

@@ -9,6 +9,7 @@ its host keys in the cluster's known_hosts. The root partition is never written.
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import tempfile
 from collections.abc import Callable, Iterator
@@ -170,7 +171,8 @@ def _image_all(
         raise BadInput("--from IMAGE is needed with --out and --device")
     if request.out is not None:
         request.out.mkdir(parents=True, exist_ok=True)
-    scratch = request.out or Path(tempfile.gettempdir())
+    # --device: the customised copy goes to disk-backed /var/tmp, not a RAM /tmp ($TMPDIR wins).
+    scratch = request.out or Path(os.environ.get("TMPDIR") or "/var/tmp")
     with (
         tempfile.TemporaryDirectory(prefix=".piherd-image-", dir=scratch) as work,
         _unpacked(request.source, Path(work)) as source,
