@@ -21,6 +21,7 @@ STORAGE_KEY_FILE = "storage_key"
 WATCH_KEY_FILE = "watch_key"  # the head's `piherd watch` logs in to the nodes with it
 RECORDED_FILE = "known-facts.json"  # what `up` learnt of the nodes (app/recorded.py)
 OWNED_MARKER = ".piherd-secrets"  # written when piherd creates or adopts the directory
+HOST_KEYS_DIR = "host-keys"  # per-node SSH host keys made by `piherd image` (image/node_keys.py)
 MUNGE_KEY_BYTES = 1024  # what `mungekey` generates by default
 _MUNGE_MIN_BYTES = 32  # munged refuses shorter keys
 _OWN_FILES = frozenset(
@@ -32,6 +33,7 @@ _OWN_FILES = frozenset(
         f"{WATCH_KEY_FILE}.pub",
         RECORDED_FILE,
         OWNED_MARKER,
+        HOST_KEYS_DIR,
     }
 )
 _SHOWN_FOREIGN = 5  # how many foreign entries a refusal names
