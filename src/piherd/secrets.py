@@ -22,6 +22,7 @@ WATCH_KEY_FILE = "watch_key"  # the head's `piherd watch` logs in to the nodes w
 POWER_DIR = "power"  # the power controllers' secrets, one file each (written by the admin)
 RECORDED_FILE = "known-facts.json"  # what `up` learnt of the nodes (app/recorded.py)
 OWNED_MARKER = ".piherd-secrets"  # written when piherd creates or adopts the directory
+HOST_KEYS_DIR = "host-keys"  # per-node SSH host keys made by `piherd image` (image/node_keys.py)
 MUNGE_KEY_BYTES = 1024  # what `mungekey` generates by default
 _MUNGE_MIN_BYTES = 32  # munged refuses shorter keys
 _OWN_FILES = frozenset(
@@ -34,6 +35,7 @@ _OWN_FILES = frozenset(
         RECORDED_FILE,
         OWNED_MARKER,
         POWER_DIR,
+        HOST_KEYS_DIR,
     }
 )
 _SHOWN_FOREIGN = 5  # how many foreign entries a refusal names

@@ -87,7 +87,9 @@ def test_fresh_node_full_plan_in_order() -> None:
     order = [k for k, _ in got]
     # early files, hostname, network, packages, dirs, files, daemon-reload, units
     assert got[0] == ("file", "/etc/hosts")
-    assert got[1] == ("file", "/etc/apt/apt.conf.d/01proxy")
+    # A unit's drop-in is in place before the package first starts the unit.
+    assert got[1] == ("file", "/etc/systemd/system/chrony.service.d/piherd.conf")
+    assert got[2] == ("file", "/etc/apt/apt.conf.d/01proxy")
     assert order.index("hostname") < order.index("network") < order.index("packages")
     assert order.index("packages") < order.index("dir") < order.index("daemon-reload")
     packages = plan.of_kind(ChangeKind.PACKAGES)[0]
@@ -226,7 +228,8 @@ def test_plans_apply_changes_in_change_kind_order() -> None:
     assert [(c.kind, c.target) for c in removals] == [(ChangeKind.DISABLE, "piherd-watch.service")]
     assert list(changes[-len(removals) :]) == removals
     changes = changes[: -len(removals)]
-    early = [c for c in changes if c.kind == ChangeKind.FILE and c.target in (HOSTS.path, APT.path)]
+    early_paths = (HOSTS.path, UNIT_FILE.path, APT.path)
+    early = [c for c in changes if c.kind == ChangeKind.FILE and c.target in early_paths]
     assert list(changes[: len(early)]) == early
     rest = changes[len(early) :]
     # DISABLE is only planned for a unit piherd started and no longer wants (a removal).

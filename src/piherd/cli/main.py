@@ -15,6 +15,7 @@ from piherd import __version__
 COMMANDS: dict[str, tuple[str, str]] = {
     "init": ("piherd.cli.init", "Write a commented, valid cluster.toml from flags or questions."),
     "check": ("piherd.cli.check", "Validate a cluster file and report every problem at once."),
+    "image": ("piherd.cli.image", "Customise Raspberry Pi OS cards per node, host keys made here."),
     "render": ("piherd.cli.render", "Write the exact files every node must hold, for review."),
     "up": ("piherd.cli.up", "Bring every node to the configured cluster (idempotent)."),
     "run": ("piherd.cli.run", "Run a command on a node set, outputs folded like clush -b."),
@@ -28,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "dashboard": ("piherd.cli.dashboard", "Serve the live web dashboard and /metrics."),
     "power": ("piherd.cli.power", "Power nodes on, off or cycle them through their controllers."),
     "identify": ("piherd.cli.identify", "Blink a node's LEDs until stopped, to find it."),
+    "monitoring": ("piherd.cli.monitoring", "Prometheus' URL and piherd's Grafana dashboard."),
     "sim": ("piherd.cli.sim", "Build and operate a virtual cluster on this machine."),
     "use": ("piherd.cli.use", "Show or set the current cluster (read when -f is not given)."),
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from piherd.facts.node_facts import NodeFacts
@@ -12,6 +13,10 @@ from piherd.ops.removals import owed_restarts, plan_removals
 
 # Files that must be in place before packages install: the name and the apt set-up.
 EARLY_PREFIXES = ("/etc/hostname", "/etc/hosts", "/etc/apt/")
+# So are drop-ins of units (/etc/systemd/system/UNIT.d/): a package starts its daemon as it
+# installs, and the drop-in must hold from that first start (node_exporter and Prometheus
+# listen on the cluster address only, never on all addresses for a moment).
+DROPIN_DIR = re.compile(r"/etc/systemd/system/[^/]+\.d/[^/]+\.conf")
 # Files whose change moves the node on the network (applied with rollback).
 NETWORK_PREFIXES = (
     "/etc/NetworkManager/system-connections/",
@@ -19,6 +24,11 @@ NETWORK_PREFIXES = (
     "/etc/systemd/network/",
 )
 UNIT_DIRS = ("/etc/systemd/system/", "/lib/systemd/system/", "/usr/lib/systemd/system/")
+
+
+def is_early_file(path: str) -> bool:
+    """True for files written before packages install (see EARLY_PREFIXES, DROPIN_DIR)."""
+    return path.startswith(EARLY_PREFIXES) or DROPIN_DIR.fullmatch(path) is not None
 
 
 def is_network_file(path: str) -> bool:
@@ -51,14 +61,14 @@ def plan_node(
 ) -> Plan:
     """The changes that make the node described by `facts` into `desired`.
 
-    In order: early files (name, apt set-up), hostname, the network move, packages,
+    In order: early files (name, apt set-up, unit drop-ins), hostname, the network move, packages,
     directories, the other files, daemon-reload, units; then removals of what piherd
     created and no longer renders. `old_contents` (path -> current bytes) lets the plan
     carry unified diffs; without it, changes carry no diff (applying does not need
     one). `purge`: also purge the packages piherd installed and no longer needs.
     """
     files = _FileChanges(facts, old_contents)
-    early = [f for f in desired.files if f.path.startswith(EARLY_PREFIXES)]
+    early = [f for f in desired.files if is_early_file(f.path)]
     network = [f for f in desired.files if is_network_file(f.path)]
     late = [f for f in desired.files if f not in early and f not in network]
     changes = files.each(early)

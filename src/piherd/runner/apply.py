@@ -335,8 +335,14 @@ class _NodeRun:
                 self.result.applied.append(change)
             raise
         if change.kind == ChangeKind.PACKAGES and self.keep and self.record is not None:
-            # Files the packages brought are theirs, not piherd's to remove later.
-            new = newly_created(self.facts.record, self.record)
+            # Files the packages brought are theirs, not piherd's to remove later; what
+            # piherd itself wrote before them (unit drop-ins) and its new parents stay its.
+            written = [c.target for c in self.result.applied if c.kind == ChangeKind.FILE]
+            new = [
+                path
+                for path in newly_created(self.facts.record, self.record)
+                if path not in written and not any(w.startswith(path + "/") for w in written)
+            ]
             shipped = await _shipped(await self.transport(), new)
             if shipped:
                 self.record = forget_paths(self.record, shipped)

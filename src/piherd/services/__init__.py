@@ -17,6 +17,7 @@ from piherd.model.service import Service
 from piherd.services.dnsmasq import DnsmasqService
 from piherd.services.hosts import HostsService
 from piherd.services.leds import LedsService
+from piherd.services.monitoring import MonitoringService
 from piherd.services.mpi import MpiService
 from piherd.services.package_cache import PackageCacheService
 from piherd.services.power import PowerService
@@ -28,7 +29,8 @@ from piherd.services.time import TimeService
 from piherd.services.watch_service import WatchService
 
 # In start order: units of an earlier service start before those of a later one
-# (time before munge, storage before Slurm; the watch service last, it acts through Slurm).
+# (time before munge, storage before Slurm; the watch service last, it acts through Slurm;
+# monitoring after the services whose state it reports).
 SERVICES: tuple[Service, ...] = (
     HostsService(),
     NetworkService(),
@@ -41,6 +43,7 @@ SERVICES: tuple[Service, ...] = (
     MpiService(),
     LedsService(),
     PowerService(),
+    MonitoringService(),
     WatchService(),
 )
 

@@ -113,6 +113,7 @@ def seed(tree: Path) -> None:
     thermal = tree / "class/thermal/thermal_zone0"
     _write(thermal / "type", "cpu-thermal\n")
     _write(thermal / "temp", f"{IDLE_TEMP_MC}\n")
+    _write(thermal / "policy", "step_wise\n")  # a Pi's governor; node_exporter reads it
     hwmon = tree / "class/hwmon/hwmon0"
     _write(hwmon / "name", "rpi_volt\n")
     _write(hwmon / "in0_lcrit_alarm", "0\n")
