@@ -1,4 +1,4 @@
-"""The cluster's secrets (munge key, storage and watch key pairs): made once, 0600, never shown.
+"""The cluster's secrets (munge key; storage, watch, cluster keys): made once, 0600, never shown.
 
 Not pure (it reads and writes cluster.secrets_dir); render receives its result
 through a RenderContext.
@@ -19,6 +19,7 @@ from piherd.model.specs import RenderContext
 MUNGE_KEY_FILE = "munge.key"
 STORAGE_KEY_FILE = "storage_key"
 WATCH_KEY_FILE = "watch_key"  # the head's `piherd watch` logs in to the nodes with it
+CLUSTER_KEY_FILE = "cluster_key"  # the admin user logs in from node to node with it (mpiexec)
 RECORDED_FILE = "known-facts.json"  # what `up` learnt of the nodes (app/recorded.py)
 OWNED_MARKER = ".piherd-secrets"  # written when piherd creates or adopts the directory
 MUNGE_KEY_BYTES = 1024  # what `mungekey` generates by default
@@ -30,6 +31,8 @@ _OWN_FILES = frozenset(
         f"{STORAGE_KEY_FILE}.pub",
         WATCH_KEY_FILE,
         f"{WATCH_KEY_FILE}.pub",
+        CLUSTER_KEY_FILE,
+        f"{CLUSTER_KEY_FILE}.pub",
         RECORDED_FILE,
         OWNED_MARKER,
     }
@@ -54,6 +57,8 @@ class Secrets:
     storage_public_key: str
     watch_private_key: bytes
     watch_public_key: str
+    cluster_private_key: bytes = b""
+    cluster_public_key: str = ""
 
     def __repr__(self) -> str:
         return "Secrets(<hidden>)"
@@ -71,6 +76,7 @@ def load_or_create_secrets(cluster: Cluster) -> Secrets:
         munge_key = _read_secret(munge_path)
         storage = _key_pair(directory, STORAGE_KEY_FILE, f"piherd-storage@{cluster.name}")
         watch = _key_pair(directory, WATCH_KEY_FILE, f"piherd-watch@{cluster.name}")
+        node_to_node = _key_pair(directory, CLUSTER_KEY_FILE, f"piherd-cluster@{cluster.name}")
     except OSError as exc:
         raise SecretsError(f"cannot use secrets directory {directory}: {exc}") from None
     if len(munge_key) < _MUNGE_MIN_BYTES:
@@ -78,7 +84,7 @@ def load_or_create_secrets(cluster: Cluster) -> Secrets:
             f"{munge_path} holds {len(munge_key)} bytes; munge needs at least {_MUNGE_MIN_BYTES}"
             " (delete it to make a new one, then run piherd up)"
         )
-    return Secrets(munge_key, *storage, *watch)
+    return Secrets(munge_key, *storage, *watch, *node_to_node)
 
 
 def claim_directory(cluster: Cluster, directory: Path) -> None:
