@@ -390,10 +390,15 @@ class SlurmService(Service):
         if node.compute and cgroup_mode(cluster) == "private-v1":
             result.append(UnitSpec(CGROUP_UNIT))
         if settings_of(cluster).accounting and node.is_head:
-            result.append(UnitSpec("mariadb.service"))  # slurm_units: slurmdbd, slurmctld
+            # then slurm_units: slurmdbd before slurmctld
+            result.append(UnitSpec(slurm_accounting.DATABASE_UNIT))
         return result + [UnitSpec(name) for name in slurm_units(cluster, node)]
 
     def health_units(self, cluster: Cluster, node: Node) -> tuple[str, ...]:
         daemons = tuple(u.removesuffix(".service") for u in slurm_units(cluster, node))
-        database = ("mariadb",) if settings_of(cluster).accounting and node.is_head else ()
+        database = (
+            (slurm_accounting.DATABASE_UNIT.removesuffix(".service"),)
+            if settings_of(cluster).accounting and node.is_head
+            else ()
+        )
         return (*daemons, *database, "munge")

@@ -12,7 +12,7 @@ by munge.
 from __future__ import annotations
 
 from piherd.model import Cluster, Node
-from piherd.model.specs import FileSpec, UnitSpec
+from piherd.model.specs import FileSpec
 from piherd.render.spec import text
 
 SLURMDBD_CONF = "/etc/slurm/slurmdbd.conf"
@@ -23,7 +23,7 @@ DBD_PORT = 6819
 DBD_WAIT_SECONDS = 60
 DATABASE = "slurm_acct_db"
 PACKAGES = ("mariadb-server", "slurmdbd")
-UNITS = ("mariadb.service", "slurmdbd.service")
+DATABASE_UNIT = "mariadb.service"  # slurm.py's units start it before slurmdbd
 
 
 def slurm_conf_lines(cluster: Cluster, enabled: bool) -> list[str]:
@@ -79,7 +79,7 @@ def render(cluster: Cluster, node: Node) -> list[FileSpec]:
             "innodb_lock_wait_timeout = 900",
             f"init_file = {DB_INIT}",
         ],
-        restarts=("mariadb.service",),
+        restarts=(DATABASE_UNIT,),
     )
     init = text(
         cluster,
@@ -90,7 +90,7 @@ def render(cluster: Cluster, node: Node) -> list[FileSpec]:
             f"GRANT ALL ON {DATABASE}.* TO 'slurm'@'localhost';",
         ],
         comment="--",
-        restarts=("mariadb.service",),
+        restarts=(DATABASE_UNIT,),
     )
     return [dbd, mariadb, init, _ctld_dropin(cluster)]
 
@@ -119,8 +119,3 @@ def _ctld_dropin(cluster: Cluster) -> FileSpec:
 def packages(node: Node) -> tuple[str, ...]:
     """MariaDB and slurmdbd on the head."""
     return PACKAGES if node.is_head else ()
-
-
-def units(node: Node) -> tuple[UnitSpec, ...]:
-    """MariaDB, then slurmdbd, on the head (before slurmctld)."""
-    return tuple(UnitSpec(u) for u in UNITS) if node.is_head else ()
