@@ -86,7 +86,8 @@ def main() -> None:
             DOCS,
             "## MPI jobs",
             [
-                "Seconds on the head (`sh -c` over SSH included); the next job is",
+                "A sim cluster (head + 3 full workers) after `piherd up`; seconds for each",
+                "command on the head (`sh -c` over SSH included); the next job is",
                 f"`{NEXT}` right after the failed one (the time until it ran).",
                 f"1-minute load average {load_average:.1f} when the run started.",
             ],

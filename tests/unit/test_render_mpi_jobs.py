@@ -13,6 +13,7 @@ from piherd.render import RenderContext, UnitSpec, node_packages, node_units, re
 from piherd.secrets import load_or_create_secrets
 from piherd.services import loads
 from piherd.services.cluster_key import CLIENT_DROPIN, CLUSTER_KEY
+from piherd.services.slurm import SLURM_CONF
 from piherd.services.slurm_accounting import CTLD_DROPIN, MARIADB_CONF, SLURMDBD_CONF
 
 BASE = (GOLDEN / "sim" / "cluster.toml").read_text()
@@ -36,9 +37,22 @@ def test_srun_starts_mpi_through_pmix_and_a_bad_rank_ends_the_step() -> None:
     cluster = loads(BASE)
     conf = render_node(cluster, cluster.head, CTX)["/etc/slurm/slurm.conf"].content.decode()
     assert "MpiDefault=pmix\n" in conf and "KillOnBadExit=1\n" in conf
-    other = loads(BASE.replace("[services.slurm]\n", '[services.slurm]\nmpi_default = "pmi2"\n'))
-    other_conf = render_node(other, other.head, CTX)["/etc/slurm/slurm.conf"].content
-    assert b"MpiDefault=pmi2\n" in other_conf
+    set_to = loads(BASE.replace("[services.slurm]\n", '[services.slurm]\nmpi_default = "none"\n'))
+    assert b"MpiDefault=none\n" in render_node(set_to, set_to.head, CTX)[SLURM_CONF].content
+
+
+def test_mpi_default_follows_the_mpi_the_cluster_uses() -> None:
+    """Debian's MPICH speaks PMI-2 to srun, its Open MPI (and mpi4py) PMIx."""
+    for implementations, plugin in (
+        ('["mpich"]', b"pmi2"),
+        ('["openmpi", "mpich"]', b"pmix"),
+        ('["openmpi"]', b"pmix"),
+    ):
+        assert "[services.mpi]" not in BASE
+        text = BASE + f"\n[services.mpi]\nimplementations = {implementations}\n"
+        cluster = loads(text)
+        conf = render_node(cluster, cluster.head, CTX)[SLURM_CONF].content
+        assert b"MpiDefault=" + plugin + b"\n" in conf, implementations
 
 
 def test_every_slurm_node_gets_the_library_the_pmix_plugin_loads() -> None:

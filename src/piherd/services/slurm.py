@@ -23,6 +23,7 @@ from piherd.model.service import InitEntry, InitFlag, InitTable, Service
 from piherd.model.specs import FileSpec, RenderContext, UnitSpec
 from piherd.render.spec import by_address, header, node_cpus, node_memory, safe_path, text
 from piherd.services import slurm_accounting
+from piherd.services.mpi import MpiSettings
 
 SLURM_CONF = "/etc/slurm/slurm.conf"
 CGROUP_CONF = "/etc/slurm/cgroup.conf"
@@ -34,8 +35,9 @@ PARTITION_KEYS = ("name", "nodes", "default", "max_time")
 # Slurm time limits: minutes, [days-]hours:minutes[:seconds], or no limit.
 _MAX_TIME = re.compile(r"(INFINITE|UNLIMITED|\d+|\d+:\d{2}(:\d{2})?|\d+-\d+(:\d{2}){0,2})")
 MAX_SLURMD_TIMEOUT = 65533  # slurm.conf(5): SlurmdTimeout
-# `srun --mpi=` plugins Debian's slurm-wlm-basic-plugins ships that Open MPI and MPICH use.
-MPI_PLUGINS = ("pmix", "pmi2", "none")
+# `srun --mpi=` plugins Debian's slurm-wlm-basic-plugins ships that Open MPI and MPICH use
+# (Debian's Open MPI speaks PMIx only, its MPICH PMI-2 only), or "auto": see mpi_default().
+MPI_PLUGINS = ("auto", "pmix", "pmi2", "none")
 # Debian's mpi_pmix plugin dlopen()s the unversioned libpmix.so, which only libpmix-dev
 # ships (libpmix2 has libpmix.so.2): without it `srun --mpi=pmix` fails in MPI_Init.
 PMIX_PACKAGE = "libpmix-dev"
@@ -65,7 +67,7 @@ class SlurmSettings:
     slurmd_timeout: int = 300
     # cgroup v1 mountpoint for slurmd; set by the sim where only a v2 tree is visible.
     cgroup_mountpoint: str = ""
-    mpi_default: str = "pmix"
+    mpi_default: str = "auto"
     # slurmdbd + MariaDB on the head (services/slurm_accounting.py).
     accounting: bool = False
 
@@ -73,6 +75,19 @@ class SlurmSettings:
 def settings_of(cluster: Cluster) -> SlurmSettings:
     """The cluster's Slurm settings."""
     return cluster.services.get(SlurmSettings)
+
+
+def mpi_default(cluster: Cluster) -> str:
+    """Slurm's MpiDefault: as set, or for "auto" the plugin the cluster's MPI speaks:
+    pmix for Open MPI (with MPICH too: mpi4py is built on Open MPI), pmi2 for MPICH
+    alone (measured: with --mpi=pmix each MPICH rank starts alone, as a singleton)."""
+    chosen = settings_of(cluster).mpi_default
+    if chosen != "auto":
+        return chosen
+    mpi = cluster.services.find(MpiSettings)
+    if mpi is not None and mpi.enabled and "openmpi" not in mpi.implementations:
+        return "pmi2"
+    return "pmix"
 
 
 def cgroup_mode(cluster: Cluster) -> str:
@@ -142,7 +157,7 @@ def slurm_conf(cluster: Cluster, ctx: RenderContext) -> list[str]:
         *tracking,
         "SwitchType=switch/none",
         # srun starts MPI ranks through PMIx unless told --mpi=pmi2 or --mpi=none.
-        f"MpiDefault={slurm.mpi_default}",
+        f"MpiDefault={mpi_default(cluster)}",
         # A task that exits non-zero (an MPI rank dying before MPI_Init) ends its step:
         # the other ranks would wait in MPI_Init for it, holding the nodes, forever.
         "KillOnBadExit=1",
@@ -347,7 +362,7 @@ class SlurmService(Service):
             partitions=_partitions(reader, table) or SlurmSettings().partitions,
             slurmd_timeout=reader.get(table, path, "slurmd_timeout", int, 300),
             cgroup_mountpoint=reader.get(table, path, "cgroup_mountpoint", str, ""),
-            mpi_default=reader.get(table, path, "mpi_default", str, "pmix"),
+            mpi_default=reader.get(table, path, "mpi_default", str, "auto"),
             accounting=reader.get(table, path, "accounting", bool, False),
         )
 
