@@ -60,7 +60,7 @@ def cluster(sim: VirtualCluster) -> Cluster:
     accounting.write_text(text.replace(marker, marker + "accounting = true\n"))
     rc, events = piherd_up(accounting)
     failed = {n: v["reason"] for n, v in events[-1]["nodes"].items() if v["status"] == "failed"}
-    assert (rc, failed) == (0, {})
+    assert failed == {} and rc == 0, failed
     loaded = load(accounting)
     wait_idle(loaded, 3)
     shared = loaded.services.get(StorageSettings).mount
