@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make demo`: a virtual cluster (head + 3 workers) brought up by `piherd up`, then an
-# MPI job (mpi4py: rank, size, host, allreduce sum) run on the 3 workers through Slurm,
+# MPI job (mpi4py: rank, size, host, allreduce sum) run on the 3 workers through Slurm
+# (sbatch + mpirun, then srun), then with mpiexec and piherd's host file over SSH,
 # as the cluster's admin user. The virtual cluster is removed on exit, whatever happens.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,3 +63,9 @@ SH
 JOB=$("${SSH[@]}" "cd $SHARED && sbatch --parsable --wait demo_job.sh")
 echo "== job $JOB output"
 "${SSH[@]}" cat "$SHARED/demo-$JOB.out"
+
+echo "== srun: the same program, ranks started by Slurm (MpiDefault=pmix, see docs/jobs.md)"
+"${SSH[@]}" "cd $SHARED && srun -N3 python3 demo_mpi.py"
+
+echo "== mpiexec with piherd's host file, over SSH as $ADMIN (the how-tos' way)"
+"${SSH[@]}" "cd $SHARED && mpiexec -machinefile /etc/piherd/hosts.openmpi --map-by node -n 3 python3 demo_mpi.py"

@@ -1,4 +1,4 @@
-"""The cluster's secrets (munge key, storage and watch key pairs): made once, 0600, never shown.
+"""The cluster's secrets (munge key; storage, watch, cluster keys): made once, 0600, never shown.
 
 Not pure (it reads and writes cluster.secrets_dir); render receives its result
 through a RenderContext.
@@ -20,6 +20,7 @@ MUNGE_KEY_FILE = "munge.key"
 STORAGE_KEY_FILE = "storage_key"
 WATCH_KEY_FILE = "watch_key"  # the head's `piherd watch` logs in to the nodes with it
 POWER_DIR = "power"  # the power controllers' secrets, one file each (written by the admin)
+CLUSTER_KEY_FILE = "cluster_key"  # the admin user logs in from node to node with it (mpiexec)
 RECORDED_FILE = "known-facts.json"  # what `up` learnt of the nodes (app/recorded.py)
 OWNED_MARKER = ".piherd-secrets"  # written when piherd creates or adopts the directory
 HOST_KEYS_DIR = "host-keys"  # per-node SSH host keys made by `piherd image` (image/node_keys.py)
@@ -32,6 +33,8 @@ _OWN_FILES = frozenset(
         f"{STORAGE_KEY_FILE}.pub",
         WATCH_KEY_FILE,
         f"{WATCH_KEY_FILE}.pub",
+        CLUSTER_KEY_FILE,
+        f"{CLUSTER_KEY_FILE}.pub",
         RECORDED_FILE,
         OWNED_MARKER,
         POWER_DIR,
@@ -58,6 +61,8 @@ class Secrets:
     storage_public_key: str
     watch_private_key: bytes
     watch_public_key: str
+    cluster_private_key: bytes = b""
+    cluster_public_key: str = ""
     # secrets_dir/power/NAME: the power controllers' passwords and communities.
     power_secrets: Mapping[str, bytes] = field(default_factory=dict)
 
@@ -77,6 +82,7 @@ def load_or_create_secrets(cluster: Cluster) -> Secrets:
         munge_key = _read_secret(munge_path)
         storage = _key_pair(directory, STORAGE_KEY_FILE, f"piherd-storage@{cluster.name}")
         watch = _key_pair(directory, WATCH_KEY_FILE, f"piherd-watch@{cluster.name}")
+        node_to_node = _key_pair(directory, CLUSTER_KEY_FILE, f"piherd-cluster@{cluster.name}")
     except OSError as exc:
         raise SecretsError(f"cannot use secrets directory {directory}: {exc}") from None
     if len(munge_key) < _MUNGE_MIN_BYTES:
@@ -84,7 +90,9 @@ def load_or_create_secrets(cluster: Cluster) -> Secrets:
             f"{munge_path} holds {len(munge_key)} bytes; munge needs at least {_MUNGE_MIN_BYTES}"
             " (delete it to make a new one, then run piherd up)"
         )
-    return Secrets(munge_key, *storage, *watch, power_secrets=_power_secrets(directory))
+    return Secrets(
+        munge_key, *storage, *watch, *node_to_node, power_secrets=_power_secrets(directory)
+    )
 
 
 def _power_secrets(directory: Path) -> dict[str, bytes]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from ipaddress import IPv4Network
 
 from hypothesis import given, settings
@@ -26,10 +27,8 @@ def test_rendering_twice_gives_identical_bytes() -> None:
 def test_fact_order_does_not_change_output() -> None:
     cluster = cluster_of("bookworm")
     ctx = context_of("bookworm", cluster)
-    shuffled = RenderContext(
-        munge_key=ctx.munge_key,
-        storage_private_key=ctx.storage_private_key,
-        storage_public_key=ctx.storage_public_key,
+    shuffled = replace(
+        ctx,
         hardware=dict(reversed(list(ctx.hardware.items()))),
         host_keys=dict(reversed(list(ctx.host_keys.items()))),
     )
@@ -45,6 +44,7 @@ def test_files_are_sorted_by_path() -> None:
 def _check_headers(cluster: Cluster, ctx: RenderContext) -> None:
     line = header(cluster).encode()
     slashes = header(cluster, "//").encode()
+    dashes = header(cluster, "--").encode()  # SQL
     for node, files in render_cluster(cluster, ctx).items():
         for path, spec in files.items():
             assert spec.path == path
@@ -54,7 +54,7 @@ def _check_headers(cluster: Cluster, ctx: RenderContext) -> None:
             first, _, rest = spec.content.partition(b"\n")
             if first.startswith(b"#!"):  # scripts: the header comes after the shebang
                 first = rest.partition(b"\n")[0]
-            assert first + b"\n" in (line, slashes), f"{node}:{path} has no header"
+            assert first + b"\n" in (line, slashes, dashes), f"{node}:{path} has no header"
 
 
 def test_every_text_file_has_the_header_and_secrets_none() -> None:

@@ -18,6 +18,10 @@ STORAGE_PRIVATE = b"piherd test storage key (not a real key)\n"
 STORAGE_PUBLIC = (
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHBpaGVyZC10ZXN0LXN0b3JhZ2Uta2V5 piherd-storage@test"
 )
+CLUSTER_PRIVATE = b"piherd test cluster key (not a real key)\n"
+CLUSTER_PUBLIC = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHBpaGVyZC10ZXN0LWNsdXN0ZXIta2V5 piherd-cluster@test"
+)
 
 # What the nodes of each case "reported" (cpus, MemTotal MiB); missing nodes are unknown.
 HARDWARE = {
@@ -47,4 +51,6 @@ def context_of(case: str, cluster: Cluster) -> RenderContext:
         storage_public_key=STORAGE_PUBLIC,
         hardware=HARDWARE.get(case, {}),
         host_keys=keys,
+        cluster_private_key=CLUSTER_PRIVATE,
+        cluster_public_key=CLUSTER_PUBLIC,
     )

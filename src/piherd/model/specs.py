@@ -67,6 +67,10 @@ class SecretsLike(Protocol):
     def watch_private_key(self) -> bytes: ...
     @property
     def watch_public_key(self) -> str: ...
+    @property
+    def cluster_private_key(self) -> bytes: ...
+    @property
+    def cluster_public_key(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,8 @@ class RenderContext:
     admin_uid/admin_gid: the admin user's ids (sshfs maps remote files to them);
     1000 is the first user Debian and Raspberry Pi OS create.
     watch_*: the key pair the head's `piherd watch` service logs in with.
+    cluster_*: the key pair the admin user logs in from node to node with (mpiexec over
+    SSH); empty: no such key is rendered (contexts built by hand in tests).
     piherd_bundle: piherd itself as a zip application, for the head's watch service.
     cluster_toml: the text of cluster.toml (the head gets a copy for the service).
     """
@@ -92,6 +98,8 @@ class RenderContext:
     admin_gid: int = 1000
     watch_private_key: bytes = b""
     watch_public_key: str = ""
+    cluster_private_key: bytes = b""
+    cluster_public_key: str = ""
     piherd_bundle: bytes = b""
     cluster_toml: str = ""
     # Power controllers' secrets by name (secrets_dir/power/NAME), for Slurm power saving.
@@ -119,6 +127,8 @@ class RenderContext:
             admin_gid=admin_ids[1],
             watch_private_key=secrets.watch_private_key,
             watch_public_key=secrets.watch_public_key,
+            cluster_private_key=secrets.cluster_private_key,
+            cluster_public_key=secrets.cluster_public_key,
             piherd_bundle=piherd_bundle,
             cluster_toml=cluster_toml,
             power_secrets=dict(sorted(getattr(secrets, "power_secrets", {}).items())),

@@ -1,4 +1,9 @@
-"""MPI host files (compute nodes only) and Open MPI's site parameters."""
+"""MPI host files, Open MPI's site parameters, and the admin user's node-to-node key.
+
+The host files list the compute nodes with one slot per CPU; `mpiexec -machinefile
+/etc/piherd/hosts.openmpi` on the head starts ranks over SSH as the admin user, with
+the key services/cluster_key.py renders (see docs/jobs.md).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from piherd.model.reader import Reader
 from piherd.model.service import InitEntry, InitFlag, InitTable, Service
 from piherd.model.specs import FileSpec, RenderContext
 from piherd.render.spec import by_address, node_cpus, text
+from piherd.services import cluster_key
 from piherd.services.time import TimeSettings
 
 OPENMPI_DEFAULT_HOSTFILE = "/etc/openmpi/openmpi-default-hostfile"
@@ -120,7 +126,11 @@ class MpiService(Service):
         )
 
     def files(self, cluster: Cluster, node: Node, ctx: RenderContext) -> list[FileSpec]:
-        return list(render(cluster, node, ctx).values())
+        keys = cluster_key.render(cluster, node, ctx)
+        return [*render(cluster, node, ctx).values(), *keys.values()]
+
+    def authorized_entries(self, cluster: Cluster, node: Node, ctx: RenderContext) -> list[str]:
+        return cluster_key.authorized_entries(cluster, node, ctx)
 
     def packages(self, cluster: Cluster, node: Node) -> list[str]:
         if not (node.compute or node.is_head):

@@ -22,6 +22,8 @@ from piherd.model.reader import Reader
 from piherd.model.service import InitEntry, InitFlag, InitTable, Service
 from piherd.model.specs import FileSpec, RenderContext, UnitSpec
 from piherd.render.spec import by_address, header, node_cpus, node_memory, safe_path, text
+from piherd.services import slurm_accounting
+from piherd.services.mpi import MpiSettings
 from piherd.services.power_saving import slurm_lines
 
 SLURM_CONF = "/etc/slurm/slurm.conf"
@@ -34,6 +36,12 @@ PARTITION_KEYS = ("name", "nodes", "default", "max_time")
 # Slurm time limits: minutes, [days-]hours:minutes[:seconds], or no limit.
 _MAX_TIME = re.compile(r"(INFINITE|UNLIMITED|\d+|\d+:\d{2}(:\d{2})?|\d+-\d+(:\d{2}){0,2})")
 MAX_SLURMD_TIMEOUT = 65533  # slurm.conf(5): SlurmdTimeout
+# `srun --mpi=` plugins Debian's slurm-wlm-basic-plugins ships that Open MPI and MPICH use
+# (Debian's Open MPI speaks PMIx only, its MPICH PMI-2 only), or "auto": see mpi_default().
+MPI_PLUGINS = ("auto", "pmix", "pmi2", "none")
+# Debian's mpi_pmix plugin dlopen()s the unversioned libpmix.so, which only libpmix-dev
+# ships (libpmix2 has libpmix.so.2): without it `srun --mpi=pmix` fails in MPI_Init.
+PMIX_PACKAGE = "libpmix-dev"
 _PARTITION = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 
 if TYPE_CHECKING:
@@ -60,11 +68,27 @@ class SlurmSettings:
     slurmd_timeout: int = 300
     # cgroup v1 mountpoint for slurmd; set by the sim where only a v2 tree is visible.
     cgroup_mountpoint: str = ""
+    mpi_default: str = "auto"
+    # slurmdbd + MariaDB on the head (services/slurm_accounting.py).
+    accounting: bool = False
 
 
 def settings_of(cluster: Cluster) -> SlurmSettings:
     """The cluster's Slurm settings."""
     return cluster.services.get(SlurmSettings)
+
+
+def mpi_default(cluster: Cluster) -> str:
+    """Slurm's MpiDefault: as set, or for "auto" the plugin the cluster's MPI speaks:
+    pmix for Open MPI (with MPICH too: mpi4py is built on Open MPI), pmi2 for MPICH
+    alone (measured: with --mpi=pmix each MPICH rank starts alone, as a singleton)."""
+    chosen = settings_of(cluster).mpi_default
+    if chosen != "auto":
+        return chosen
+    mpi = cluster.services.find(MpiSettings)
+    if mpi is not None and mpi.enabled and "openmpi" not in mpi.implementations:
+        return "pmi2"
+    return "pmix"
 
 
 def cgroup_mode(cluster: Cluster) -> str:
@@ -80,7 +104,10 @@ def slurm_units(cluster: Cluster, node: Node) -> tuple[str, ...]:
     """The Slurm daemons `node` runs."""
     if not settings_of(cluster).enabled:
         return ()
-    daemons = ("slurmctld.service",) if node.is_head else ()
+    head: tuple[str, ...] = ("slurmctld.service",)
+    if settings_of(cluster).accounting:
+        head = ("slurmdbd.service", *head)
+    daemons = head if node.is_head else ()
     return daemons + (("slurmd.service",) if node.compute else ())
 
 
@@ -88,7 +115,8 @@ def render(cluster: Cluster, node: Node, ctx: RenderContext) -> dict[str, FileSp
     """slurm.conf and cgroup.conf (all nodes); the cgroup mount unit on compute nodes."""
     if not settings_of(cluster).enabled:
         return {}
-    daemons = slurm_units(cluster, node)
+    # slurmdbd reads slurmdbd.conf only (its own restart is in slurm_accounting).
+    daemons = tuple(u for u in slurm_units(cluster, node) if u != "slurmdbd.service")
     # munged reads the key only when it starts, hence the restart (binary: no header).
     munge = FileSpec(
         MUNGE_KEY, ctx.munge_key, 0o400, "munge", "munge", ("munge.service",), (), True
@@ -100,6 +128,8 @@ def render(cluster: Cluster, node: Node, ctx: RenderContext) -> dict[str, FileSp
     ]
     if cgroup_mode(cluster) == "private-v1" and node.compute:
         specs += _cgroup_mount(cluster)
+    if settings_of(cluster).accounting:
+        specs += slurm_accounting.render(cluster, node)
     return {s.path: s for s in specs}
 
 
@@ -127,15 +157,18 @@ def slurm_conf(cluster: Cluster, ctx: RenderContext) -> list[str]:
         "SlurmdLogFile=/var/log/slurm/slurmd.log",
         *tracking,
         "SwitchType=switch/none",
-        "MpiDefault=none",
+        # srun starts MPI ranks through PMIx unless told --mpi=pmi2 or --mpi=none.
+        f"MpiDefault={mpi_default(cluster)}",
+        # A task that exits non-zero (an MPI rank dying before MPI_Init) ends its step:
+        # the other ranks would wait in MPI_Init for it, holding the nodes, forever.
+        "KillOnBadExit=1",
         "SchedulerType=sched/backfill",
         "SelectType=select/cons_tres",
         "SelectTypeParameters=CR_Core",
         # A node that was DOWN comes back by itself once it registers with a valid config.
         "ReturnToService=2",
         f"SlurmdTimeout={slurm.slurmd_timeout}",
-        "AccountingStorageType=accounting_storage/none",
-        "JobAcctGatherType=jobacct_gather/none",
+        *slurm_accounting.slurm_conf_lines(cluster, slurm.accounting),
         "JobCompType=jobcomp/none",
         "",
         "# Compute nodes (CPUs and RealMemory: cluster.toml, else what the node reported).",
@@ -248,6 +281,12 @@ def _check(cluster: Cluster, reader: Reader) -> None:
             f"must be at most {MAX_SLURMD_TIMEOUT} (Slurm's limit), not {slurm.slurmd_timeout}",
             "the default is 300 seconds",
         )
+    if slurm.mpi_default not in MPI_PLUGINS:
+        reader.problem(
+            "services.slurm.mpi_default",
+            f"unknown MPI plugin {slurm.mpi_default!r}",
+            f"use one of {', '.join(repr(p) for p in MPI_PLUGINS)}",
+        )
     defaults = [p.name for p in slurm.partitions if p.default]
     if len(defaults) > 1:
         reader.problem(
@@ -305,7 +344,15 @@ class SlurmService(Service):
     """Slurm and munge: slurmctld on the head, slurmd on compute nodes, one munge key."""
 
     name = "slurm"
-    keys = ("enabled", "head_computes", "partitions", "slurmd_timeout", "cgroup_mountpoint")
+    keys = (
+        "enabled",
+        "head_computes",
+        "partitions",
+        "slurmd_timeout",
+        "cgroup_mountpoint",
+        "mpi_default",
+        "accounting",
+    )
     init_flags = (InitFlag("--head-computes", "Let Slurm run jobs on the head too.", is_flag=True),)
 
     def read(self, reader: Reader, table: dict[str, Any]) -> SlurmSettings:
@@ -316,6 +363,8 @@ class SlurmService(Service):
             partitions=_partitions(reader, table) or SlurmSettings().partitions,
             slurmd_timeout=reader.get(table, path, "slurmd_timeout", int, 300),
             cgroup_mountpoint=reader.get(table, path, "cgroup_mountpoint", str, ""),
+            mpi_default=reader.get(table, path, "mpi_default", str, "auto"),
+            accounting=reader.get(table, path, "accounting", bool, False),
         )
 
     def head_computes(self, settings: SlurmSettings) -> bool:
@@ -342,19 +391,30 @@ class SlurmService(Service):
         return list(render(cluster, node, ctx).values())
 
     def packages(self, cluster: Cluster, node: Node) -> list[str]:
-        wanted = ["munge", "slurm-client"]
+        # srun (everywhere) and slurmstepd (compute) load the PMIx plugin.
+        wanted = ["munge", "slurm-client", PMIX_PACKAGE]
         if node.is_head:
             wanted.append("slurmctld")
         if node.compute:
             wanted.append("slurmd")
+        if settings_of(cluster).accounting:
+            wanted += slurm_accounting.packages(node)
         return wanted
 
     def units(self, cluster: Cluster, node: Node) -> list[UnitSpec]:
         result = [UnitSpec("munge.service")]
         if node.compute and cgroup_mode(cluster) == "private-v1":
             result.append(UnitSpec(CGROUP_UNIT))
+        if settings_of(cluster).accounting and node.is_head:
+            # then slurm_units: slurmdbd before slurmctld
+            result.append(UnitSpec(slurm_accounting.DATABASE_UNIT))
         return result + [UnitSpec(name) for name in slurm_units(cluster, node)]
 
     def health_units(self, cluster: Cluster, node: Node) -> tuple[str, ...]:
         daemons = tuple(u.removesuffix(".service") for u in slurm_units(cluster, node))
-        return (*daemons, "munge")
+        database = (
+            (slurm_accounting.DATABASE_UNIT.removesuffix(".service"),)
+            if settings_of(cluster).accounting and node.is_head
+            else ()
+        )
+        return (*daemons, *database, "munge")

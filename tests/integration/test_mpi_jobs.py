@@ -1,0 +1,127 @@
+"""Jobs the way users start them, on a sim cluster ("mpj": head + 3, accounting on).
+
+`srun --mpi=pmix` runs mpi4py over 3 hosts; a rank that dies before MPI_Init ends its
+job and the next job gets the nodes at once; `mpiexec -machinefile` from the head as the
+admin user reaches the workers over SSH with piherd's cluster key; `sacct` still lists
+the jobs after slurmctld restarts. One cluster serves the module; tests run in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+import pytest
+from test_up import MPI_JOB, on, piherd_up, wait_idle
+
+from piherd.model import Cluster, fold
+from piherd.services import load
+from piherd.services.cluster_key import CLUSTER_KEY
+from piherd.services.mpi import OPENMPI_HOSTS
+from piherd.services.storage import StorageSettings
+from piherd.sim.virtual_cluster import VirtualCluster
+
+pytestmark = pytest.mark.sim
+
+NAME = "mpj"
+# Rank 1 exits before MPI_Init: without KillOnBadExit the other ranks wait there forever.
+DIES_AT_START = """\
+import os, sys
+if os.environ.get("SLURM_PROCID") == "1":
+    sys.exit(3)
+from mpi4py import MPI
+MPI.COMM_WORLD.Barrier()
+"""
+
+
+def ranks(output: str) -> list[dict[str, str]]:
+    """The `rank=.. size=.. host=.. sum=..` lines of MPI_JOB as dicts."""
+    return [
+        dict(field.split("=", 1) for field in line.split())
+        for line in output.splitlines()
+        if line.startswith("rank=")
+    ]
+
+
+@pytest.fixture(scope="module")
+def sim(sim_cm: Callable[..., AbstractContextManager[VirtualCluster]]) -> Iterator[VirtualCluster]:
+    with sim_cm(NAME, 3) as vc:
+        yield vc
+
+
+@pytest.fixture(scope="module")
+def cluster(sim: VirtualCluster) -> Cluster:
+    """The sim's cluster with accounting on, brought up by `piherd up`."""
+    text = sim.cluster_file.read_text()
+    marker = "[services.slurm]\n"
+    assert marker in text
+    accounting = Path(sim.cluster_file).with_name("cluster-accounting.toml")
+    accounting.write_text(text.replace(marker, marker + "accounting = true\n"))
+    rc, events = piherd_up(accounting)
+    failed = {n: v["reason"] for n, v in events[-1]["nodes"].items() if v["status"] == "failed"}
+    assert failed == {} and rc == 0, failed
+    loaded = load(accounting)
+    wait_idle(loaded, 3)
+    shared = loaded.services.get(StorageSettings).mount
+    head = loaded.head.name
+    on(loaded, [head], ["tee", f"{shared}/mpi_job.py"], input=MPI_JOB.encode())
+    on(loaded, [head], ["tee", f"{shared}/dies.py"], input=DIES_AT_START.encode())
+    return loaded
+
+
+def head_run(cluster: Cluster, command: str, sudo: bool = False) -> tuple[bool, str, str]:
+    """`sh -c command` on the head as the admin user, in the shared directory."""
+    shared = cluster.services.get(StorageSettings).mount
+    head = cluster.head.name
+    result = on(cluster, [head], ["sh", "-c", f"cd {shared} && {command}"], sudo=sudo)[head]
+    return result.ok, result.stdout, result.stderr
+
+
+def test_srun_pmix_runs_mpi4py_on_three_hosts(cluster: Cluster) -> None:
+    ok, out, err = head_run(cluster, "srun -J mpj-pmix -N3 --mpi=pmix python3 mpi_job.py")
+    assert ok, err
+    found = ranks(out)
+    assert sorted(r["rank"] for r in found) == ["0", "1", "2"]
+    assert {r["size"] for r in found} == {"3"} and {r["sum"] for r in found} == {"6"}
+    assert {r["host"] for r in found} == {n.name for n in cluster.compute_nodes}
+
+
+def test_mpi_default_is_pmix(cluster: Cluster) -> None:
+    """A plain `srun` (no --mpi) starts MPI ranks too: MpiDefault=pmix."""
+    ok, out, err = head_run(cluster, "srun -N3 python3 mpi_job.py")
+    assert ok, err
+    assert {r["size"] for r in ranks(out)} == {"3"}
+
+
+def test_a_job_dying_at_start_frees_its_nodes_for_the_next(cluster: Cluster) -> None:
+    ok, _, err = head_run(cluster, "srun -J mpj-dies -N3 python3 dies.py")
+    assert not ok and "exit code 3" in err
+    # --immediate: the next job is refused unless its nodes are free (not COMPLETING).
+    ok, out, err = head_run(cluster, "srun -N3 --immediate=30 hostname")
+    assert ok, err
+    assert set(out.split()) == {n.name for n in cluster.compute_nodes}
+
+
+def test_mpiexec_machinefile_from_the_head_as_the_admin_user(cluster: Cluster) -> None:
+    workers = {n.name for n in cluster.compute_nodes}
+    command = f"mpiexec -machinefile {OPENMPI_HOSTS} --map-by node -n 3 python3 mpi_job.py"
+    ok, out, err = head_run(cluster, command)
+    assert ok, err
+    assert {r["host"] for r in ranks(out)} == workers
+    names = [n.name for n in cluster.nodes if n.is_head or n.compute]
+    stats = on(cluster, names, ["stat", "-c", "%a %U", CLUSTER_KEY])
+    assert {r.stdout.strip() for r in stats.values()} == {f"600 {cluster.admin_user}"}
+
+
+def test_sacct_lists_the_jobs_after_slurmctld_restarts(cluster: Cluster) -> None:
+    ok, _, err = head_run(cluster, "systemctl restart slurmctld.service", sudo=True)
+    assert ok, err
+    ok, out, err = head_run(cluster, "sacct -X -n -P -o jobname,state,nodelist -S 00:00")
+    assert ok, err
+    rows = {tuple(line.split("|")) for line in out.splitlines()}
+    workers = fold([n.name for n in cluster.compute_nodes])
+    assert ("mpj-pmix", "COMPLETED", workers) in rows, rows
+    assert ("mpj-dies", "FAILED", workers) in rows, rows
+    ok, out, err = head_run(cluster, "sreport -n -P cluster utilization")
+    assert ok, err
