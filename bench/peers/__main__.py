@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import subprocess
 import time
 from pathlib import Path
 
 from bench.peers import cluster, report
-from bench.peers.run import Sample, changes, timed
+from bench.peers.run import Sample, changes, node_cpu, timed
 from bench.peers.tools import TOOLS, Invocation, Setup, ensure_venv, invocation
 
 from piherd.services import load
@@ -46,7 +47,7 @@ def prepare(vc: VirtualCluster, workdir: Path) -> Setup:
     cluster = load(vc.cluster_file)
     setup = Setup(
         vc.cluster_file, vc.state_dir / "id_ed25519", vc.state_dir / "known_hosts",
-        cluster.admin_user, cluster.interface or "host0", workdir / "render", workdir,
+        cluster.admin_user, cluster.head.interface, workdir / "render", workdir,
     )  # fmt: skip
     warm = invocation("piherd", setup, [], "warmup")
     wall, _cpu, rc = timed(warm, workdir / "warmup.log")
@@ -79,16 +80,25 @@ def cycle(vc: VirtualCluster, setup: Setup, tool: str, repeat: int) -> list[Samp
     moved = cluster.nodes_of(setup, moved=True)
     run = f"r{repeat}{tool}"
     if tool == "floor":
+        before, load = node_cpu(vc.name), os.getloadavg()[0]
         wall, failed = floor(setup, fresh, setup.workdir / f"{run}.log")
-        return [Sample(repeat, tool, "first", wall, 0.0, failed, 0, failed, "")]
+        used = node_cpu(vc.name) - before
+        print(f"{run}: {wall:.1f} s nodes' cpu {used:.1f} failed={failed}", flush=True)
+        return [Sample(repeat, tool, "first", wall, 0.0, used, failed, 0, failed, "", load)]
     samples = []
     for phase, nodes in (("first", fresh), ("noop", moved)):
         inv: Invocation = invocation(tool, setup, nodes, f"{run}-{phase}")
         log = setup.workdir / f"{run}-{phase}.log"
+        before, load = node_cpu(vc.name), os.getloadavg()[0]
         wall, cpu, rc = timed(inv, log)
+        used = node_cpu(vc.name) - before
         changed, failed = changes(tool, log)
-        samples.append(Sample(repeat, tool, phase, wall, cpu, rc, changed, failed, ""))
-        print(f"{run} {phase}: {wall:.1f} s cpu {cpu:.1f} rc={rc} changed={changed}", flush=True)
+        samples.append(Sample(repeat, tool, phase, wall, cpu, used, rc, changed, failed, "", load))
+        print(
+            f"{run} {phase}: {wall:.1f} s cpu {cpu:.1f} nodes' cpu {used:.1f} rc={rc} "
+            f"changed={changed} failed={failed}",
+            flush=True,
+        )
     check = cluster.verify(setup, moved)
     print(f"{run} check: {check.detail}", flush=True)
     samples[-1] = Sample(**{**samples[-1].__dict__, "check": check.detail})

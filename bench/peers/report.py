@@ -39,8 +39,9 @@ def median(samples: list[dict], tool: str, phase: str, key: str = "wall") -> flo
 def table(samples: list[dict]) -> list[str]:  # type: ignore[type-arg]
     rows = [
         "| tool | first run s (median) | first runs | no-op s (median) | no-op runs | "
-        "client CPU s first / no-op | changes reported (first / no-op) | check after the runs |",
-        "|---|---|---|---|---|---|---|---|",
+        "client CPU s first / no-op | nodes' CPU s first / no-op | load at start first / no-op | "
+        "changes reported (first / no-op) | check after the runs |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for tool, label in LABELS.items():
         mine = [s for s in samples if s["tool"] == tool]
@@ -62,9 +63,11 @@ def table(samples: list[dict]) -> list[str]:  # type: ignore[type-arg]
         checks = {s["check"] for s in mine if s["check"]}
         check = "; ".join(sorted(checks)) or ("not checked (floor)" if tool == "floor" else "-")
         cpu = f"{med('first', 'cpu')} / {med('noop', 'cpu')}" if tool != "floor" else "-"
+        nodes_cpu = f"{med('first', 'node_cpu')} / {med('noop', 'node_cpu')}"
+        load = f"{med('first', 'load')} / {med('noop', 'load')}"
         rows.append(
             f"| {label} | {med('first')} | {spread(first)} | {med('noop')} | {spread(noop)} "
-            f"| {cpu} | {changed} | {check} |"
+            f"| {cpu} | {nodes_cpu} | {load} | {changed} | {check} |"
         )
     return rows
 

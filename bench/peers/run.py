@@ -24,13 +24,25 @@ class Sample:
     phase: str  # first, noop
     wall: float
     cpu: float  # user+sys of the tool and every process it waited for
+    node_cpu: float  # CPU seconds all the sim's nodes used meanwhile (their cgroup)
     rc: int
     changed: int  # changes (piherd), changed tasks (ansible), changed operations (pyinfra)
     failed: int
     check: str  # the verification after the run ("" when not checked)
+    load: float = 0.0  # 1-minute load average of the machine when the run started
 
     def json(self) -> str:
         return json.dumps(asdict(self))
+
+
+def node_cpu(cluster: str) -> float:
+    """CPU seconds used so far by every node of the sim cluster (cgroup v2 accounting of
+    the cluster's cgroup, which keeps what reset nodes used)."""
+    stat = Path(f"/sys/fs/cgroup/unified/piherd-{cluster}/cpu.stat")
+    for line in stat.read_text().splitlines() if stat.exists() else []:
+        if line.startswith("usage_usec "):
+            return int(line.split()[1]) / 1e6
+    return 0.0
 
 
 def timed(invocation: Invocation, log: Path) -> tuple[float, float, int]:
