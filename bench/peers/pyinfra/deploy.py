@@ -32,7 +32,7 @@ def reconnect_at_static_address() -> None:
     """The static address is up (the DHCP one gone): reconnect there."""
     host.disconnect()
     host.connector.data["ssh_hostname"] = host.data.static_address
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     time.sleep(2)
     while time.monotonic() < deadline:
         host.connect(show_errors=False)
@@ -59,8 +59,8 @@ keyfile = put(KEYFILE, mode="600", name="Static address (NetworkManager keyfile)
 server.shell(
     name="Activate the static address (detached from this SSH session)",
     commands=[
-        "systemd-run --collect --on-active=1 --unit=peers-net-apply /bin/sh -c "
-        f"'nmcli connection reload && nmcli connection up piherd-{host.data.cluster_interface}'"
+        "systemd-run --collect --unit=peers-net-apply /bin/sh -c 'sleep 1; "
+        f"nmcli connection reload && nmcli connection up piherd-{host.data.cluster_interface}'"
     ],
     _if=keyfile.did_change,
 )
