@@ -80,14 +80,31 @@ def ratios(samples: list[dict]) -> list[str]:  # type: ignore[type-arg]
             continue
         ratio = num / den
         verdict = "met" if ratio >= target else f"missed by {target / ratio:.2f}x"
+        cpu = [
+            (median(samples, tool, phase, "cpu") or 0)
+            + (median(samples, tool, phase, "node_cpu") or 0)
+            for tool, phase in ((num_tool, num_phase), (den_tool, den_phase))
+        ]
+        by_cpu = (
+            f"; by CPU (client + nodes) {cpu[0]:.1f} s / {cpu[1]:.1f} s = {cpu[0] / cpu[1]:.1f}x"
+            if cpu[1]
+            else ""
+        )
         lines.append(f"- {what}: {num:.2f} s / {den:.2f} s = **{ratio:.1f}x** "
-                     f"(target >= {target:g}x: {verdict})")  # fmt: skip
+                     f"(target >= {target:g}x: {verdict}){by_cpu}")  # fmt: skip
     first, floor = median(samples, "piherd", "first"), median(samples, "floor", "first")
     if first is not None and floor is not None:
         ratio = first / floor
         verdict = "met" if ratio <= 1.2 else f"missed: {ratio / 1.2:.2f}x over the 1.2x allowance"
+        cpu_first = (median(samples, "piherd", "first", "cpu") or 0) + (
+            median(samples, "piherd", "first", "node_cpu") or 0
+        )
+        cpu_floor = median(samples, "floor", "first", "node_cpu") or 0
+        by_cpu = (
+            f"; nodes' + client CPU {cpu_first:.1f} s vs the floor's nodes' CPU {cpu_floor:.1f} s"
+        )
         lines.append(f"- first run: piherd {first:.1f} s / apt floor {floor:.1f} s = "
-                     f"**{ratio:.2f}x** (target <= 1.2x: {verdict})")  # fmt: skip
+                     f"**{ratio:.2f}x** (target <= 1.2x: {verdict}){by_cpu}")  # fmt: skip
     for tool in ("ansible", "pyinfra"):
         other = median(samples, tool, "first")
         if first is not None and other is not None:
