@@ -38,10 +38,13 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--write", action="store_true", help="write docs/benchmarks.md")
     parser.add_argument("--down", action="store_true", help="sim down at the end")
     parser.add_argument("--samples", type=Path, help="only report this samples.jsonl")
+    parser.add_argument(
+        "--reuse-render", action="store_true", help="skip the warm-up up and render if done"
+    )
     return parser.parse_args()
 
 
-def prepare(vc: VirtualCluster, workdir: Path) -> Setup:
+def prepare(vc: VirtualCluster, workdir: Path, reuse: bool) -> Setup:
     """Converge once with piherd (facts recorded, package cache warm), then render."""
     workdir.mkdir(parents=True, exist_ok=True)
     cluster = load(vc.cluster_file)
@@ -50,6 +53,8 @@ def prepare(vc: VirtualCluster, workdir: Path) -> Setup:
         cluster.admin_user, cluster.head.interface, workdir / "render", workdir,
     )  # fmt: skip
     warm = invocation("piherd", setup, [], "warmup")
+    if reuse and (setup.render_dir / "manifest.json").exists():
+        return setup
     wall, _cpu, rc = timed(warm, workdir / "warmup.log")
     print(f"warm-up piherd up: {wall:.1f} s rc={rc}", flush=True)
     subprocess.run(["rm", "-rf", "--", str(setup.render_dir)], check=True)
@@ -118,7 +123,7 @@ def main() -> None:
     vc = VirtualCluster(args.name, workers=args.workers)
     asyncio.run(vc.up())
     try:
-        setup = prepare(vc, args.workdir)
+        setup = prepare(vc, args.workdir, args.reuse_render)
         samples_file = args.workdir / "samples.jsonl"
         samples_file.write_text("")
         for repeat in range(args.repeat):
