@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bench.peers.tools import Node, Setup
 
-from piherd.ops.debian import apt_install
+from piherd.ops.debian import apt_install, apt_update
 from piherd.services import load
 from piherd.sim.virtual_cluster import VirtualCluster
 
@@ -130,15 +130,19 @@ def _files_tar(setup: Setup, node: Node, manifest: dict, path: Path) -> None:  #
 
 
 def floor_jobs(setup: Setup, nodes: list[Node]) -> list[tuple[list[str], Path]]:
-    """Per node: one ssh running one `apt-get install` of its packages (piherd's argv),
-    then unpacking its rendered files from the tar given on its stdin."""
+    """Per node: one ssh running `apt-get update` and one `apt-get install` of its packages
+    (piherd's argv), then unpacking its rendered files from the tar given on its stdin."""
     manifest = json.loads((setup.render_dir / "manifest.json").read_text())
     argvs = []
     for node in nodes:
         packages = manifest["nodes"][node.name]["packages"]
         tar_path = setup.workdir / f"floor-{node.name}.tar"
         _files_tar(setup, node, manifest, tar_path)
-        script = f"sudo {shlex.join(apt_install(packages))} >/dev/null && sudo tar -x -p -C / "
+        # A fresh card has no package lists: update first, as piherd does then.
+        script = (
+            f"sudo {shlex.join(apt_update())} >/dev/null && "
+            f"sudo {shlex.join(apt_install(packages))} >/dev/null && sudo tar -x -p -C / "
+        )
         argvs.append((ssh_argv(setup, node, script), tar_path))
     return argvs
 

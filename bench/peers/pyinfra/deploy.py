@@ -71,7 +71,11 @@ python.call(
 )
 
 apt.packages(
-    name="Install the node's packages", packages=host.data.cluster_packages, no_recommends=True
+    name="Install the node's packages",
+    packages=host.data.cluster_packages,
+    no_recommends=True,
+    update=True,
+    cache_time=3600,
 )
 
 # --- time: the head serves, the workers follow it -------------------------------------
