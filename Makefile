@@ -1,5 +1,5 @@
 # The README's commands. `make test` and `make demo` do all set-up themselves.
-.PHONY: setup test unit lint demo demo-down bench
+.PHONY: setup test unit lint demo demo-down bench bench-peers
 
 setup:
 	scripts/setup.sh
@@ -18,3 +18,8 @@ demo:
 
 bench: setup
 	.venv/bin/python -m bench
+
+# piherd up beside Ansible and pyinfra on a head + 8 sim cluster (root; about an hour on
+# a loaded 2-core machine). Creates the tools' pinned venvs under /var/cache/piherd.
+bench-peers: setup
+	.venv/bin/python -m bench.peers --repeat 2 --write --down

@@ -90,11 +90,16 @@ def test_a_file_on_one_node_is_not_on_another(vc: VirtualCluster) -> None:
 def test_reset_restores_the_pristine_card(vc: VirtualCluster) -> None:
     pristine = ok(vc, "node03", "cat /etc/issue")
     machine_id = ok(vc, "node02", "cat /etc/machine-id")
+    # An address the node gave itself (as `piherd up` moves it to a static one).
+    static = load(vc.cluster_file).node("node02").address
     try:
         ok(vc, "node02", "echo dirty | sudo tee /etc/issue >/dev/null; touch dirt")
         assert ok(vc, "node02", "cat /etc/issue") == "dirty\n"
+        ok(vc, "node02", f"sudo ip addr add {static}/24 dev host0")
     finally:
         asyncio.run(vc.reset("node02"))
+    # The NIC forgot it: the fresh node answers at its DHCP lease only.
+    assert f"inet {static}/" not in ok(vc, "node02", "ip -4 -o addr show host0")
     # Same host keys (StrictHostKeyChecking passes), same identity, clean card.
     assert ok(vc, "node02", "cat /etc/issue") == pristine
     assert ssh(vc, "node02", "test -e dirt").returncode == 1

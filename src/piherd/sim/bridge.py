@@ -110,6 +110,12 @@ async def nodes_up(names: SimNames, links: Sequence[NodeLink]) -> None:
         await _batch(inside, names.netns(link.node))
 
 
+async def forget_addresses(names: SimNames, node: str, ifname: str) -> None:
+    """A Pi's NIC keeps no address across a power-off: clear what the node's last boot
+    configured (a static address `up` gave it stays on the netns' interface otherwise)."""
+    await _batch([f"addr flush dev {ifname}"], names.netns(node))
+
+
 async def node_down(names: SimNames, index: int, node: str) -> None:
     """Remove one node's cable and namespace (by name)."""
     if link_exists(names.veth(index)):

@@ -209,6 +209,7 @@ class VirtualCluster:
         if self.state.light:
             await light.start(node_dir, node, self.state.names.netns(node))
         else:
+            await bridge.forget_addresses(self.state.names, node, "host0")
             await full.start(self.state, node, self.files)
 
     async def _stop(self, state: SimState, node: str, *, power_cut: bool = False) -> None:
