@@ -12,7 +12,7 @@ How processes are tracked depends on what the nodes' cgroups allow:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from piherd.model import Cluster, Node, expand, fold
@@ -70,7 +70,7 @@ def cgroup_mode(cluster: Cluster) -> str:
     """ "private-v1", "legacy" or "v2" (see the module docstring)."""
     if settings_of(cluster).cgroup_mountpoint:
         return "private-v1"
-    if any(n.os == "bullseye" for n in cluster.nodes):
+    if "bullseye" in cluster.releases:
         return "legacy"
     return "v2"
 
@@ -92,8 +92,12 @@ def render(cluster: Cluster, node: Node, ctx: RenderContext) -> dict[str, FileSp
     munge = FileSpec(
         MUNGE_KEY, ctx.munge_key, 0o400, "munge", "munge", ("munge.service",), (), True
     )
+    # slurm.conf lists every node: made once per render (ctx.shared), not per node.
+    conf = ctx.shared(
+        cluster, "slurm.conf", lambda: text(cluster, SLURM_CONF, slurm_conf(cluster, ctx))
+    )
     specs = [
-        text(cluster, SLURM_CONF, slurm_conf(cluster, ctx), restarts=daemons),
+        replace(conf, restarts=daemons),
         text(cluster, CGROUP_CONF, _cgroup_conf(cluster), restarts=daemons),
         munge,
     ]
