@@ -76,6 +76,6 @@ def _summary(cluster: Cluster, rendered: dict[str, dict[str, FileSpec]]) -> None
     table = Table(title=f"piherd render: cluster {cluster.name}")
     for column in ("nodes", "role", "files", "secret", "restarts on change"):
         table.add_column(column)
-    for row, names in rows.items():
-        table.add_row(fold(names), *row)
+    for cells, names in rows.items():
+        table.add_row(fold(names), *cells)
     Console().print(table)
