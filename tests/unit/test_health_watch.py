@@ -114,3 +114,27 @@ def test_node_set_down_by_an_admin_is_left_alone() -> None:
     slurm = {"node02": SlurmNode("node02", "down", frozenset(), "Not responding", "slurm")}
     assert m.step(2.7, [UV], slurm)[0] == [Action("drain", "node02", "piherd: under-voltage")]
     assert m.step(3.0, [UV], plain)[0] == [Action("drain", "node02", "piherd: under-voltage")]
+
+
+def test_a_gone_node_is_drained_in_the_round_it_is_confirmed() -> None:
+    """Probe failed and the second, fast probe found no kernel: no waiting for round two."""
+    m = WatchMachine(unreachable_after=2, slow_grace=10.0)
+    m.step(0.0, [OK], IDLE)
+    actions, events = m.step(1.0, [GONE], IDLE, gone={"node02"})
+    assert actions == [Action("drain", "node02", "piherd: unreachable", down=True)]
+    assert [e.kind for e in events] == ["level", "drain"]
+
+
+def test_a_slow_node_whose_kernel_answers_gets_the_grace() -> None:
+    """Failed probes of a node that is only slow (its kernel accepts TCP) drain nothing
+    before `slow_grace` seconds, however many short rounds failed."""
+    m = WatchMachine(unreachable_after=2, slow_grace=10.0)
+    m.step(0.0, [OK], IDLE)
+    for t in range(1, 11):  # ten failed one-second rounds: 9 s since the first
+        assert m.step(float(t), [GONE], IDLE) == ([], [])
+    assert m.step(11.0, [GONE], IDLE)[0] == [
+        Action("drain", "node02", "piherd: unreachable", down=True)
+    ]
+    # One good answer starts the clock again.
+    m.step(12.0, [OK], IDLE)
+    assert m.step(13.0, [GONE], IDLE)[0] == []

@@ -4,6 +4,12 @@ Each node costs one round trip over its pooled (reused) connection; Slurm's view
 every node comes from one `scontrol show node -o` on the head. A probe that does not
 answer within `timeout` (connect included) marks the node unreachable, and its
 connection is dropped so the next round reconnects instead of waiting on a dead socket.
+
+With `confirm_timeout` (the watch sets it), every node whose probe failed gets a second,
+fast probe at once: a plain TCP connection to its SSH port. A node that only is slow
+(load, a hung sshd) still has a kernel that accepts it within milliseconds; one that lost
+power, hung or lost its cable does not. Those are `Snapshot.gone`, and the watch drains
+them in the same round instead of waiting for another failed round.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ class Snapshot:
     jobs: tuple[Job, ...] = ()
     elapsed: float = 0.0
     roles: dict[str, str] = field(default_factory=dict)
+    gone: frozenset[str] = frozenset()  # probe failed, and no TCP connection either
 
     def level(self, node: str) -> Level:
         verdict = self.verdicts.get(node)
@@ -70,10 +77,21 @@ def probe_inputs(cluster: Cluster) -> dict[str, ProbeInputs]:
 class HealthCollector:
     """Runs health rounds for one cluster over a ConnectionPool the caller owns."""
 
-    def __init__(self, cluster: Cluster, pool: ConnectionPool, *, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        cluster: Cluster,
+        pool: ConnectionPool,
+        *,
+        timeout: float = 5.0,
+        confirm_timeout: float | None = None,
+    ) -> None:
         self.cluster = cluster
         self.pool = pool
         self.timeout = timeout
+        self.confirm_timeout = confirm_timeout
+        # node -> (address, port) its SSH connection last answered on (the sim's full
+        # nodes may answer at a DHCP lease, not at their cluster address).
+        self._peers: dict[str, tuple[str, int]] = {}
         self._inputs = probe_inputs(cluster)
         self._slurm = cluster.services.is_on(SlurmSettings)
         self._closing: set[asyncio.Task[None]] = set()
@@ -117,6 +135,7 @@ class HealthCollector:
         try:
             async with asyncio.timeout(limit):
                 transport: Transport = await self.pool.get(name)
+                self._remember_peer(name, transport)
                 sent = time.time()
                 started = time.monotonic()
                 result = await transport.run(probe_argv(asked.mount, asked.units), timeout=limit)
@@ -130,6 +149,42 @@ class HealthCollector:
             self._drop(name)
             return unreachable(name, result.error, elapsed), sent
         return parse_probe(name, result.stdout, elapsed=elapsed, units=asked.units), sent
+
+    def _remember_peer(self, name: str, transport: Transport) -> None:
+        address = getattr(transport, "address", None)
+        port = getattr(transport, "port", None)
+        if isinstance(address, str) and isinstance(port, int):
+            self._peers[name] = (address, port)
+
+    async def kernel_answers(self, name: str) -> bool:
+        """Whether `name` accepts a TCP connection to its SSH port within confirm_timeout.
+
+        Only the TCP handshake, which the node's kernel answers however loaded its user
+        space is; the connection is closed at once (sshd logs a connection without a
+        banner exchange). "Connection refused" counts as an answer: the kernel is there.
+        """
+        node = self.cluster.node(name)
+        address, port = self._peers.get(name, (str(node.address), self.cluster.ssh_port))
+        writer = None
+        try:
+            async with asyncio.timeout(self.confirm_timeout or self.timeout):
+                _, writer = await asyncio.open_connection(address, port)
+        except ConnectionRefusedError:
+            return True
+        except (OSError, TimeoutError):
+            return False
+        finally:
+            if writer is not None:
+                writer.close()
+        return True
+
+    async def _gone(self, health: Sequence[NodeHealth]) -> frozenset[str]:
+        """The unreachable nodes of `health` whose kernel does not answer either."""
+        failed = [h.node for h in health if not h.reachable]
+        if self.confirm_timeout is None or not failed:
+            return frozenset()
+        answers = await asyncio.gather(*(self.kernel_answers(n) for n in failed))
+        return frozenset(n for n, up in zip(failed, answers, strict=True) if not up)
 
     async def slurm_nodes(self) -> tuple[dict[str, SlurmNode] | None, str | None]:
         if not self._slurm:
@@ -161,6 +216,7 @@ class HealthCollector:
             for task in (probes, slurm_task, jobs_task):
                 if task is not None and not task.done():
                     task.cancel()
+        gone = await self._gone([h for h, _ in probed])
         sent_at = {h.node: sent for h, sent in probed}
         health = with_clock_offsets([h for h, _ in probed], sent_at, head)
         wanted = set(names)
@@ -179,6 +235,7 @@ class HealthCollector:
             jobs=jobs,
             elapsed=time.monotonic() - started,
             roles={n.name: n.role for n in self.cluster.nodes},
+            gone=gone & wanted,
         )
 
     def _computes(self, name: str) -> bool:

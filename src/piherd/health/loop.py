@@ -1,8 +1,10 @@
 """The `piherd watch` loop: health rounds at a fixed rate, the state machine, Slurm actions.
 
-Rounds start every `interval` seconds (not `interval` after the previous one ended), so
-with short probe timeouts a node that loses power is drained within about
-2 x interval + timeout seconds. Every event goes to a JSON-lines log and a human log.
+Rounds start every `interval` seconds (not `interval` after the previous one ended). A
+node that loses power is drained within about interval + probe timeout + confirm timeout
+seconds when the collector confirms failures (the node is `gone`: see health/collect.py),
+else within about unreachable_after x interval + probe timeout (and `slow_grace`). Every
+event goes to a JSON-lines log and a human log.
 """
 
 from __future__ import annotations
@@ -87,19 +89,22 @@ async def watch_rounds(
     dry_run: bool = False,
     unreachable_after: int = 2,
     resume_after: int = 2,
+    slow_grace: float = 0.0,
     on_round: Callable[[Snapshot], None] | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
     """Watch `names` through `collector` until `stop` is set (or one round with `once`)."""
     cluster = collector.cluster
-    machine = WatchMachine(unreachable_after=unreachable_after, resume_after=resume_after)
+    machine = WatchMachine(
+        unreachable_after=unreachable_after, resume_after=resume_after, slow_grace=slow_grace
+    )
     next_start = time.monotonic()
     while True:
         snap = await collector.round(names)
         if snap.slurm is None and snap.slurm_error:
             log.write(Event(snap.time, cluster.head.name, "error", "", "", (), snap.slurm_error))
         verdicts = [snap.verdicts[h.node] for h in snap.health]
-        actions, events = machine.step(snap.time, verdicts, snap.slurm)
+        actions, events = machine.step(snap.time, verdicts, snap.slurm, snap.gone)
         for event in events:
             log.write(event)
         for action in actions:
