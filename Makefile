@@ -16,5 +16,6 @@ lint: setup
 demo:
 	scripts/demo.sh
 
+# `make bench` lists the benchmarks; `make bench BENCH=render` runs one (bench/__main__.py).
 bench: setup
-	.venv/bin/python -m bench
+	.venv/bin/python -m bench $(BENCH)
