@@ -96,13 +96,12 @@ def render(cluster: Cluster, node: Node, ctx: RenderContext) -> dict[str, FileSp
     conf = ctx.shared(
         cluster, "slurm.conf", lambda: text(cluster, SLURM_CONF, slurm_conf(cluster, ctx))
     )
-    specs = [
-        replace(conf, restarts=daemons),
-        text(cluster, CGROUP_CONF, _cgroup_conf(cluster), restarts=daemons),
-        munge,
-    ]
+    cgroup = ctx.shared(
+        cluster, "cgroup.conf", lambda: text(cluster, CGROUP_CONF, _cgroup_conf(cluster))
+    )
+    specs = [replace(conf, restarts=daemons), replace(cgroup, restarts=daemons), munge]
     if cgroup_mode(cluster) == "private-v1" and node.compute:
-        specs += _cgroup_mount(cluster)
+        specs += ctx.shared(cluster, "cgroup-mount", lambda: _cgroup_mount(cluster))
     return {s.path: s for s in specs}
 
 
