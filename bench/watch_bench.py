@@ -139,7 +139,7 @@ async def power_cuts(
     times = []
     for index in range(cuts):
         victim = workers[index % len(workers)]
-        cut = time.monotonic()
+        cut, cut_wall = time.monotonic(), time.time()
         await vc.kill(victim)
         while True:
             node = await slurm_node(collector, victim)
@@ -150,6 +150,11 @@ async def power_cuts(
                 raise RuntimeError(f"{victim} not drained 120 s after the power cut")
             await asyncio.sleep(0.1)
         print(f"cut {index + 1}: {victim} drained after {times[-1]:.2f} s", flush=True)
+        text = await on_head(collector, "cat", "/var/log/piherd/watch.jsonl")
+        for line in text.splitlines()[-20:]:
+            event = json.loads(line)
+            if event["node"] == victim and event["time"] >= cut_wall - 1:
+                print(f"  +{event['time'] - cut_wall:.2f} s {event['kind']}: {event['message']}")
         await collector.pool.forget(victim)
         await vc.revive(victim, timeout=180)
 

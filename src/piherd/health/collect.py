@@ -74,6 +74,11 @@ def probe_inputs(cluster: Cluster) -> dict[str, ProbeInputs]:
     return inputs
 
 
+# Asking Slurm (and telling it) is no liveness check: scontrol on a loaded head may take
+# seconds, and a short probe timeout must not make a round act without Slurm's state.
+SLURM_TIMEOUT = 10.0
+
+
 class HealthCollector:
     """Runs health rounds for one cluster over a ConnectionPool the caller owns."""
 
@@ -189,7 +194,9 @@ class HealthCollector:
     async def slurm_nodes(self) -> tuple[dict[str, SlurmNode] | None, str | None]:
         if not self._slurm:
             return None, "Slurm is not enabled in cluster.toml"
-        error, out, _ = await self.run_on(self.cluster.head.name, NODES_ARGV)
+        error, out, _ = await self.run_on(
+            self.cluster.head.name, NODES_ARGV, timeout=max(self.timeout, SLURM_TIMEOUT)
+        )
         if error is not None:
             return None, f"scontrol on {self.cluster.head.name}: {error}"
         return parse_nodes(out), None
@@ -197,7 +204,9 @@ class HealthCollector:
     async def jobs(self) -> tuple[Job, ...]:
         if not self._slurm:
             return ()
-        error, out, _ = await self.run_on(self.cluster.head.name, QUEUE_ARGV)
+        error, out, _ = await self.run_on(
+            self.cluster.head.name, QUEUE_ARGV, timeout=max(self.timeout, SLURM_TIMEOUT)
+        )
         return () if error is not None else tuple(parse_queue(out))
 
     async def round(self, names: Sequence[str], *, with_jobs: bool = False) -> Snapshot:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from piherd.health.collect import HealthCollector, Snapshot
+from piherd.health.collect import SLURM_TIMEOUT, HealthCollector, Snapshot
 from piherd.health.drain_policy import Action, Event, WatchMachine
 from piherd.health.slurm_state import down_argv, drain_argv, resume_argv
 
@@ -71,7 +71,12 @@ async def apply_action(
         text = " && ".join(shlex.join(argv) for argv in commands)
         return Event(now, action.node, "dry-run", "", "", (), f"would run: {text}")
     for argv in commands:
-        error, _, _ = await collector.run_on(collector.cluster.head.name, argv, sudo=True)
+        error, _, _ = await collector.run_on(
+            collector.cluster.head.name,
+            argv,
+            sudo=True,
+            timeout=SLURM_TIMEOUT,
+        )
         if error is not None:
             return Event(
                 now, action.node, "error", "", "", (error,), f"{action.kind} failed: {error}"
