@@ -137,6 +137,24 @@ async def nodes_up(names: SimNames, links: Sequence[NodeLink]) -> None:
         await _batch(inside, names.netns(link.node))
 
 
+async def nic_off(names: SimNames, link: NodeLink) -> None:
+    """The node's NIC loses power with it: its addresses go and its link goes down, so
+    nothing answers at its address any more, not even a TCP reset from its namespace
+    (which outlives the node's processes)."""
+    ns = names.netns(link.node)
+    if netns_exists(ns):
+        await _batch([f"addr flush dev {link.ifname}", f"link set {link.ifname} down"], ns)
+
+
+async def nic_on(names: SimNames, link: NodeLink) -> None:
+    """The NIC of a node being powered on: link up, and a light node's static address
+    (a full node's DHCP client sets its own); idempotent."""
+    lines = [f"link set {link.ifname} up"]
+    if link.address is not None:
+        lines.append(f"addr replace {link.address}/{names.subnet.prefixlen} dev {link.ifname}")
+    await _batch(lines, names.netns(link.node))
+
+
 async def node_down(names: SimNames, index: int, node: str) -> None:
     """Remove one node's cable and namespace (by name)."""
     if link_exists(names.veth(index)):

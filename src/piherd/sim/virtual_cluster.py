@@ -206,6 +206,7 @@ class VirtualCluster:
 
     async def _start(self, node: str) -> None:
         node_dir = self.state.node_dir(node)
+        await bridge.nic_on(self.state.names, self._link(node))  # after a power cut
         if self.state.light:
             await light.start(node_dir, node, self.state.names.netns(node))
         else:
@@ -267,8 +268,9 @@ class VirtualCluster:
     # ----- operations (named after what they do to a real Pi) --------------------------
 
     async def kill(self, node: str) -> None:
-        """Power cut: SIGKILL the node."""
+        """Power cut: SIGKILL the node; its NIC goes dark with it (nothing answers)."""
         await self._stop(self.state, self._check(node), power_cut=True)
+        await bridge.nic_off(self.state.names, self._link(node))
 
     async def revive(self, node: str, timeout: float = 120.0) -> None:
         """Power on again: boot the node, wait for sshd."""
