@@ -69,7 +69,9 @@ class HealthRules:
     disk_warn_pct: float = 90.0
     disk_crit_pct: float = 98.0
     watch_enabled: bool = False
-    watch_interval_s: float = 5.0
+    # One round a second: a node that loses power is drained within ~4 s (docs/health.md);
+    # clusters of hundreds of nodes set 5-10 s (each round probes every node).
+    watch_interval_s: float = 1.0
 
 
 @dataclass(frozen=True)
