@@ -49,8 +49,8 @@ def default_log_dir() -> Path:
     default=3.0,
     show_default=True,
     help=(
-        "Seconds a node has to answer before the probe counts as failed (capped at the "
-        "interval, at least 1.5 s)."
+        "Seconds a node has to answer before the probe counts as failed; never more "
+        "than the interval, or 1.5 s when the interval is shorter."
     ),
 )
 @click.option(
