@@ -125,6 +125,17 @@ async def nodes_up(names: SimNames, links: Sequence[NodeLink]) -> None:
         veth = names.veth(link.index)
         host.append(f"link add {veth} type veth peer name {link.ifname} netns {ns}")
         host.append(f"link set {veth} master {names.switch(link.index)} up")
+    # Static nodes get a permanent ARP entry on the router side. The host's ARP table is
+    # shared by every sim and the real LAN, and entries beyond gc_thresh3 (1,024 by
+    # default) fail with "neighbor table overflow": 1,024 light nodes lost half their
+    # connections. Permanent entries do not count against it (Linux 5.0 on), and the
+    # host's sysctls stay untouched. A real flat LAN of 1,000 nodes needs gc_thresh3
+    # raised on the admin machine instead (docs/sim.md).
+    host += [
+        f"neigh replace {link.address} lladdr {link.mac} dev {names.bridge} nud permanent"
+        for link in links
+        if link.address is not None
+    ]
     await _batch(host)
     for link in todo:
         inside = [
@@ -155,8 +166,12 @@ async def nic_on(names: SimNames, link: NodeLink) -> None:
     await _batch(lines, names.netns(link.node))
 
 
-async def node_down(names: SimNames, index: int, node: str) -> None:
-    """Remove one node's cable and namespace (by name)."""
+async def node_down(
+    names: SimNames, index: int, node: str, address: IPv4Address | None = None
+) -> None:
+    """Remove one node's cable and namespace (by name), and its ARP entry when static."""
+    if address is not None and link_exists(names.bridge):
+        await run(["ip", "neigh", "del", str(address), "dev", names.bridge], check=False)
     if link_exists(names.veth(index)):
         await run(["ip", "link", "del", names.veth(index)], check=False)
     if netns_exists(names.netns(node)):

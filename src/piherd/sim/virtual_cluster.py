@@ -221,7 +221,9 @@ class VirtualCluster:
 
     async def _remove_node(self, state: SimState, node: str) -> None:
         await self._stop(state, node)
-        await bridge.node_down(state.names, state.index(node), node)
+        index = state.index(node)
+        static = state.names.address(index) if state.light else None
+        await bridge.node_down(state.names, index, node, static)
         if not state.light:
             await full.cgroups_remove(state.names, node)
         shutil.rmtree(state.node_dir(node), ignore_errors=True)
