@@ -86,3 +86,28 @@ def test_only_nodes_whose_kernel_is_silent_too_are_gone() -> None:
     assert reachable == dict.fromkeys(workers, False)  # every SSH probe failed
     silent = next(n for n, p in port_of.items() if p == ports["silent"])
     assert gone == {silent}
+
+
+def test_a_starved_watcher_asks_the_kernel_before_calling_a_node_gone() -> None:
+    """The watcher gets no CPU until after its deadline (a loaded machine: here the loop
+    is blocked for 0.2 s against a 0.05 s limit): a node whose kernel completed the
+    handshake meanwhile is alive, not gone; a silent one is still gone."""
+    cluster = load(EXAMPLE)
+    name = cluster.workers[0].name
+    with kernels() as ports:
+
+        async def answers(port: int) -> list[bool]:
+            async with ConnectionPool(
+                cluster, transport_factory=lambda n: LostTransport(n, port)
+            ) as pool:
+                collector = HealthCollector(cluster, pool, timeout=2.0, confirm_timeout=0.05)
+                await collector.probe(name)  # learns the address and port it answers on
+                found = []
+                for _ in range(5):
+                    asyncio.get_running_loop().call_soon(time.sleep, 0.2)  # starve the loop
+                    found.append(await collector.kernel_answers(name))
+                return found
+
+        assert asyncio.run(answers(ports["alive"])) == [True] * 5
+        assert asyncio.run(answers(ports["refused"])) == [True] * 5
+        assert asyncio.run(answers(ports["silent"])) == [False] * 5

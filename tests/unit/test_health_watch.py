@@ -138,3 +138,26 @@ def test_a_slow_node_whose_kernel_answers_gets_the_grace() -> None:
     # One good answer starts the clock again.
     m.step(12.0, [OK], IDLE)
     assert m.step(13.0, [GONE], IDLE)[0] == []
+
+
+def test_a_round_that_cannot_reach_the_head_drains_nothing_for_being_unreachable() -> None:
+    """When even the head did not answer (the watcher starved of CPU, its network down),
+    unreachable nodes keep their state: nothing is drained, no failure is counted."""
+    m = WatchMachine(unreachable_after=2, slow_grace=0.0)
+    m.step(0.0, [OK], IDLE)
+    assert m.step(1.0, [GONE], IDLE, {"node02"}, blind=True) == ([], [])
+    assert m.step(2.0, [GONE], IDLE, blind=True) == ([], [])
+    assert m.step(3.0, [GONE], IDLE)[0] == []  # the first failure that counts
+    # Other verdicts still count in a blind round.
+    assert m.step(4.0, [UV], IDLE, blind=True)[0] == [
+        Action("drain", "node02", "piherd: under-voltage")
+    ]
+
+
+def test_the_log_says_why_an_unreachable_node_is_critical() -> None:
+    gone = WatchMachine().step(1.0, [GONE], IDLE, {"node02"})[1]
+    assert gone[0].message == "unknown -> critical: unreachable (no TCP answer either: gone)"
+    slow = WatchMachine(unreachable_after=2, slow_grace=10.0)
+    slow.step(0.0, [GONE], IDLE)
+    events = slow.step(12.0, [GONE], IDLE)[1]
+    assert events[0].message == "ok -> critical: unreachable (2 failed rounds in 12 s)"

@@ -15,6 +15,9 @@ them in the same round instead of waiting for another failed round.
 from __future__ import annotations
 
 import asyncio
+import errno
+import select
+import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -49,6 +52,7 @@ class Snapshot:
     elapsed: float = 0.0
     roles: dict[str, str] = field(default_factory=dict)
     gone: frozenset[str] = frozenset()  # probe failed, and no TCP connection either
+    head_reachable: bool = True  # False: even the head did not answer this round
 
     def level(self, node: str) -> Level:
         verdict = self.verdicts.get(node)
@@ -170,17 +174,22 @@ class HealthCollector:
         """
         node = self.cluster.node(name)
         address, port = self._peers.get(name, (str(node.address), self.cluster.ssh_port))
-        writer = None
-        try:
-            async with asyncio.timeout(self.confirm_timeout or self.timeout):
-                _, writer = await asyncio.open_connection(address, port)
-        except ConnectionRefusedError:
-            return True
-        except (OSError, TimeoutError):
-            return False
-        finally:
-            if writer is not None:
-                writer.close()
+        loop = asyncio.get_running_loop()
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setblocking(False)
+            try:
+                async with asyncio.timeout(self.confirm_timeout or self.timeout):
+                    await loop.sock_connect(sock, (address, port))
+            except ConnectionRefusedError:
+                return True
+            except TimeoutError:
+                # This process may have had no CPU past the deadline (a loaded machine):
+                # ask the kernel whether the handshake completed meanwhile.
+                _, done, _ = select.select([], [sock], [], 0)
+                error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) if done else -1
+                return error in (0, errno.ECONNREFUSED)
+            except OSError:
+                return False
         return True
 
     async def _gone(self, health: Sequence[NodeHealth]) -> frozenset[str]:
@@ -225,7 +234,8 @@ class HealthCollector:
             for task in (probes, slurm_task, jobs_task):
                 if task is not None and not task.done():
                     task.cancel()
-        gone = await self._gone([h for h, _ in probed])
+        gone = await self._gone([h for h, _ in probed if h.node != head])
+        head_reachable = next((h.reachable for h, _ in probed if h.node == head), True)
         sent_at = {h.node: sent for h, sent in probed}
         health = with_clock_offsets([h for h, _ in probed], sent_at, head)
         wanted = set(names)
@@ -245,6 +255,7 @@ class HealthCollector:
             elapsed=time.monotonic() - started,
             roles={n.name: n.role for n in self.cluster.nodes},
             gone=gone & wanted,
+            head_reachable=head_reachable,
         )
 
     def _computes(self, name: str) -> bool:

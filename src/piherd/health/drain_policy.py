@@ -6,6 +6,9 @@ Rules it keeps:
 - an unreachable node counts as critical only after `unreachable_after` failed probes
   in a row, and `slow_grace` seconds after the first of them, so one lost packet or a
   node slowed down by load drains nothing;
+- a round in which the watcher could not reach the head either (`blind`: its own host
+  starved of CPU, or its network down) says nothing about unreachable nodes: they keep
+  their state and count, and nothing is drained for being unreachable in it;
 - except a node that is gone: its probe failed and a second, fast probe found not even
   its kernel answering (no TCP connection to its SSH port: power cut, kernel hung,
   cable pulled). It is critical at once: that is what drains a dead node in seconds;
@@ -83,15 +86,19 @@ class WatchMachine:
         verdicts: list[Verdict],
         slurm: dict[str, SlurmNode] | None,
         gone: Set[str] = frozenset(),
+        *,
+        blind: bool = False,
     ) -> tuple[list[Action], list[Event]]:
         """One round: the verdicts of this round's probes, Slurm's node states (None when
         Slurm could not be asked: then nothing is changed in Slurm) and the unreachable
-        nodes a second probe confirmed gone."""
+        nodes a second probe confirmed gone; `blind`: the head did not answer this round."""
         actions: list[Action] = []
         events: list[Event] = []
         for verdict in verdicts:
             mem = self.memory.setdefault(verdict.node, _NodeMemory())
             unreachable = verdict.critical == ("unreachable",)
+            if unreachable and blind:
+                continue
             mem.failures = mem.failures + 1 if unreachable else 0
             if mem.failures == 1:
                 mem.failing_since = now
@@ -110,7 +117,12 @@ class WatchMachine:
                         previous,
                         verdict.reasons if level != Level.OK else (),
                         f"{previous} -> {level.label}"
-                        + (f": {'; '.join(verdict.reasons)}" if level != Level.OK else ""),
+                        + (f": {'; '.join(verdict.reasons)}" if level != Level.OK else "")
+                        + (
+                            self._why_unreachable(verdict.node, mem, now, gone)
+                            if unreachable and level == Level.CRITICAL
+                            else ""
+                        ),
                     )
                 )
                 mem.level = level
@@ -121,6 +133,12 @@ class WatchMachine:
             if act is not None:
                 actions.append(act)
         return actions, events
+
+    @staticmethod
+    def _why_unreachable(node: str, mem: _NodeMemory, now: float, gone: Set[str]) -> str:
+        if node in gone:
+            return " (no TCP answer either: gone)"
+        return f" ({mem.failures} failed rounds in {now - mem.failing_since:.0f} s)"
 
     def _long_enough(self, mem: _NodeMemory, now: float) -> bool:
         """Whether a node that is unreachable but not gone has failed for long enough."""

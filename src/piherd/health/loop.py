@@ -109,7 +109,9 @@ async def watch_rounds(
         if snap.slurm is None and snap.slurm_error:
             log.write(Event(snap.time, cluster.head.name, "error", "", "", (), snap.slurm_error))
         verdicts = [snap.verdicts[h.node] for h in snap.health]
-        actions, events = machine.step(snap.time, verdicts, snap.slurm, snap.gone)
+        actions, events = machine.step(
+            snap.time, verdicts, snap.slurm, snap.gone, blind=not snap.head_reachable
+        )
         for event in events:
             log.write(event)
         for action in actions:
