@@ -15,8 +15,10 @@ from piherd.transport.pool import ConnectionPool
 # accepts in milliseconds however loaded it is (health/collect.py).
 CONFIRM_TIMEOUT = 1.0
 # A node that is unreachable over SSH but whose kernel answers (overloaded, sshd hung)
-# is drained only after this long: as long as two 5-second rounds took before.
-SLOW_GRACE = 10.0
+# is drained only after this long. A 10-minute soak at a load average of 46-156 on 2
+# cores saw live nodes fail their probes for up to 41 s (10 s drained 6 of them); a
+# dead node does not wait for this: it is `gone` (health/collect.py).
+SLOW_GRACE = 60.0
 # Probes get at least this long, even with a shorter interval (a warm probe of a busy
 # Pi takes a few hundred milliseconds; rounds then simply run back to back).
 MIN_PROBE_TIMEOUT = 1.5

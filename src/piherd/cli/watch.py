@@ -64,7 +64,7 @@ def default_log_dir() -> Path:
     default=2,
     show_default=True,
     help=(
-        "Failed rounds in a row (and at least 10 s) before a node that does not answer "
+        "Failed rounds in a row (and at least 60 s) before a node that does not answer "
         "over SSH but whose kernel still takes a TCP connection (slow, not dead) is "
         "drained. A node that takes not even that is drained in the round it fails."
     ),
