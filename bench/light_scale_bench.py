@@ -31,6 +31,7 @@ from sim_bench import node_pids, pss_kib
 
 from piherd.app.health_rounds import health_collector
 from piherd.services import load
+from piherd.sim.proc import SimError
 from piherd.sim.virtual_cluster import VirtualCluster
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,22 +116,38 @@ def bench(args: argparse.Namespace) -> dict[str, object]:
         start = time.monotonic()
         path = asyncio.run(vc.up(timeout=1800))
         result["up_s"] = time.monotonic() - start
+        progress(result)
         time.sleep(5)
         names = vc.node_names()
         result["node_pss_kib"] = statistics.mean(node_pss_kib(vc, n) for n in names)
-        runs = [run_true(path) for _ in range(args.repeat)]
-        result["run"] = runs
-        statuses = [status_cli(path) for _ in range(args.repeat)]
-        result["status_cli"] = statuses
+        result["run"] = []
+        for _ in range(args.repeat):
+            result["run"].append(run_true(path))  # type: ignore[attr-defined]
+            progress(result)
+        result["status_cli"] = []
+        for _ in range(args.repeat):
+            result["status_cli"].append(status_cli(path))  # type: ignore[attr-defined]
+            progress(result)
         cold, warm, reachable, rss, held = asyncio.run(rounds(vc, path, args.warm))
         result.update(
             cold=cold, warm=warm, reachable=reachable, rounds_rss=rss, session_pss_kib=held
         )
+        progress(result)
     finally:
         start = time.monotonic()
-        asyncio.run(vc.down())
+        try:
+            asyncio.run(vc.down())
+        except SimError as exc:  # a loaded machine: a killed sshd may take its time
+            print(f"sim down: {exc}; retrying once", flush=True)
+            time.sleep(10)
+            asyncio.run(vc.down())
         result["down_s"] = time.monotonic() - start
     return result
+
+
+def progress(result: dict[str, object]) -> None:
+    """Each measurement as soon as it is made (a later failure keeps what was measured)."""
+    print(json.dumps(result, default=str), flush=True)
 
 
 def write_docs(r: dict[str, object], command: str) -> None:
