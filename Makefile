@@ -16,8 +16,9 @@ lint: setup
 demo:
 	scripts/demo.sh
 
+# `make bench` lists the benchmarks; `make bench BENCH=render` runs one (bench/__main__.py).
 bench: setup
-	.venv/bin/python -m bench
+	.venv/bin/python -m bench $(BENCH)
 
 # piherd up beside Ansible and pyinfra on a head + 8 sim cluster (root; about an hour on
 # a loaded 2-core machine). Creates the tools' pinned venvs under /var/cache/piherd.

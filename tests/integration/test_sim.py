@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -112,10 +113,25 @@ def test_machine_ids_differ(vc: VirtualCluster) -> None:
     assert len(ids) == 3
 
 
+def tcp_answer(vc: VirtualCluster, node: str) -> str:
+    """What a TCP connection to the node's SSH port meets: connected, refused or silent."""
+    address = next(n.reach for n in vc.sim_nodes() if n.name == node)
+    try:
+        socket.create_connection((address, 22), timeout=2).close()
+    except ConnectionRefusedError:
+        return "refused"
+    except OSError:
+        return "silent"
+    return "connected"
+
+
 def test_kill_cuts_power_and_revive_boots_again(vc: VirtualCluster) -> None:
     try:
         asyncio.run(vc.kill("node03"))
         assert ssh(vc, "node03", "true", 20).returncode != 0
+        # Dark like an unplugged Pi: not even a TCP reset from its address (the watch
+        # tells a dead node from a slow one by that).
+        assert tcp_answer(vc, "node03") == "silent"
         assert not any(r["running"] for r in vc.status() if r["node"] == "node03")
     finally:
         asyncio.run(vc.revive("node03"))
@@ -199,6 +215,7 @@ def test_light_nodes(sim_cm: SimCM) -> None:
             assert name == node.name and f"inet {node.address}/" in addr
         asyncio.run(light.kill("node02"))
         assert ssh(light, "node02", "true", 15).returncode != 0
+        assert tcp_answer(light, "node02") == "silent"
         asyncio.run(light.revive("node02"))
         assert ok(light, "node02", "hostname").strip() == "node02"
         # `sim up --workers 4` on the running 3-worker cluster adds node05, idempotently.

@@ -139,7 +139,7 @@ def test_a_node_never_seen_answering_has_no_level_before_it_counts() -> None:
     m = WatchMachine(unreachable_after=2)
     assert m.step(1.0, [GONE], IDLE) == ([], [])
     actions, events = m.step(2.0, [GONE], IDLE)
-    assert events[0].message == "unknown -> critical: unreachable"
+    assert events[0].message == "unknown -> critical: unreachable (2 failed rounds in 1 s)"
     assert actions == [Action("drain", "node02", "piherd: unreachable", down=True)]
 
 
@@ -151,3 +151,51 @@ def test_a_failed_probe_is_not_a_healthy_round() -> None:
     assert m.step(2.0, [GONE], state)[0] == []  # unreachable: no resume
     assert m.step(3.0, [OK], state)[0] == []  # one healthy round since
     assert m.step(4.0, [OK], state)[0] == [Action("resume", "node02")]
+
+
+def test_a_gone_node_is_drained_in_the_round_it_is_confirmed() -> None:
+    """Probe failed and the second, fast probe found no kernel: no waiting for round two."""
+    m = WatchMachine(unreachable_after=2, slow_grace=10.0)
+    m.step(0.0, [OK], IDLE)
+    actions, events = m.step(1.0, [GONE], IDLE, gone={"node02"})
+    assert actions == [Action("drain", "node02", "piherd: unreachable", down=True)]
+    assert [e.kind for e in events] == ["level", "drain"]
+
+
+def test_a_slow_node_whose_kernel_answers_gets_the_grace() -> None:
+    """Failed probes of a node that is only slow (its kernel accepts TCP) drain nothing
+    before `slow_grace` seconds, however many short rounds failed."""
+    m = WatchMachine(unreachable_after=2, slow_grace=10.0)
+    m.step(0.0, [OK], IDLE)
+    for t in range(1, 11):  # ten failed one-second rounds: 9 s since the first
+        assert m.step(float(t), [GONE], IDLE) == ([], [])
+    assert m.step(11.0, [GONE], IDLE)[0] == [
+        Action("drain", "node02", "piherd: unreachable", down=True)
+    ]
+    # One good answer starts the clock again.
+    m.step(12.0, [OK], IDLE)
+    assert m.step(13.0, [GONE], IDLE)[0] == []
+
+
+def test_a_round_that_cannot_reach_the_head_drains_nothing_for_being_unreachable() -> None:
+    """When even the head did not answer (the watcher starved of CPU, its network down),
+    unreachable nodes keep their state: nothing is drained, no failure is counted."""
+    m = WatchMachine(unreachable_after=2, slow_grace=0.0)
+    m.step(0.0, [OK], IDLE)
+    assert m.step(1.0, [GONE], IDLE, {"node02"}, blind=True) == ([], [])
+    assert m.step(2.0, [GONE], IDLE, blind=True) == ([], [])
+    assert m.step(3.0, [GONE], IDLE)[0] == []  # the first failure that counts
+    # Other verdicts still count in a blind round.
+    assert m.step(4.0, [UV], IDLE, blind=True)[0] == [
+        Action("drain", "node02", "piherd: under-voltage")
+    ]
+
+
+def test_the_log_says_why_an_unreachable_node_is_critical() -> None:
+    gone = WatchMachine().step(1.0, [GONE], IDLE, {"node02"})[1]
+    assert gone[0].message == "unknown -> critical: unreachable (no TCP answer either: gone)"
+    slow = WatchMachine(unreachable_after=2, slow_grace=10.0)
+    slow.step(0.0, [GONE], IDLE)
+    events = slow.step(12.0, [GONE], IDLE)[1]
+    # never seen answering before: no level until the failures count
+    assert events[0].message == "unknown -> critical: unreachable (2 failed rounds in 12 s)"

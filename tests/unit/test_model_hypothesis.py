@@ -6,6 +6,7 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
 import tomlkit
+from ClusterShell.NodeSet import NodeSet
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -154,6 +155,16 @@ def test_fold_expand_round_trip(names: set[str]) -> None:
     expanded = expand(folded, {}, known=names)
     assert sorted(expanded) == sorted(names)
     assert len(expanded) == len(names)
+
+
+ANY_NAMES = NAMES | st.from_regex(r"[a-z]{1,3}[0-9]{0,3}([a-z.-]{1,2}[0-9]{0,3})?", fullmatch=True)
+
+
+@settings(max_examples=examples(300))
+@given(st.lists(ANY_NAMES, max_size=60))
+def test_fold_is_clustershells_fold(names: list[str]) -> None:
+    """The fast fold (one RangeSet per name pattern) writes what NodeSet.fromlist writes."""
+    assert fold(names) == str(NodeSet.fromlist(names))
 
 
 @settings(max_examples=examples(100))

@@ -68,7 +68,7 @@ def test_summary_never_prints_secrets(tmp_path: Path) -> None:
     cluster_file = _cluster(tmp_path, "bookworm")
     result = CliRunner().invoke(cli, ["render", "-f", str(cluster_file), "@workers"])
     assert result.exit_code == 0, result.output
-    assert "cluster02" in result.output and "cluster01" not in result.output
+    assert "cluster[02-04]" in result.output and "cluster01" not in result.output
     assert "BEGIN OPENSSH" not in result.output
 
 

@@ -21,7 +21,14 @@ from piherd.sim.clusterfile import (
     render_known_hosts,
     render_ssh_config,
 )
-from piherd.sim.names import SimNames, check_name, node_name, pick_subnet, short_name
+from piherd.sim.names import (
+    NAME_RE,
+    SimNames,
+    check_name,
+    node_name,
+    pick_subnet,
+    short_name,
+)
 
 FILES = SimFiles(
     Path("/s/id_ed25519"), Path("/s/id_ed25519.pub"), Path("/s/ssh_config"), Path("/s/known_hosts")
@@ -64,7 +71,14 @@ def test_bad_cluster_names_are_refused() -> None:
 def test_subnet_is_private_per_name_and_grows_for_big_clusters() -> None:
     small, big = pick_subnet("tsim", 3), pick_subnet("tsim", 300)
     assert small.is_private and small.prefixlen == 24
-    assert big.prefixlen == 22 and small.network_address == big.network_address
+    assert big.prefixlen == 23 and small.network_address == big.network_address
+    # 1,024 nodes from .11 on do not fit a /22 (1,022 hosts): a /21 it is.
+    for count in (244, 245, 1012, 1013, 1024, 2036, 10_000):
+        subnet = pick_subnet("tsim", count)
+        last = SimNames("tsim", subnet).address(count - 1)
+        assert last in subnet and last < subnet.broadcast_address, count
+        assert subnet.prefixlen == {244: 24, 245: 23, 1012: 22, 1013: 21, 1024: 21,
+                                    2036: 21, 10_000: 18}[count]  # fmt: skip
     assert pick_subnet("tsim", 3) != pick_subnet("tsiml", 3)
     names = SimNames("tsim", big)
     assert names.address(299) in big
@@ -164,3 +178,15 @@ def test_a_resize_that_renames_nodes_or_leaves_the_subnet_is_refused() -> None:
         _check_resize(state(63), state(255, "10.236.40.0/22"))
     with pytest.raises(SimError, match=r"does not fit its subnet 10.236.40.0/26.*sim down"):
         _check_resize(state(10, "10.236.40.0/26"), state(60, "10.236.40.0/26"))
+
+
+def test_big_clusters_get_stacked_switches_named_apart() -> None:
+    """A bridge takes 1,023 ports: node 1,000 on goes to a second switch, with an uplink."""
+    names = SimNames("scl", pick_subnet("scl", 1024))
+    assert names.switch(0) == names.switch(999) == "ph-scl"
+    assert names.switch(1000) == names.switch(1023) == "ph_scl_s1"
+    assert names.uplink(1) == ("ph_scl_u1", "ph_scl_d1")
+    long = SimNames("a-much-longer-name", IPv4Network("10.200.0.0/16"))
+    assert max(len(long.switch(9999)), *map(len, long.uplink(9))) <= 15  # IFNAMSIZ - 1
+    # No other cluster's links start like these ("_" is in no cluster name).
+    assert not NAME_RE.fullmatch("scl_s1")

@@ -12,18 +12,35 @@ from piherd.model import Cluster
 from piherd.power.settings import PowerSettings
 from piherd.transport.pool import ConnectionPool
 
+# The watch's second probe: a TCP connection to the SSH port, which a live node's kernel
+# accepts in milliseconds however loaded it is (health/collect.py).
+CONFIRM_TIMEOUT = 1.0
+# A node that is unreachable over SSH but whose kernel answers (overloaded, sshd hung)
+# is drained only after this long. A 10-minute soak at a load average of 46-156 on 2
+# cores saw live nodes fail their probes for up to 41 s (10 s drained 6 of them); a
+# dead node does not wait for this: it is `gone` (health/collect.py).
+SLOW_GRACE = 60.0
+# Probes get at least this long, even with a shorter interval (a warm probe of a busy
+# Pi takes a few hundred milliseconds; rounds then simply run back to back).
+MIN_PROBE_TIMEOUT = 1.5
+
 
 @asynccontextmanager
 async def health_collector(
-    cluster: Cluster, *, timeout: float, connect_timeout: float | None = None
+    cluster: Cluster,
+    *,
+    timeout: float,
+    connect_timeout: float | None = None,
+    confirm_timeout: float | None = None,
 ) -> AsyncIterator[HealthCollector]:
     """A HealthCollector over its own connection pool (warm across rounds), closed on exit.
 
     `timeout` bounds each probe, connecting included; `connect_timeout` defaults to it.
+    `confirm_timeout`: give failed probes a second, TCP-only probe (health/collect.py).
     """
     connect = timeout if connect_timeout is None else connect_timeout
     async with ConnectionPool(cluster, connect_timeout=connect) as pool:
-        collector = HealthCollector(cluster, pool, timeout=timeout)
+        collector = HealthCollector(cluster, pool, timeout=timeout, confirm_timeout=confirm_timeout)
         try:
             yield collector
         finally:
@@ -59,11 +76,21 @@ async def watch_cluster(
     timeout: float = 3.0,
     unreachable_after: int = 2,
     resume_after: int = 2,
+    confirm_timeout: float = CONFIRM_TIMEOUT,
+    slow_grace: float = SLOW_GRACE,
     on_round: Callable[[Snapshot], None] | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
-    """`piherd watch`: drain/resume `names` in Slurm until `stop` is set (or once)."""
-    async with health_collector(cluster, timeout=min(timeout, interval)) as collector:
+    """`piherd watch`: drain/resume `names` in Slurm until `stop` is set (or once).
+
+    A node whose probe fails and whose kernel does not take a TCP connection within
+    `confirm_timeout` either is drained in that round; one that is only slow to answer
+    is drained after `unreachable_after` failed rounds and `slow_grace` seconds.
+    """
+    probe_timeout = min(timeout, max(interval, MIN_PROBE_TIMEOUT))
+    async with health_collector(
+        cluster, timeout=probe_timeout, confirm_timeout=confirm_timeout
+    ) as collector:
         await watch_rounds(
             collector,
             names,
@@ -74,6 +101,7 @@ async def watch_cluster(
             unreachable_after=unreachable_after,
             resume_after=resume_after,
             cycle_after=cycle_after(cluster, unreachable_after),
+            slow_grace=slow_grace,
             on_round=on_round,
             stop=stop,
         )

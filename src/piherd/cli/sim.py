@@ -19,6 +19,7 @@ from piherd.app.current_cluster import (
     write_setting,
 )
 from piherd.cli.common import EXIT_INTERRUPTED, fail
+from piherd.model.naming import MAX_NODES
 from piherd.sim.names import STATE_ROOT
 from piherd.sim.pisys import INJECTIONS
 from piherd.sim.proc import SimError
@@ -86,7 +87,13 @@ def command() -> None:
 
 @command.command("up")
 @name_option
-@click.option("--workers", default=3, show_default=True, type=click.IntRange(0, 1000))
+@click.option(
+    "--workers",
+    default=3,
+    show_default=True,
+    type=click.IntRange(0, MAX_NODES - 1),
+    help="Workers besides the head (full nodes: at most 99, the router's DHCP pool).",
+)
 @click.option("--light", is_flag=True, help="Namespace nodes running only sshd (no systemd).")
 @click.option("--subnet", default=None, help="The virtual LAN (default: derived from the name).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,

@@ -48,7 +48,10 @@ def default_log_dir() -> Path:
     type=Seconds(0.5),
     default=3.0,
     show_default=True,
-    help="Seconds a node has to answer before the probe counts as failed.",
+    help=(
+        "Seconds a node has to answer before the probe counts as failed; never more "
+        "than the interval, or 1.5 s when the interval is shorter."
+    ),
 )
 @click.option(
     "--print-unit",
@@ -60,7 +63,11 @@ def default_log_dir() -> Path:
     type=click.IntRange(1, 1000),
     default=2,
     show_default=True,
-    help="Failed probes in a row before an unreachable node is drained.",
+    help=(
+        "Failed rounds in a row (and at least 60 s) before a node that does not answer "
+        "over SSH but whose kernel still takes a TCP connection (slow, not dead) is "
+        "drained. A node that takes not even that is drained in the round it fails."
+    ),
 )
 @click.option(
     "--resume-after",

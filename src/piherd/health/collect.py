@@ -4,11 +4,20 @@ Each node costs one round trip over its pooled (reused) connection; Slurm's view
 every node comes from one `scontrol show node -o` on the head. A probe that does not
 answer within `timeout` (connect included) marks the node unreachable, and its
 connection is dropped so the next round reconnects instead of waiting on a dead socket.
+
+With `confirm_timeout` (the watch sets it), every node whose probe failed gets a second,
+fast probe at once: a plain TCP connection to its SSH port. A node that only is slow
+(load, a hung sshd) still has a kernel that accepts it within milliseconds; one that lost
+power, hung or lost its cable does not. Those are `Snapshot.gone`, and the watch drains
+them in the same round instead of waiting for another failed round.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import select
+import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -42,6 +51,8 @@ class Snapshot:
     jobs: tuple[Job, ...] = ()
     elapsed: float = 0.0
     roles: dict[str, str] = field(default_factory=dict)
+    gone: frozenset[str] = frozenset()  # probe failed, and no TCP connection either
+    head_reachable: bool = True  # False: even the head did not answer this round
 
     def level(self, node: str) -> Level:
         verdict = self.verdicts.get(node)
@@ -67,13 +78,29 @@ def probe_inputs(cluster: Cluster) -> dict[str, ProbeInputs]:
     return inputs
 
 
+# Asking Slurm (and telling it) is no liveness check: scontrol on a loaded head may take
+# seconds, and a short probe timeout must not make a round act without Slurm's state.
+SLURM_TIMEOUT = 10.0
+
+
 class HealthCollector:
     """Runs health rounds for one cluster over a ConnectionPool the caller owns."""
 
-    def __init__(self, cluster: Cluster, pool: ConnectionPool, *, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        cluster: Cluster,
+        pool: ConnectionPool,
+        *,
+        timeout: float = 5.0,
+        confirm_timeout: float | None = None,
+    ) -> None:
         self.cluster = cluster
         self.pool = pool
         self.timeout = timeout
+        self.confirm_timeout = confirm_timeout
+        # node -> (address, port) its SSH connection last answered on (the sim's full
+        # nodes may answer at a DHCP lease, not at their cluster address).
+        self._peers: dict[str, tuple[str, int]] = {}
         self._inputs = probe_inputs(cluster)
         self._slurm = cluster.services.is_on(SlurmSettings)
         self._closing: set[asyncio.Task[None]] = set()
@@ -117,6 +144,7 @@ class HealthCollector:
         try:
             async with asyncio.timeout(limit):
                 transport: Transport = await self.pool.get(name)
+                self._remember_peer(name, transport)
                 sent = time.time()
                 started = time.monotonic()
                 result = await transport.run(probe_argv(asked.mount, asked.units), timeout=limit)
@@ -131,10 +159,53 @@ class HealthCollector:
             return unreachable(name, result.error, elapsed), sent
         return parse_probe(name, result.stdout, elapsed=elapsed, units=asked.units), sent
 
+    def _remember_peer(self, name: str, transport: Transport) -> None:
+        address = getattr(transport, "address", None)
+        port = getattr(transport, "port", None)
+        if isinstance(address, str) and isinstance(port, int):
+            self._peers[name] = (address, port)
+
+    async def kernel_answers(self, name: str) -> bool:
+        """Whether `name` accepts a TCP connection to its SSH port within confirm_timeout.
+
+        Only the TCP handshake, which the node's kernel answers however loaded its user
+        space is; the connection is closed at once (sshd logs a connection without a
+        banner exchange). "Connection refused" counts as an answer: the kernel is there.
+        """
+        node = self.cluster.node(name)
+        address, port = self._peers.get(name, (str(node.address), self.cluster.ssh_port))
+        loop = asyncio.get_running_loop()
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setblocking(False)
+            try:
+                async with asyncio.timeout(self.confirm_timeout or self.timeout):
+                    await loop.sock_connect(sock, (address, port))
+            except ConnectionRefusedError:
+                return True
+            except TimeoutError:
+                # This process may have had no CPU past the deadline (a loaded machine):
+                # ask the kernel whether the handshake completed meanwhile.
+                _, done, _ = select.select([], [sock], [], 0)
+                error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) if done else -1
+                return error in (0, errno.ECONNREFUSED)
+            except OSError:
+                return False
+        return True
+
+    async def _gone(self, health: Sequence[NodeHealth]) -> frozenset[str]:
+        """The unreachable nodes of `health` whose kernel does not answer either."""
+        failed = [h.node for h in health if not h.reachable]
+        if self.confirm_timeout is None or not failed:
+            return frozenset()
+        answers = await asyncio.gather(*(self.kernel_answers(n) for n in failed))
+        return frozenset(n for n, up in zip(failed, answers, strict=True) if not up)
+
     async def slurm_nodes(self) -> tuple[dict[str, SlurmNode] | None, str | None]:
         if not self._slurm:
             return None, "Slurm is not enabled in cluster.toml"
-        error, out, _ = await self.run_on(self.cluster.head.name, NODES_ARGV)
+        error, out, _ = await self.run_on(
+            self.cluster.head.name, NODES_ARGV, timeout=max(self.timeout, SLURM_TIMEOUT)
+        )
         if error is not None:
             return None, f"scontrol on {self.cluster.head.name}: {error}"
         return parse_nodes(out), None
@@ -142,7 +213,9 @@ class HealthCollector:
     async def jobs(self) -> tuple[Job, ...]:
         if not self._slurm:
             return ()
-        error, out, _ = await self.run_on(self.cluster.head.name, QUEUE_ARGV)
+        error, out, _ = await self.run_on(
+            self.cluster.head.name, QUEUE_ARGV, timeout=max(self.timeout, SLURM_TIMEOUT)
+        )
         return () if error is not None else tuple(parse_queue(out))
 
     async def round(self, names: Sequence[str], *, with_jobs: bool = False) -> Snapshot:
@@ -161,6 +234,8 @@ class HealthCollector:
             for task in (probes, slurm_task, jobs_task):
                 if task is not None and not task.done():
                     task.cancel()
+        gone = await self._gone([h for h, _ in probed if h.node != head])
+        head_reachable = next((h.reachable for h, _ in probed if h.node == head), True)
         sent_at = {h.node: sent for h, sent in probed}
         health = with_clock_offsets([h for h, _ in probed], sent_at, head)
         wanted = set(names)
@@ -179,6 +254,8 @@ class HealthCollector:
             jobs=jobs,
             elapsed=time.monotonic() - started,
             roles={n.name: n.role for n in self.cluster.nodes},
+            gone=gone & wanted,
+            head_reachable=head_reachable,
         )
 
     def _computes(self, name: str) -> bool:

@@ -4,7 +4,14 @@ Rules it keeps:
 - a node that is critical is drained with reason "piherd: <reasons>"; an unreachable
   one is first marked down, so Slurm requeues its jobs now, not after SlurmdTimeout;
 - an unreachable node counts as critical only after `unreachable_after` failed probes
-  in a row (short timeouts make that a few seconds), so one lost packet drains nothing;
+  in a row, and `slow_grace` seconds after the first of them, so one lost packet or a
+  node slowed down by load drains nothing;
+- a round in which the watcher could not reach the head either (`blind`: its own host
+  starved of CPU, or its network down) says nothing about unreachable nodes: they keep
+  their state and count, and nothing is drained for being unreachable in it;
+- except a node that is gone: its probe failed and a second, fast probe found not even
+  its kernel answering (no TCP connection to its SSH port: power cut, kernel hung,
+  cable pulled). It is critical at once: that is what drains a dead node in seconds;
 - a node drained by piherd is resumed after `resume_after` healthy rounds in a row;
 - a node drained (or set down with a reason) by anyone else, i.e. a reason without the
   "piherd:" prefix, is never touched;
@@ -14,6 +21,7 @@ Rules it keeps:
 
 from __future__ import annotations
 
+from collections.abc import Set
 from dataclasses import dataclass, field
 
 from piherd.health.slurm_state import SlurmNode, piherd_reason
@@ -60,6 +68,7 @@ class Event:
 class _NodeMemory:
     level: Level | None = None
     failures: int = 0
+    failing_since: float = 0.0  # time of the first of `failures`
     healthy_rounds: int = 0
     held: bool = False  # we already logged that an admin drain is left alone
     cycled: bool = False  # power-cycled in this unreachable spell
@@ -72,6 +81,7 @@ class WatchMachine:
     unreachable_after: int = 2
     resume_after: int = 2
     cycle_after: int = 0  # 0: never power-cycle
+    slow_grace: float = 0.0  # seconds an unreachable node that is not gone is given
     memory: dict[str, _NodeMemory] = field(default_factory=dict)
 
     def step(
@@ -79,20 +89,28 @@ class WatchMachine:
         now: float,
         verdicts: list[Verdict],
         slurm: dict[str, SlurmNode] | None,
+        gone: Set[str] = frozenset(),
+        *,
+        blind: bool = False,
     ) -> tuple[list[Action], list[Event]]:
-        """One round: the verdicts of this round's probes and Slurm's node states
-        (None when Slurm could not be asked: then nothing is changed in Slurm)."""
+        """One round: the verdicts of this round's probes, Slurm's node states (None when
+        Slurm could not be asked: then nothing is changed in Slurm) and the unreachable
+        nodes a second probe confirmed gone; `blind`: the head did not answer this round."""
         actions: list[Action] = []
         events: list[Event] = []
         for verdict in verdicts:
             mem = self.memory.setdefault(verdict.node, _NodeMemory())
             unreachable = verdict.critical == ("unreachable",)
+            if unreachable and blind:
+                continue
             mem.failures = mem.failures + 1 if unreachable else 0
+            if mem.failures == 1:
+                mem.failing_since = now
             cycle = self._cycle(verdict.node, mem, now, events)
             if cycle is not None:
                 actions.append(cycle)
             level = verdict.level
-            if unreachable and mem.failures < self.unreachable_after:
+            if unreachable and verdict.node not in gone and not self._long_enough(mem, now):
                 # Not yet confirmed: keep what was known. A node never seen answering has
                 # no level yet (a powered-off node must not read "unknown -> ok"); a failed
                 # probe is no healthy round either.
@@ -115,7 +133,12 @@ class WatchMachine:
                         previous,
                         verdict.reasons if level != Level.OK else (),
                         f"{previous} -> {level.label}"
-                        + (f": {'; '.join(verdict.reasons)}" if level != Level.OK else ""),
+                        + (f": {'; '.join(verdict.reasons)}" if level != Level.OK else "")
+                        + (
+                            self._why_unreachable(verdict.node, mem, now, gone)
+                            if unreachable and level == Level.CRITICAL
+                            else ""
+                        ),
                     )
                 )
                 mem.level = level
@@ -138,6 +161,16 @@ class WatchMachine:
             Event(now, node, "power-cycle", "critical", "critical", ("unreachable",), reason)
         )
         return Action("power-cycle", node, reason)
+
+    @staticmethod
+    def _why_unreachable(node: str, mem: _NodeMemory, now: float, gone: Set[str]) -> str:
+        if node in gone:
+            return " (no TCP answer either: gone)"
+        return f" ({mem.failures} failed rounds in {now - mem.failing_since:.0f} s)"
+
+    def _long_enough(self, mem: _NodeMemory, now: float) -> bool:
+        """Whether a node that is unreachable but not gone has failed for long enough."""
+        return mem.failures >= self.unreachable_after and now - mem.failing_since >= self.slow_grace
 
     def _decide(
         self,

@@ -1,8 +1,10 @@
 """The `piherd watch` loop: health rounds at a fixed rate, the state machine, Slurm actions.
 
-Rounds start every `interval` seconds (not `interval` after the previous one ended), so
-with short probe timeouts a node that loses power is drained within about
-2 x interval + timeout seconds. Every event goes to a JSON-lines log and a human log.
+Rounds start every `interval` seconds (not `interval` after the previous one ended). A
+node that loses power is drained within about interval + probe timeout + confirm timeout
+seconds when the collector confirms failures (the node is `gone`: see health/collect.py),
+else within about unreachable_after x interval + probe timeout (and `slow_grace`). Every
+event goes to a JSON-lines log and a human log.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from piherd.health.collect import HealthCollector, Snapshot
+from piherd.health.collect import SLURM_TIMEOUT, HealthCollector, Snapshot
 from piherd.health.drain_policy import Action, Event, WatchMachine
 from piherd.health.slurm_state import down_argv, drain_argv, resume_argv
 from piherd.power.control import PowerRun, PowerSetupError
@@ -73,7 +75,12 @@ async def apply_action(
         text = " && ".join(shlex.join(argv) for argv in commands)
         return Event(now, action.node, "dry-run", "", "", (), f"would run: {text}")
     for argv in commands:
-        error, _, _ = await collector.run_on(collector.cluster.head.name, argv, sudo=True)
+        error, _, _ = await collector.run_on(
+            collector.cluster.head.name,
+            argv,
+            sudo=True,
+            timeout=SLURM_TIMEOUT,
+        )
         if error is not None:
             return Event(
                 now, action.node, "error", "", "", (error,), f"{action.kind} failed: {error}"
@@ -110,13 +117,17 @@ async def watch_rounds(
     unreachable_after: int = 2,
     resume_after: int = 2,
     cycle_after: int = 0,
+    slow_grace: float = 0.0,
     on_round: Callable[[Snapshot], None] | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
     """Watch `names` through `collector` until `stop` is set (or one round with `once`)."""
     cluster = collector.cluster
     machine = WatchMachine(
-        unreachable_after=unreachable_after, resume_after=resume_after, cycle_after=cycle_after
+        unreachable_after=unreachable_after,
+        resume_after=resume_after,
+        cycle_after=cycle_after,
+        slow_grace=slow_grace,
     )
     next_start = time.monotonic()
     while True:
@@ -124,7 +135,9 @@ async def watch_rounds(
         if snap.slurm is None and snap.slurm_error:
             log.write(Event(snap.time, cluster.head.name, "error", "", "", (), snap.slurm_error))
         verdicts = [snap.verdicts[h.node] for h in snap.health]
-        actions, events = machine.step(snap.time, verdicts, snap.slurm)
+        actions, events = machine.step(
+            snap.time, verdicts, snap.slurm, snap.gone, blind=not snap.head_reachable
+        )
         for event in events:
             log.write(event)
         for action in actions:

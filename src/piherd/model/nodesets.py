@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence, Set
 
-from ClusterShell.NodeSet import NodeSet, NodeSetParseError
+from ClusterShell.NodeSet import NodeSet, NodeSetBase, NodeSetParseError
 from ClusterShell.NodeUtils import GroupResolver, GroupSource
+from ClusterShell.RangeSet import RangeSet
 
 from piherd.model.escape import shown
 
@@ -28,6 +29,8 @@ _NAME = r"@?[A-Za-z0-9_.\-]+"
 _PLAIN_SET = re.compile(rf"{_NAME}(?:[,!&^]{_NAME})*")  # names and groups, no ranges
 _OPERATOR = re.compile(r"([,!&^])")
 _OPERATORS = (",", "!", "&", "^")
+# A name with one run of digits (`node0042`, `rpi3`): folded by its number alone.
+_ONE_INDEX = re.compile(r"([A-Za-z_.\-]*)(\d+)([A-Za-z_.\-]*)")
 
 
 class NodeSetError(ValueError):
@@ -140,5 +143,21 @@ def _combine(operator: str, left: set[str], right: set[str]) -> set[str]:
 
 
 def fold(names: Iterable[str]) -> str:
-    """The shortest node-set text for `names` (`node[01-03,05]`)."""
-    return str(NodeSet.fromlist(list(names)))
+    """The shortest node-set text for `names` (`node[01-03,05]`), as ClusterShell folds it.
+
+    NodeSet.fromlist parses every name as a node-set expression (~70 us each: 0.7 s for
+    10,000 names); names with one run of digits are grouped here by the text around it
+    and handed to ClusterShell as one RangeSet per group (~5 us each), the rest as before.
+    """
+    by_pattern: dict[tuple[str, str], list[str]] = {}
+    others: list[str] = []
+    for name in names:
+        match = _ONE_INDEX.fullmatch(name)
+        if match:
+            by_pattern.setdefault((match[1], match[3]), []).append(match[2])
+        else:
+            others.append(name)
+    folded = NodeSet.fromlist(others)
+    for (before, after), numbers in by_pattern.items():
+        folded.update(NodeSetBase(f"{before}%s{after}", RangeSet.fromlist(numbers)))
+    return str(folded)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar, cast
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,20 @@ class RenderContext:
     cluster_toml: str = ""
     # Power controllers' secrets by name (secrets_dir/power/NAME), for Slurm power saving.
     power_secrets: Mapping[str, bytes] = field(default_factory=dict)
+    # What `shared` made: key -> (the cluster it was made for, the value).
+    _shared: dict[str, tuple[object, object]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def shared(self, cluster: object, key: str, make: Callable[[], T]) -> T:
+        """`make()`, made once per context and cluster object: a file every node gets alike
+        (/etc/hosts, slurm.conf, known_hosts) is built once per render, not once per node,
+        so rendering n nodes costs O(n) lines, not O(n^2). `key` names the file's maker."""
+        entry = self._shared.get(key)
+        if entry is None or entry[0] is not cluster:
+            entry = (cluster, make())
+            self._shared[key] = entry
+        return cast(T, entry[1])
 
     @classmethod
     def from_secrets(

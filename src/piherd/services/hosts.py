@@ -8,8 +8,16 @@ from piherd.model.specs import FileSpec, RenderContext
 from piherd.render.spec import by_address, text
 
 
-def render(cluster: Cluster, node: Node) -> dict[str, FileSpec]:
-    """The node's own name, and every node's FQDN and short name, sorted by address.
+def render(cluster: Cluster, node: Node, ctx: RenderContext) -> dict[str, FileSpec]:
+    """The node's own name, and every node's FQDN and short name (the same on every node)."""
+    return {
+        "/etc/hostname": text(cluster, "/etc/hostname", [node.name]),
+        "/etc/hosts": ctx.shared(cluster, "hosts", lambda: etc_hosts(cluster)),
+    }
+
+
+def etc_hosts(cluster: Cluster) -> FileSpec:
+    """/etc/hosts: every node's FQDN and short name, sorted by address.
 
     Unlike Debian's default there is no `127.0.1.1 <own name>` line: Slurm and MPI
     must find a node's own name at its cluster address, as the other nodes do.
@@ -24,15 +32,11 @@ def render(cluster: Cluster, node: Node) -> dict[str, FileSpec]:
     for other in by_address(cluster.nodes):
         names = [cluster.fqdn(other), other.name] if cluster.domain else [other.name]
         hosts.append(f"{other.address}\t{' '.join(dict.fromkeys(names))}")
-    return {
-        "/etc/hostname": text(cluster, "/etc/hostname", [node.name]),
-        "/etc/hosts": text(cluster, "/etc/hosts", hosts),
-    }
+    return text(cluster, "/etc/hosts", hosts)
 
 
 class HostsService(Service):
     """Always on: the node's name and every node's address in /etc/hosts."""
 
     def files(self, cluster: Cluster, node: Node, ctx: RenderContext) -> list[FileSpec]:
-        del ctx
-        return list(render(cluster, node).values())
+        return list(render(cluster, node, ctx).values())

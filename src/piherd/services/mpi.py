@@ -53,6 +53,12 @@ def render(cluster: Cluster, node: Node, ctx: RenderContext) -> dict[str, FileSp
     mpi = cluster.services.get(MpiSettings)
     if not mpi.enabled or not (node.compute or node.is_head):
         return {}
+    specs = ctx.shared(cluster, "mpi", lambda: _host_files(cluster, ctx, mpi))
+    return {s.path: s for s in specs}
+
+
+def _host_files(cluster: Cluster, ctx: RenderContext, mpi: MpiSettings) -> list[FileSpec]:
+    """The host files and MCA parameters: the same on every node that gets them."""
     compute = by_address(cluster.compute_nodes)
     unknown = [n.name for n in compute if node_cpus(n, ctx) is None]
     note = (
@@ -79,7 +85,7 @@ def render(cluster: Cluster, node: Node, ctx: RenderContext) -> dict[str, FileSp
     if "mpich" in mpi.implementations:
         hosts = [*note, *(f"{n.name}:{node_cpus(n, ctx) or 1}" for n in compute)]
         specs.append(text(cluster, MPICH_HOSTS, hosts))
-    return {s.path: s for s in specs}
+    return specs
 
 
 class MpiService(Service):

@@ -12,7 +12,7 @@ How processes are tracked depends on what the nodes' cgroups allow:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from piherd.model import Cluster, Node, expand, fold
@@ -95,7 +95,7 @@ def cgroup_mode(cluster: Cluster) -> str:
     """ "private-v1", "legacy" or "v2" (see the module docstring)."""
     if settings_of(cluster).cgroup_mountpoint:
         return "private-v1"
-    if any(n.os == "bullseye" for n in cluster.nodes):
+    if "bullseye" in cluster.releases:
         return "legacy"
     return "v2"
 
@@ -121,13 +121,16 @@ def render(cluster: Cluster, node: Node, ctx: RenderContext) -> dict[str, FileSp
     munge = FileSpec(
         MUNGE_KEY, ctx.munge_key, 0o400, "munge", "munge", ("munge.service",), (), True
     )
-    specs = [
-        text(cluster, SLURM_CONF, slurm_conf(cluster, ctx), restarts=daemons),
-        text(cluster, CGROUP_CONF, _cgroup_conf(cluster), restarts=daemons),
-        munge,
-    ]
+    # slurm.conf lists every node: made once per render (ctx.shared), not per node.
+    conf = ctx.shared(
+        cluster, "slurm.conf", lambda: text(cluster, SLURM_CONF, slurm_conf(cluster, ctx))
+    )
+    cgroup = ctx.shared(
+        cluster, "cgroup.conf", lambda: text(cluster, CGROUP_CONF, _cgroup_conf(cluster))
+    )
+    specs = [replace(conf, restarts=daemons), replace(cgroup, restarts=daemons), munge]
     if cgroup_mode(cluster) == "private-v1" and node.compute:
-        specs += _cgroup_mount(cluster)
+        specs += ctx.shared(cluster, "cgroup-mount", lambda: _cgroup_mount(cluster))
     if settings_of(cluster).accounting:
         specs += slurm_accounting.render(cluster, node)
     return {s.path: s for s in specs}

@@ -144,7 +144,7 @@ class SshService(Service):
 
     def files(self, cluster: Cluster, node: Node, ctx: RenderContext) -> list[FileSpec]:
         return [
-            *render(cluster, ctx).values(),
+            *ctx.shared(cluster, "ssh_keys", lambda: render(cluster, ctx)).values(),
             *render_keys(cluster, node, ctx).values(),
             render_no_password(cluster, node),
         ]

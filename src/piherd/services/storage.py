@@ -103,7 +103,8 @@ def render(cluster: Cluster, node: Node, ctx: RenderContext) -> dict[str, FileSp
         if server_binds(cluster):
             specs.append(_bind(cluster))
     elif node.name in storage.client_names:
-        specs = _client(cluster, ctx)
+        # The same units on every client: made once per render.
+        specs = ctx.shared(cluster, "storage-client", lambda: _client(cluster, ctx))
     else:
         specs = []
     return {s.path: s for s in specs}

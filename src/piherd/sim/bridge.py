@@ -1,4 +1,7 @@
-"""The sim's LAN: one bridge (the switch), a veth "cable" and a netns per node.
+"""The sim's LAN: a bridge (the switch), a veth "cable" and a netns per node.
+
+A cluster larger than one bridge's ports (1,023) gets more bridges, each stacked on the
+first by an uplink cable (SimNames.switch, PORTS_PER_SWITCH).
 
 Nothing is routed off the machine: no NAT, no default route handed out, and an nft
 table named after the cluster drops anything the host would forward from the bridge.
@@ -15,7 +18,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
-from piherd.sim.names import SimNames
+from piherd.sim.names import PORTS_PER_SWITCH, SimNames
 from piherd.sim.proc import SimError, run
 
 NETNS_DIR = Path("/run/netns")
@@ -87,9 +90,33 @@ async def bridge_up(names: SimNames) -> None:
     await run(["nft", "-f", "-"], input=ruleset.encode())
 
 
+async def switches_up(names: SimNames, count: int) -> None:
+    """The extra switches `count` nodes need, each with its uplink to the first; idempotent."""
+    lines: list[str] = []
+    for number in range(1, (count - 1) // PORTS_PER_SWITCH + 1):
+        switch = names.switch(number * PORTS_PER_SWITCH)
+        up, down = names.uplink(number)
+        if not link_exists(switch):
+            lines += [f"link add {switch} type bridge", f"link set {switch} up"]
+        if not link_exists(up):
+            lines += [
+                f"link add {up} type veth peer name {down}",
+                f"link set {up} master {names.bridge} up",
+                f"link set {down} master {switch} up",
+            ]
+    await _batch(lines)
+
+
+def extra_switches(names: SimNames) -> list[str]:
+    """The cluster's stacked switches and uplink ends that exist now (by their names)."""
+    ours = (f"{names.stack_prefix}s", f"{names.stack_prefix}u")
+    return sorted(p.name for p in Path("/sys/class/net").iterdir() if p.name.startswith(ours))
+
+
 async def nodes_up(names: SimNames, links: Sequence[NodeLink]) -> None:
     """Create netns + cable for each node not wired yet (batched: hundreds of nodes)."""
     todo = [link for link in links if not link_exists(names.veth(link.index))]
+    await switches_up(names, max((link.index + 1 for link in links), default=0))
     host: list[str] = []
     for link in todo:
         ns = names.netns(link.node)
@@ -97,7 +124,18 @@ async def nodes_up(names: SimNames, links: Sequence[NodeLink]) -> None:
             host.append(f"netns add {ns}")
         veth = names.veth(link.index)
         host.append(f"link add {veth} type veth peer name {link.ifname} netns {ns}")
-        host.append(f"link set {veth} master {names.bridge} up")
+        host.append(f"link set {veth} master {names.switch(link.index)} up")
+    # Static nodes get a permanent ARP entry on the router side. The host's ARP table is
+    # shared by every sim and the real LAN, and entries beyond gc_thresh3 (1,024 by
+    # default) fail with "neighbor table overflow": 1,024 light nodes lost half their
+    # connections. Permanent entries do not count against it (Linux 5.0 on), and the
+    # host's sysctls stay untouched. A real flat LAN of 1,000 nodes needs gc_thresh3
+    # raised on the admin machine instead (docs/sim.md).
+    host += [
+        f"neigh replace {link.address} lladdr {link.mac} dev {names.bridge} nud permanent"
+        for link in links
+        if link.address is not None
+    ]
     await _batch(host)
     for link in todo:
         inside = [
@@ -116,8 +154,30 @@ async def forget_addresses(names: SimNames, node: str, ifname: str) -> None:
     await _batch([f"addr flush dev {ifname}"], names.netns(node))
 
 
-async def node_down(names: SimNames, index: int, node: str) -> None:
-    """Remove one node's cable and namespace (by name)."""
+async def nic_off(names: SimNames, link: NodeLink) -> None:
+    """The node's NIC loses power with it: its addresses go and its link goes down, so
+    nothing answers at its address any more, not even a TCP reset from its namespace
+    (which outlives the node's processes)."""
+    ns = names.netns(link.node)
+    if netns_exists(ns):
+        await _batch([f"addr flush dev {link.ifname}", f"link set {link.ifname} down"], ns)
+
+
+async def nic_on(names: SimNames, link: NodeLink) -> None:
+    """The NIC of a node being powered on: link up, and a light node's static address
+    (a full node's DHCP client sets its own); idempotent."""
+    lines = [f"link set {link.ifname} up"]
+    if link.address is not None:
+        lines.append(f"addr replace {link.address}/{names.subnet.prefixlen} dev {link.ifname}")
+    await _batch(lines, names.netns(link.node))
+
+
+async def node_down(
+    names: SimNames, index: int, node: str, address: IPv4Address | None = None
+) -> None:
+    """Remove one node's cable and namespace (by name), and its ARP entry when static."""
+    if address is not None and link_exists(names.bridge):
+        await run(["ip", "neigh", "del", str(address), "dev", names.bridge], check=False)
     if link_exists(names.veth(index)):
         await run(["ip", "link", "del", names.veth(index)], check=False)
     if netns_exists(names.netns(node)):
@@ -144,6 +204,8 @@ async def nodes_down(names: SimNames, nodes: Sequence[tuple[int, str]]) -> None:
 
 async def bridge_down(names: SimNames) -> None:
     await run(["nft", "delete", "table", "inet", names.nft_table], check=False)
+    for link in extra_switches(names):  # an uplink's end takes its peer along
+        await run(["ip", "link", "del", link], check=False)
     if link_exists(names.bridge):
         await run(["ip", "link", "del", names.bridge], check=False)
 

@@ -43,7 +43,7 @@ def leftovers(name: str, state_root: Path = STATE_ROOT) -> list[str]:
             f"netns {p.name}" for p in NETNS_DIR.iterdir() if p.name.startswith(f"piherd-{name}-")
         ]
     for link in Path("/sys/class/net").iterdir():
-        if link.name == f"ph-{short}" or link.name.startswith(f"ph{short}-"):
+        if link.name == f"ph-{short}" or link.name.startswith((f"ph{short}-", f"ph_{short}_")):
             found.append(f"link {link.name}")
     tables = subprocess.run(
         ["nft", "list", "tables"], capture_output=True, text=True, check=False

@@ -20,7 +20,10 @@ CACHE_ROOT = Path("/var/cache/piherd")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 FIRST_HOST = 11  # node01 = .11, as in the seeds' naming plans
 POOL = (100, 199)  # the "home router" DHCP pool, as host offsets
-PI4_MAC_PREFIX = "dc:a6:32"  # a Raspberry Pi 4 vendor prefix, so discovery code sees Pis
+PI4_MAC_PREFIX = "dc:a6:32"
+# A Linux bridge takes at most 1,023 ports ("Exchange full" after that): a cluster larger
+# than this gets more switches, each stacked on the first by an uplink cable.
+PORTS_PER_SWITCH = 1000  # a Raspberry Pi 4 vendor prefix, so discovery code sees Pis
 
 
 def check_name(name: str) -> str:
@@ -53,11 +56,24 @@ def node_width(count: int) -> int:
     return max(2, len(str(count)))
 
 
+def subnet_prefix(count: int) -> int:
+    """The longest prefix whose subnet holds `count` nodes from .FIRST_HOST on, below
+    the broadcast address: /24 up to 244 nodes, /22 up to 1,012, /21 up to 2,036..."""
+    prefix = 24
+    while FIRST_HOST + count - 1 > 2 ** (32 - prefix) - 2 and prefix > 16:
+        prefix -= 1
+    return prefix
+
+
 def pick_subnet(name: str, count: int) -> IPv4Network:
-    """A private subnet derived from the name: 10.<200-249>.<x>.0/24 (or /22 when large)."""
+    """A private subnet derived from the name: 10.<200-249>.<x>.0/24, larger (/23 ... /16)
+    when `count` nodes do not fit; every size starts at the same address where it can."""
     digest = _digest(name)
-    prefix = 24 if FIRST_HOST + count <= 254 else 22
-    return IPv4Network(f"10.{200 + digest[0] % 50}.{(digest[1] % 64) * 4}.0/{prefix}")
+    prefix = subnet_prefix(count)
+    third = (digest[1] % 64) * 4
+    if prefix < 24:
+        third &= 256 - 2 ** (24 - prefix)  # aligned to the subnet's size
+    return IPv4Network(f"10.{200 + digest[0] % 50}.{third}.0/{prefix}")
 
 
 @dataclass(frozen=True)
@@ -74,6 +90,22 @@ class SimNames:
     @property
     def bridge(self) -> str:
         return f"ph-{self.short}"
+
+    def switch(self, index: int) -> str:
+        """The switch (bridge) node `index` is plugged into: the first up to
+        PORTS_PER_SWITCH nodes, then one more per PORTS_PER_SWITCH."""
+        number = index // PORTS_PER_SWITCH
+        return self.bridge if number == 0 else f"{self.stack_prefix}s{number}"
+
+    def uplink(self, number: int) -> tuple[str, str]:
+        """The cable from the first switch to switch `number` (its two ends)."""
+        return f"{self.stack_prefix}u{number}", f"{self.stack_prefix}d{number}"
+
+    @property
+    def stack_prefix(self) -> str:
+        """What the names of stacked switches and uplinks start with: "_" appears in no
+        cluster's other names, so no other cluster's link can start with it."""
+        return f"ph_{self.short}_"
 
     def veth(self, index: int) -> str:
         """Host side of node `index`'s cable (the node side is eth0 or host0)."""

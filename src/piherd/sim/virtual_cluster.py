@@ -206,6 +206,7 @@ class VirtualCluster:
 
     async def _start(self, node: str) -> None:
         node_dir = self.state.node_dir(node)
+        await bridge.nic_on(self.state.names, self._link(node))  # after a power cut
         if self.state.light:
             await light.start(node_dir, node, self.state.names.netns(node))
         else:
@@ -221,7 +222,9 @@ class VirtualCluster:
 
     async def _remove_node(self, state: SimState, node: str) -> None:
         await self._stop(state, node)
-        await bridge.node_down(state.names, state.index(node), node)
+        index = state.index(node)
+        static = state.names.address(index) if state.light else None
+        await bridge.node_down(state.names, index, node, static)
         if not state.light:
             await full.cgroups_remove(state.names, node)
         shutil.rmtree(state.node_dir(node), ignore_errors=True)
@@ -268,8 +271,9 @@ class VirtualCluster:
     # ----- operations (named after what they do to a real Pi) --------------------------
 
     async def kill(self, node: str) -> None:
-        """Power cut: SIGKILL the node."""
+        """Power cut: SIGKILL the node; its NIC goes dark with it (nothing answers)."""
         await self._stop(self.state, self._check(node), power_cut=True)
+        await bridge.nic_off(self.state.names, self._link(node))
 
     async def revive(self, node: str, timeout: float = 120.0) -> None:
         """Power on again: boot the node, wait for sshd."""
