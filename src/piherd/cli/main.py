@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("piherd.cli.status", "One table of the whole cluster, Pi health included."),
     "watch": ("piherd.cli.watch", "Drain unhealthy nodes in Slurm, resume healthy ones."),
     "dashboard": ("piherd.cli.dashboard", "Serve the live web dashboard and /metrics."),
+    "upgrade": ("piherd.cli.upgrade", "Upgrade packages node by node through Slurm, canary first."),
     "sim": ("piherd.cli.sim", "Build and operate a virtual cluster on this machine."),
 }
 COMMAND_MODULES: tuple[str, ...] = tuple(module for module, _ in COMMANDS.values())

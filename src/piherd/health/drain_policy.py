@@ -7,7 +7,9 @@ Rules it keeps:
   in a row (short timeouts make that a few seconds), so one lost packet drains nothing;
 - a node drained by piherd is resumed after `resume_after` healthy rounds in a row;
 - a node drained (or set down with a reason) by anyone else, i.e. a reason without the
-  "piherd:" prefix, is never touched.
+  "piherd:" prefix, is never touched;
+- a node drained by `piherd upgrade` ("piherd: upgrade...") is left to the upgrade: it may
+  be rebooting, and the upgrade resumes it once it passes its own health gate.
 """
 
 from __future__ import annotations
@@ -120,8 +122,9 @@ class WatchMachine:
         now: float,
         events: list[Event],
     ) -> Action | None:
-        if node.held and not node.drained_by_piherd:
+        if node.drained_for_upgrade or (node.held and not node.drained_by_piherd):
             if not mem.held:
+                who = "piherd upgrade" if node.drained_for_upgrade else node.reason_user
                 events.append(
                     Event(
                         now,
@@ -130,8 +133,7 @@ class WatchMachine:
                         level.label,
                         level.label,
                         (node.reason,),
-                        f"drained by {node.reason_user or 'an admin'} ({node.reason!r}): "
-                        "left alone",
+                        f"drained by {who or 'an admin'} ({node.reason!r}): left alone",
                     )
                 )
                 mem.held = True
