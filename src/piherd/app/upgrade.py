@@ -229,8 +229,8 @@ async def _after_cancel(
 
 
 async def _dry_run(steps: Steps, outcome: NodeOutcome) -> None:
-    """What would happen to the node: its Slurm state, its jobs, the packages (from the
-    node's current package lists: nothing is refreshed or changed)."""
+    """What would happen to the node: its Slurm state, its jobs, the packages (its package
+    lists are refreshed, as `apt-get update` does; no package is changed)."""
     name = outcome.node
     outcome.state = PLANNED
     try:
@@ -246,6 +246,8 @@ async def _dry_run(steps: Steps, outcome: NodeOutcome) -> None:
                 outcome.slurm += f"; would {'requeue' if steps.options.requeue else 'wait for'}"
                 outcome.slurm += f" job(s) {ids}"
         full = bool(steps.options.release)
+        if not full:  # a release upgrade's lists would need its sources: not switched here
+            await steps.on_node(name, debian.apt_update(), 600)
         out = await steps.on_node(name, debian.apt_upgrade_simulated(full=full), 120)
         outcome.packages = simulated_packages(out)
     except StepFailed as exc:

@@ -209,6 +209,9 @@ class Steps:
             old = self.cluster.node(name).os
             await self.on_node(name, debian.switch_release(old, release), 60)
             self.progress.step(name, "upgrade", f"apt sources: {old} -> {release}")
+        # Finish what an interrupted dpkg left (a power cut, an earlier run cut off):
+        # apt refuses to upgrade until then. Nothing to do, nothing done.
+        await self.on_node(name, debian.dpkg_resume(), APT_UPGRADE_TIMEOUT)
         await self.on_node(name, debian.apt_update(), APT_UPDATE_TIMEOUT)
         out = await self.on_node(name, debian.apt_upgrade(full=bool(release)), APT_UPGRADE_TIMEOUT)
         outcome.packages = upgraded_packages(out)
@@ -265,6 +268,7 @@ class Steps:
         if run.ours:
             await self.on_head(resume_argv(name))
             run.ours = False
+            outcome.slurm = "drained, then resumed"
             self.mark(outcome, "resumed", "resumed in Slurm")
 
     async def keep_failed(self, name: str, outcome: NodeOutcome, run: NodeRun, why: str) -> None:
