@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import signal
 import subprocess
 import sys
 import tomllib
@@ -174,6 +175,40 @@ def test_rolling_upgrade_canary_then_batches_after_the_running_job(
     assert report["node02"]["packages"] == [f"{PACKAGE} 1 -> 2"]
     assert set(versions(path).values()) == {"2"}
     assert not any(slurm(path, n).held for n in vc.node_names()[1:])
+
+
+def test_ctrl_c_while_a_job_runs_resumes_the_node_unchanged(
+    full: tuple[VirtualCluster, Path, Path],
+) -> None:
+    _, path, _ = full
+    out = head(path, "sbatch", "--parsable", "-w", "node02", "-J", "upg-long",
+               "-o", "/tmp/upg-long-%j.out", "--wrap", "sleep 300")  # fmt: skip
+    job_id = out.strip().split(";")[0]
+    try:
+        wait_for(lambda: job_field(path, job_id, "JobState") == "RUNNING", 60, "the job running")
+        proc = subprocess.Popen(
+            [piherd(), "upgrade", "-f", str(path), "--json"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            wait_for(lambda: slurm(path, "node02").drain, 120, "the canary drained")
+            proc.send_signal(signal.SIGINT)
+            stdout, stderr = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == 130, stderr
+        events = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+        report = summary(events)
+        assert report["node02"]["state"] == "untouched"
+        assert "Ctrl-C" in report["node02"]["reason"] and "upgrade" not in report["node02"]["times"]
+        assert not slurm(path, "node02").held, "the canary stayed drained"
+        assert job_field(path, job_id, "JobState") == "RUNNING", "the job was touched"
+        assert all(report[n]["times"] == {} for n in ("node03", "node04", "node05"))
+    finally:
+        head(path, "scancel", job_id, check=False)
+        wait_for(lambda: slurm(path, "node02").state == "idle", 120, "node02 idle again")
 
 
 def test_failing_canary_stops_the_rollout_with_the_others_untouched(
