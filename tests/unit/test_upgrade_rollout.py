@@ -14,6 +14,7 @@ from piherd.app.upgrade_steps import UpgradeOptions, gate_problems
 from piherd.cli.main import cli
 from piherd.health.drain_policy import WatchMachine
 from piherd.health.probe import NodeHealth, parse_reboot
+from piherd.health.report import node_dict
 from piherd.health.slurm_state import (
     SlurmNode,
     drain_argv,
@@ -158,8 +159,11 @@ def test_reboot_needed_signals() -> None:
     assert parse_reboot(["running 6.1.0-28-amd64", "installed 6.1.0-29-amd64"])
     # A container: the host's kernel, no kernel of its own installed.
     assert parse_reboot(["running 6.18.44-fc-v769"]) == ()
-    verdict = evaluate(health(reboot_needed=("new kernel x",)), HealthRules())
+    owed = health(reboot_needed=("new kernel x",))
+    verdict = evaluate(owed, HealthRules())
     assert verdict.level == Level.WARN and verdict.warnings == ("reboot needed: new kernel x",)
+    # What `status --json` and the dashboard read.
+    assert node_dict(owed, verdict, "worker")["reboot_needed"] == ["new kernel x"]
 
 
 def test_watch_leaves_the_upgrades_drains_alone() -> None:

@@ -136,8 +136,9 @@ async def _batch(
         ready = [n for n in ready if outcomes[n].state != FAILED]
         await each_node(ready, lambda n: _finish(steps, outcomes[n], runs[n]))
     except asyncio.CancelledError:
-        async with asyncio.timeout(_CLEANUP_TIMEOUT):
-            await _after_cancel(steps, nodes, outcomes, runs)
+        with contextlib.suppress(TimeoutError):  # what was not resumed is reported so
+            async with asyncio.timeout(_CLEANUP_TIMEOUT):
+                await _after_cancel(steps, nodes, outcomes, runs)
         raise
 
 

@@ -33,6 +33,7 @@ from piherd.transport.base import TransportError
 APT_UPDATE_TIMEOUT = 600.0
 APT_UPGRADE_TIMEOUT = 3600.0
 REBOOT_PROBE_EVERY = 3.0  # seconds between SSH tries while a node reboots (a Pi needs ~30 s)
+STILL_WAITING_EVERY = 60.0  # seconds between "still waiting for jobs" lines
 _REASON_MAX = 200  # characters of a failure kept in the Slurm reason
 
 
@@ -177,6 +178,7 @@ class Steps:
             return not self.stop.is_set()
         started = time.monotonic()
         shown: tuple[str, ...] = ()
+        shown_at = started
         requeued: set[str] = set()
         while True:
             jobs = parse_queue(await self.on_head(node_jobs_argv(name)))
@@ -184,9 +186,11 @@ class Steps:
             if not ids:
                 self.mark(outcome, "jobs_done", "no job running")
                 return True
-            if ids != shown:
-                self.progress.step(name, "jobs", f"waiting for job(s) {', '.join(ids)}")
-                shown = ids
+            waited = time.monotonic() - started
+            if ids != shown or time.monotonic() - shown_at >= STILL_WAITING_EVERY:
+                since = f" ({waited:.0f}s so far)" if shown else ""
+                self.progress.step(name, "jobs", f"waiting for job(s) {', '.join(ids)}{since}")
+                shown, shown_at = ids, time.monotonic()
             if self.options.requeue:
                 for job_id in (i for i in ids if i not in requeued and i.isdigit()):
                     requeued.add(job_id)
@@ -196,7 +200,7 @@ class Steps:
                     except StepFailed as exc:
                         self.progress.step(name, "jobs", f"job {job_id} not requeued ({exc})")
             limit = self.options.drain_timeout
-            if limit and time.monotonic() - started > limit:
+            if limit and waited > limit:
                 raise StepFailed(f"job(s) {', '.join(ids)} still running after {limit:g}s")
             if await self._pause():
                 return False
