@@ -9,6 +9,8 @@ must not turn slow generation into a failure (no timing in tests).
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -32,3 +34,17 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "quick"))
 @pytest.fixture
 def tests_dir() -> Path:
     return TESTS
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every test, and every piherd it starts, gets a config dir of its own: the user's
+    current-cluster setting (~/.config/piherd/current) is neither read nor written."""
+    config.stash[_CONFIG_KEY] = tempfile.mkdtemp(prefix="piherd-test-config-")
+    os.environ["XDG_CONFIG_HOME"] = config.stash[_CONFIG_KEY]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(config.stash.get(_CONFIG_KEY, ""), ignore_errors=True)
+
+
+_CONFIG_KEY = pytest.StashKey[str]()

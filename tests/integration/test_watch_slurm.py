@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 import tomlkit
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
 from test_dashboard_browser import (
     cards,
     chromium,
@@ -275,6 +277,9 @@ def test_dashboard_shows_drained_node_and_drains_on_click(
             assert found["node02"]["slurm"] == "idle"
             screenshot(driver, "dashboard-slurm")
             click(driver, "#node-node02 button.drain")
+            confirm = WebDriverWait(driver, 10).until(expected_conditions.alert_is_present())
+            assert "Drain node02" in confirm.text  # drain asks first
+            confirm.accept()
             node = wait_for(
                 lambda: (n := slurm(path, "node02")).drain and n, 30, "node02 drained by click"
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from piherd.health.slurm_state import (
+    METRIC_STATES,
     down_argv,
     drain_argv,
     parse_nodes,
@@ -77,6 +78,34 @@ def test_parse_state() -> None:
     assert parse_state("ALLOCATED") == ("allocated", frozenset())
     assert parse_state("DOWN*+DRAIN") == ("down", frozenset({"NOT_RESPONDING", "DRAIN"}))
     assert parse_state("") == ("unknown", frozenset())
+
+
+@pytest.mark.parametrize(
+    ("state", "label", "metric"),
+    [
+        ("IDLE+COMPLETING", "idle+completing", {"idle", "completing"}),
+        ("ALLOCATED+COMPLETING", "allocated+completing", {"allocated", "completing"}),
+        ("IDLE+DRAIN+COMPLETING", "draining+completing", {"draining", "completing"}),
+        ("DOWN+DRAIN", "down+drained", {"down", "drained"}),
+        ("DOWN*+DRAIN", "down+drained*", {"down", "drained", "not_responding"}),
+        ("IDLE+CLOUD+POWERED_DOWN", "idle+cloud+powered_down", {"idle", "cloud", "powered_down"}),
+        ("IDLE~", "idle+powered_down", {"idle", "powered_down"}),
+        (
+            "MIXED+MAINT+RESERVED",
+            "mixed+maintenance+reserved",
+            {"mixed", "maintenance", "reserved"},
+        ),
+        ("IDLE+REBOOT_REQUESTED", "idle+reboot_requested", {"idle", "reboot_requested"}),
+        ("IDLE+SOMETHING_NEW", "idle+other", {"idle", "other"}),
+        ("WEIRD", "weird", {"unknown"}),
+    ],
+)
+def test_every_flag_shows_in_label_and_metric_states(state: str, label: str, metric: set) -> None:
+    """Every Slurm flag is visible (status, dashboard) and maps into the closed metric set."""
+    node = parse_nodes(f"NodeName=n1 CPUTot=4 State={state} Reason=(null)\n")["n1"]
+    assert node.label == label
+    assert node.metric_states == metric
+    assert node.metric_states <= set(METRIC_STATES)
 
 
 def test_parse_queue() -> None:

@@ -114,3 +114,22 @@ def test_node_set_down_by_an_admin_is_left_alone() -> None:
     slurm = {"node02": SlurmNode("node02", "down", frozenset(), "Not responding", "slurm")}
     assert m.step(2.7, [UV], slurm)[0] == [Action("drain", "node02", "piherd: under-voltage")]
     assert m.step(3.0, [UV], plain)[0] == [Action("drain", "node02", "piherd: under-voltage")]
+
+
+def test_a_node_never_seen_answering_has_no_level_before_it_counts() -> None:
+    """`watch --once` on a powered-off node: one failed probe logs no `unknown -> ok`."""
+    m = WatchMachine(unreachable_after=2)
+    assert m.step(1.0, [GONE], IDLE) == ([], [])
+    actions, events = m.step(2.0, [GONE], IDLE)
+    assert events[0].message == "unknown -> critical: unreachable"
+    assert actions == [Action("drain", "node02", "piherd: unreachable", down=True)]
+
+
+def test_a_failed_probe_is_not_a_healthy_round() -> None:
+    m = WatchMachine(unreachable_after=3, resume_after=2)
+    state = drained("piherd: under-voltage")
+    m.step(0.0, [UV], IDLE)
+    m.step(1.0, [OK], state)
+    assert m.step(2.0, [GONE], state)[0] == []  # unreachable: no resume
+    assert m.step(3.0, [OK], state)[0] == []  # one healthy round since
+    assert m.step(4.0, [OK], state)[0] == [Action("resume", "node02")]

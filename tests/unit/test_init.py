@@ -194,3 +194,27 @@ def test_asks_on_a_terminal(tmp_path: Path) -> None:
     cluster = load(path)
     assert [n.name for n in cluster.nodes] == ["rpi1", "rpi2", "rpi3"]
     assert str(cluster.nodes[0].address) == "10.9.8.11"
+
+
+@pytest.mark.parametrize(
+    ("subnet", "extra", "pool"),
+    [
+        ("10.0.0.0/24", [], "10.0.0.100-10.0.0.199"),
+        ("192.168.1.0/24", ["--first", "192.168.1.128"], "192.168.1.132-192.168.1.199"),
+        ("172.16.0.0/16", [], "172.16.0.100-172.16.0.199"),
+        ("10.9.9.0/27", [], "10.9.9.16-10.9.9.30"),
+    ],
+)
+def test_the_example_router_pool_comes_from_the_subnet(
+    tmp_path: Path, subnet: str, extra: list[str], pool: str
+) -> None:
+    """The commented router pool `init` writes lies in the subnet, clear of the nodes, and
+    is valid once uncommented (it used to be 192.168.1.x whatever the subnet)."""
+    path = tmp_path / "cluster.toml"
+    status, output = run_init(path, "--nodes", "4", "--subnet", subnet, *extra)
+    assert status == 0, output
+    text = path.read_text()
+    line = f'# router_dhcp_pool = "{pool}"'
+    assert line in text, text
+    path.write_text(text.replace(line, line.removeprefix("# ")))
+    assert load(path).network.router_dhcp_pool is not None

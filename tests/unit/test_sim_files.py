@@ -130,13 +130,24 @@ def test_injections_change_the_pi_paths(tmp_path: Path) -> None:
     pisys.inject(tmp_path, "undervoltage")
     assert alarm.read_text() == "1\n" and int(throttled.read_text(), 16) & 1
     pisys.inject(tmp_path, "overtemp")
-    assert int(temp.read_text()) >= 85000 and alarm.read_text() == "0\n"
+    assert int(temp.read_text()) >= 85000 and alarm.read_text() == "1\n"  # both now
     pisys.inject(tmp_path, "clear")
     # Like the firmware: "has occurred since boot" bits stay set, "now" bits clear.
     assert int(throttled.read_text(), 16) == 0x50000 | 0xE0000
     assert int(temp.read_text()) == pisys.IDLE_TEMP_MC
     with pytest.raises(ValueError, match="unknown injection"):
         pisys.inject(tmp_path, "fire")
+
+
+@pytest.mark.parametrize("order", [("overtemp", "undervoltage"), ("undervoltage", "overtemp")])
+def test_one_injection_keeps_the_other(tmp_path: Path, order: tuple[str, str]) -> None:
+    """Under-voltage on a hot node keeps it hot (and vice versa): only `clear` ends both."""
+    pisys.seed(tmp_path)
+    for kind in order:
+        pisys.inject(tmp_path, kind)
+    signals = pisys.read_signals(tmp_path)
+    assert int(signals["temp_mc"]) == pisys.HOT_TEMP_MC and signals["undervoltage"] == "1"
+    assert int(signals["throttled"], 16) == pisys.UNDERVOLTAGE | pisys.OVERTEMP
 
 
 def test_a_resize_that_renames_nodes_or_leaves_the_subnet_is_refused() -> None:

@@ -14,7 +14,7 @@ from test_health_slurm import SCONTROL, SQUEUE
 
 from piherd.health.collect import Snapshot
 from piherd.health.probe import parse_probe, unreachable
-from piherd.health.slurm_state import parse_nodes, parse_queue
+from piherd.health.slurm_state import METRIC_STATES, parse_nodes, parse_queue
 from piherd.health.verdicts import evaluate
 from piherd.model.cluster import HealthRules
 from piherd.web.app import Dashboard, static_text
@@ -200,6 +200,33 @@ def test_metrics_parse_with_prometheus_parser() -> None:
     assert value("piherd_slurm_node_state", node="node02", state="drained") == 1.0
     assert value("piherd_slurm_node_state", node="node02", state="idle") == 0.0
     assert value("piherd_node_root_read_only", node="node02") == 1.0
+
+
+def test_metrics_slurm_states_are_a_closed_set_and_flags_each_read_one() -> None:
+    """DOWN+DRAIN+NOT_RESPONDING (node03) reads 1 in down, drained and not_responding;
+    every node carries exactly the documented label values."""
+    client, _ = client_for()
+    with client:
+        wait_ready(client)
+        text = client.get("/metrics").text
+    samples = [
+        s
+        for f in text_string_to_metric_families(text)
+        if f.name == "piherd_slurm_node_state"
+        for s in f.samples
+    ]
+    by_node: dict[str, dict[str, float]] = {}
+    for s in samples:
+        by_node.setdefault(s.labels["node"], {})[s.labels["state"]] = s.value
+    assert set(by_node) == {"node01", "node02", "node03"}
+    for states in by_node.values():
+        assert tuple(states) == METRIC_STATES
+    ones = {node: {k for k, v in states.items() if v == 1.0} for node, states in by_node.items()}
+    assert ones == {
+        "node01": {"idle"},
+        "node02": {"drained"},
+        "node03": {"down", "drained", "not_responding"},
+    }
 
 
 def test_metrics_registry_is_per_app() -> None:

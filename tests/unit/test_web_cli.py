@@ -64,3 +64,15 @@ def test_a_blank_token_file_is_refused(tmp_path: Path) -> None:
     blank.write_text(" \n\t\n")
     result = CliRunner().invoke(command, ["-f", EXAMPLE, "--token-file", str(blank)], env={})
     assert result.exit_code == 2 and "is empty" in result.output
+
+
+def test_a_busy_port_is_a_clear_error_before_any_url() -> None:
+    """Something already listens: exit 2 naming the port, and no URL that would not work."""
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(command, ["-f", EXAMPLE, "--port", str(port)], env={})
+    assert result.exit_code == 2, result.output
+    assert f"port {port} on 127.0.0.1 is already in use" in result.output
+    assert "http://" not in result.output and "Traceback" not in result.output

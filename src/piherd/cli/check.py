@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from piherd.cli.common import EXIT_USAGE
+from piherd.cli.common import EXIT_USAGE, chosen_cluster_file
 from piherd.model import ConfigError, fold
 from piherd.services import load
 
@@ -16,12 +16,13 @@ from piherd.services import load
 @click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print problems as JSON for scripts.")
 def command(file: Path | None, as_json: bool) -> None:
-    """Validate a cluster file (default ./cluster.toml).
+    """Validate a cluster file (default: $PIHERD_CLUSTER, else ./cluster.toml, else the
+    current cluster that `piherd sim up` or `piherd use` set).
 
     Every problem is listed with file, line, field, what is wrong and how to fix it.
     Exit status: 0 when the file is valid, 2 when it is not.
     """
-    path = file or Path("cluster.toml")
+    path = chosen_cluster_file(file)
     try:
         cluster = load(path)
     except ConfigError as exc:

@@ -11,6 +11,7 @@ from typing import Any, NoReturn
 
 import click
 
+from piherd.app.current_cluster import CurrentError, choose
 from piherd.model import Cluster, ConfigError, NodeSetError, expand
 from piherd.model.escape import shown
 from piherd.services import load
@@ -36,15 +37,36 @@ class Seconds(click.FloatRange):
         return converted
 
 
+def chosen_cluster_file(explicit: Path | None) -> Path:
+    """The cluster file to read (app.current_cluster.choose); says so on stderr when it
+    comes from the current-cluster setting, or exits 2 when that setting is unusable."""
+    try:
+        choice = choose(explicit, os.environ, Path.cwd())
+    except CurrentError as exc:
+        fail(f"piherd: {exc}; fix it with `piherd use PATH|NAME` or `piherd use --clear`")
+    if choice.implicit:
+        click.echo(
+            f"piherd: cluster {choice.path} (the current cluster; -f, $PIHERD_CLUSTER or "
+            "`piherd use` choose another)",
+            err=True,
+        )
+    return choice.path
+
+
+def _resolve_file(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path:
+    return chosen_cluster_file(value)
+
+
 def cluster_file_option(function: click.decorators.FC) -> click.decorators.FC:
-    """`-f/--file`: the cluster file; defaults to $PIHERD_CLUSTER or ./cluster.toml."""
+    """`-f/--file`: the cluster file; else $PIHERD_CLUSTER, ./cluster.toml, the current one."""
     return click.option(
         "-f",
         "--file",
         "cluster_file",
         type=click.Path(dir_okay=False, path_type=Path),
-        default=lambda: os.environ.get("PIHERD_CLUSTER", "cluster.toml"),
-        show_default="$PIHERD_CLUSTER or ./cluster.toml",
+        default=None,
+        callback=_resolve_file,
+        show_default="$PIHERD_CLUSTER, else ./cluster.toml, else the current cluster (piherd use)",
         help="The cluster file to read.",
     )(function)
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import ipaddress
 import os
+import socket
 from pathlib import Path
 
 import click
@@ -109,9 +111,28 @@ def command(
         token=secret,
         hosts=served_hosts(bind),
     )
+    listener = _listen(bind, port)  # before the URL is printed: a busy port is exit 2
     shown = f"[{bind}]" if ":" in bind else bind
     click.echo(
         f"piherd dashboard on http://{shown}:{port}/" + (" (token required)" if secret else "")
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        uvicorn.run(dashboard.app(), host=bind, port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(dashboard.app(), log_level="warning", lifespan="on")
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            uvicorn.Server(config).run(sockets=[listener])
+    finally:
+        listener.close()
+
+
+def _listen(bind: str, port: int) -> socket.socket:
+    """A listening socket on bind:port, or exit 2 saying the port is taken."""
+    family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+    try:
+        return socket.create_server((bind, port), family=family, backlog=128)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            fail(
+                f"piherd dashboard: port {port} on {bind} is already in use (another dashboard?); "
+                "stop it or choose another with --port"
+            )
+        fail(f"piherd dashboard: cannot listen on {bind}:{port}: {exc.strerror}")

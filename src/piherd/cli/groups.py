@@ -7,13 +7,16 @@ and the cluster's SSH settings.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import re
 import shlex
 from pathlib import Path
 
 import click
 
+from piherd.app.ssh_access import AccessError, AccessPaths, install_clustershell, write_ssh_config
 from piherd.cli.common import cluster_file_option, fail, load_cluster
 from piherd.model import Cluster, fold
 
@@ -66,20 +69,53 @@ def ansible_inventory(cluster: Cluster) -> str:
 @click.option("--clustershell", "kind", flag_value="clustershell", help="groups.d YAML.")
 @click.option("--ansible", "kind", flag_value="ansible", help="Ansible INI inventory.")
 @click.option(
-    "-o", "--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    "-o",
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
     help="Write to FILE instead of stdout.",
+)
+@click.option(
+    "--install", is_flag=True,
+    help="With --clustershell: write ClusterShell's own user files, so that "
+    "`clush -g workers hostname` works with nothing else.",
 )  # fmt: skip
-def command(cluster_file: Path, kind: str | None, out: Path | None) -> None:
+def command(cluster_file: Path, kind: str | None, out: Path | None, install: bool) -> None:
     """Export the cluster's node groups for clush/nodeset or Ansible.
 
     \b
-    piherd groups --clustershell --out ~/.local/etc/clustershell/groups.d/mycluster.yaml
-    clush -b -g mycluster:workers uptime     # or: nodeset -s mycluster -f @workers
+    piherd groups --clustershell --install && clush -b -g workers uptime
+    piherd groups --clustershell                   # the groups.d YAML on stdout
     piherd groups --ansible --out inventory.ini && ansible -i inventory.ini workers -m ping
+
+    --install writes, in ~/.config/clustershell ($XDG_CONFIG_HOME), the per-user directory
+    ClusterShell 1.9 ranks highest: groups.d/CLUSTER.yaml (the groups), groups.conf (reads
+    groups.d, this cluster is the default source) and clush.conf (ssh_options -F
+    ~/.config/piherd/ssh/config, the file `piherd ssh-config` writes, refreshed now). A
+    groups.conf or clush.conf piherd did not write is left alone (exit 1).
     """
     if kind is None:
         fail("piherd groups: choose --clustershell or --ansible")
+    if install:
+        if kind != "clustershell" or out is not None:
+            fail("piherd groups: --install goes with --clustershell and without --out")
+        install_for_clush(cluster_file)
+        return
     export(cluster_file, kind, out)
+
+
+def install_for_clush(cluster_file: Path) -> None:
+    """Write ClusterShell's user files and piherd's ssh client config (refreshed)."""
+    cluster = load_cluster(cluster_file)
+    paths = AccessPaths.of(os.environ)
+    try:
+        config = asyncio.run(write_ssh_config(cluster, paths))
+        written = install_clustershell(cluster, paths, clustershell_yaml(cluster))
+    except (AccessError, OSError) as exc:
+        fail(f"piherd groups: {exc}", 1)
+    for path in (config, *written):
+        click.echo(f"wrote {path}", err=True)
+    click.echo(f"clush -g workers hostname   # source {cluster.name} is the default", err=True)
 
 
 def export(cluster_file: Path, kind: str, out: Path | None) -> None:

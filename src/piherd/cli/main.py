@@ -20,12 +20,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("piherd.cli.run", "Run a command on a node set, outputs folded like clush -b."),
     "copy": ("piherd.cli.copy", "Copy files to a node set, or gather them from it."),
     "groups": ("piherd.cli.groups", "Export node groups for clush or an Ansible inventory."),
+    "ssh": ("piherd.cli.ssh", "Log in to a node by name (OpenSSH, its current address)."),
+    "ssh-config": ("piherd.cli.ssh_config", "Write an ssh_config reaching every node by name."),
     "inventory": ("piherd.cli.inventory", "Write an Ansible inventory of the cluster."),
     "status": ("piherd.cli.status", "One table of the whole cluster, Pi health included."),
     "watch": ("piherd.cli.watch", "Drain unhealthy nodes in Slurm, resume healthy ones."),
     "dashboard": ("piherd.cli.dashboard", "Serve the live web dashboard and /metrics."),
     "upgrade": ("piherd.cli.upgrade", "Upgrade packages node by node through Slurm, canary first."),
     "sim": ("piherd.cli.sim", "Build and operate a virtual cluster on this machine."),
+    "use": ("piherd.cli.use", "Show or set the current cluster (read when -f is not given)."),
 }
 COMMAND_MODULES: tuple[str, ...] = tuple(module for module, _ in COMMANDS.values())
 

@@ -11,6 +11,13 @@ from typing import Any, TypeVar
 
 import click
 
+from piherd.app.current_cluster import (
+    CurrentError,
+    choose_sim,
+    clear_setting,
+    sim_cluster_file,
+    write_setting,
+)
 from piherd.cli.common import EXIT_INTERRUPTED, fail
 from piherd.sim.names import STATE_ROOT
 from piherd.sim.pisys import INJECTIONS
@@ -22,10 +29,30 @@ DEFAULT_NAME = "sim"
 
 name_option = click.option(
     "--name",
-    default=DEFAULT_NAME,
-    show_default=True,
-    help="Name of the virtual cluster (several can run side by side).",
+    default=None,
+    help="Name of the virtual cluster (several can run side by side). Default: the one "
+    "$PIHERD_CLUSTER or the current cluster (`piherd use`) names, else the only one "
+    "running; refused when several run and none is chosen.",
 )
+
+
+def _pick(name: str | None, creating: bool = False) -> str:
+    """The cluster a subcommand acts on (app.current_cluster.choose_sim), said on stderr
+    when it was not given with --name; exit 2 when several run and none is chosen."""
+    try:
+        chosen, why = choose_sim(name, os.environ, only_one=not creating)
+    except CurrentError as exc:
+        fail(f"piherd sim: {exc}; fix it with `piherd use NAME` or `piherd use --clear`")
+    if chosen is None and why.startswith("several"):
+        fail(
+            f"piherd sim: which virtual cluster? {why}. Choose one with --name NAME, "
+            "or make one current with `piherd use NAME`"
+        )
+    if chosen is None:
+        return DEFAULT_NAME
+    if why != "--name":
+        click.echo(f"piherd sim: cluster {chosen} ({why})", err=True)
+    return chosen
 
 
 def _go(coro: Coroutine[Any, Any, T]) -> T:
@@ -64,8 +91,10 @@ def command() -> None:
 @click.option("--subnet", default=None, help="The virtual LAN (default: derived from the name).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the cluster.toml here.")  # fmt: skip
-def up(name: str, workers: int, light: bool, subnet: str | None, out: Path | None) -> None:
-    """Start the cluster (or complete / resize a running one) and print its cluster.toml path."""
+def up(name: str | None, workers: int, light: bool, subnet: str | None, out: Path | None) -> None:
+    """Start the cluster (or complete / resize a running one), make it the current cluster
+    (so the next piherd command finds it without -f) and print its cluster.toml path."""
+    name = _pick(name, creating=True)
     if os.geteuid() != 0:
         fail("piherd sim needs root (namespaces, bridges, containers)")
     if not light and workers > 99:
@@ -80,23 +109,48 @@ def up(name: str, workers: int, light: bool, subnet: str | None, out: Path | Non
         again = f"`piherd sim up --name {name}` completes the cluster"
         undo = f"`piherd sim down --name {name}` removes what was built"
         fail(f"piherd sim up: interrupted (Ctrl-C). {again}; {undo}.", EXIT_INTERRUPTED)
-    click.echo(f"sim {name}: {vc.state.count} nodes up; ssh -F {vc.files.ssh_config} node01")
+    try:
+        write_setting(os.environ, path)
+        current = f"current cluster: {path} (`piherd use` changes it)"
+    except (OSError, CurrentError) as exc:
+        current = f"could not make it the current cluster: {exc}"
+    ssh_config = _ssh_config(path, vc.files.ssh_config)
+    click.echo(f"sim {name}: {vc.state.count} nodes up; ssh -F {ssh_config} node01")
+    click.echo(current, err=True)
     click.echo(str(out or path))
+
+
+def _ssh_config(cluster_file: Path, fallback: Path) -> Path:
+    """piherd's client config of the cluster (`piherd ssh-config`), which `piherd up`
+    refreshes when it moves nodes; the sim's own (DHCP addresses) when it cannot be written."""
+    from piherd.app.ssh_access import AccessError, AccessPaths, write_ssh_config
+    from piherd.model import ConfigError
+    from piherd.services import load
+
+    try:
+        return _go(write_ssh_config(load(cluster_file), AccessPaths.of(os.environ)))
+    except (AccessError, ConfigError, OSError) as exc:
+        click.echo(f"piherd sim up: ssh config not written: {exc}", err=True)
+        return fallback
 
 
 @command.command("down")
 @name_option
-def down(name: str) -> None:
-    """Stop every node and remove everything the cluster created."""
+def down(name: str | None) -> None:
+    """Stop every node and remove everything the cluster created (and forget it as the
+    current cluster)."""
+    name = _pick(name)
     _go(_attach(name).down())
+    clear_setting(os.environ, only_if=sim_cluster_file(name))
     click.echo(f"sim {name}: down, nothing left")
 
 
 @command.command("status")
 @name_option
 @click.option("--json", "as_json", is_flag=True)
-def status(name: str, as_json: bool) -> None:
+def status(name: str | None, as_json: bool) -> None:
     """One line per node: address, power, cable, Pi signals."""
+    name = _pick(name)
     rows = _attach(name).status()
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -114,7 +168,8 @@ def _node_op(verb: str, doc: str, action: Callable[[VirtualCluster, str], Any]) 
     @command.command(verb, help=doc)
     @name_option
     @click.argument("node")
-    def op(name: str, node: str) -> None:
+    def op(name: str | None, node: str) -> None:
+        name = _pick(name)
         vc = _attach(name)
         result = action(vc, node)
         if asyncio.iscoroutine(result):
@@ -133,8 +188,9 @@ _node_op("reset", "Re-flash the card: wipe the node's overlay and boot.", lambda
 @name_option
 @click.argument("node")
 @click.argument("kind", type=click.Choice(INJECTIONS))
-def inject(name: str, node: str, kind: str) -> None:
+def inject(name: str | None, node: str, kind: str) -> None:
     """Pi hardware signals: undervoltage, overtemp or clear."""
+    name = _pick(name)
     vc = _attach(name)
     try:
         vc.inject(node, kind)
@@ -146,8 +202,9 @@ def inject(name: str, node: str, kind: str) -> None:
 @command.command("shell")
 @name_option
 @click.argument("node")
-def shell(name: str, node: str) -> None:
+def shell(name: str | None, node: str) -> None:
     """A root shell inside the node, without SSH (nsenter into its namespaces)."""
+    name = _pick(name)
     vc = _attach(name)
     try:
         argv = vc.shell_argv(node)
@@ -159,8 +216,9 @@ def shell(name: str, node: str) -> None:
 @command.command("console")
 @name_option
 @click.argument("node")
-def console(name: str, node: str) -> None:
+def console(name: str | None, node: str) -> None:
     """The node's console output (what a screen on the HDMI port would show)."""
+    name = _pick(name)
     vc = _attach(name)
     try:
         log = vc.console_log(node)

@@ -79,8 +79,9 @@ def summary(snap: Snapshot) -> str:
     counts = {level: 0 for level in Level}
     for verdict in snap.verdicts.values():
         counts[verdict.level] += 1
+    nodes = f"{len(snap.health)} node{'' if len(snap.health) == 1 else 's'}"
     text = (
-        f"{len(snap.health)} nodes: {counts[Level.OK]} ok, {counts[Level.WARN]} warn, "
+        f"{nodes}: {counts[Level.OK]} ok, {counts[Level.WARN]} warn, "
         f"{counts[Level.CRITICAL]} critical ({snap.elapsed:.2f}s)"
     )
     if snap.slurm_error:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from rich.console import Console
 
 from piherd.app.bring_up import up_cluster
 from piherd.app.cluster_lock import LockBusy, LockHolder, cluster_lock
+from piherd.app.ssh_access import AccessError, AccessPaths, write_ssh_config
 from piherd.cli.common import (
     EXIT_INTERRUPTED,
     Seconds,
@@ -22,6 +24,7 @@ from piherd.cli.common import (
     select_nodes,
 )
 from piherd.cli.terminate import sigterm_as_interrupt
+from piherd.model import Cluster
 from piherd.runner.apply import NodeResult, UpOptions
 from piherd.runner.progress import JsonReporter, LiveReporter, PlainReporter, print_dry_run
 from piherd.secrets import SecretsError, load_or_create_secrets
@@ -131,19 +134,31 @@ def command(
         if dry_run and not as_json:
             print_dry_run(sys.stdout, result.plans)
         reporter.summary(result.results)
+        if not dry_run:
+            _refresh_ssh_config(cluster)
         if result.failed:
             sys.exit(EXIT_FAILED)
+
+
+def _refresh_ssh_config(cluster: Cluster) -> None:
+    """Nodes may have moved to their static addresses: `piherd ssh-config`'s file follows."""
+    try:
+        path = asyncio.run(write_ssh_config(cluster, AccessPaths.of(os.environ)))
+    except (AccessError, OSError) as exc:
+        click.echo(f"piherd up: ssh config not refreshed: {exc}", err=True)
+        return
+    click.echo(f"ssh config refreshed: ssh -F {path} NODE (or: piherd ssh NODE)", err=True)
 
 
 def _reporter(names: list[str], *, as_json: bool, dry_run: bool) -> Any:
     """JSON lines, a live table on a terminal, or plain lines (a dry run's on stderr)."""
     if as_json:
-        return JsonReporter(sys.stdout)
+        return JsonReporter(sys.stdout, dry_run=dry_run)
     console = Console(stderr=False)
     if console.is_terminal and not dry_run:
         return LiveReporter(console, names)
     # A dry run keeps stdout for the plan; its progress lines go to stderr.
-    return PlainReporter(sys.stderr if dry_run else sys.stdout)
+    return PlainReporter(sys.stderr if dry_run else sys.stdout, dry_run=dry_run)
 
 
 def _cluster_lock(cluster: str, wait: float) -> contextlib.AbstractContextManager[LockHolder]:

@@ -88,8 +88,17 @@ class WatchMachine:
             mem.failures = mem.failures + 1 if unreachable else 0
             level = verdict.level
             if unreachable and mem.failures < self.unreachable_after:
-                level = mem.level if mem.level is not None else Level.OK
-            mem.healthy_rounds = 0 if level == Level.CRITICAL else mem.healthy_rounds + 1
+                # Not yet confirmed: keep what was known. A node never seen answering has
+                # no level yet (a powered-off node must not read "unknown -> ok"); a failed
+                # probe is no healthy round either.
+                if mem.level is None:
+                    continue
+                level = mem.level
+                mem.healthy_rounds = 0
+            elif level == Level.CRITICAL:
+                mem.healthy_rounds = 0
+            else:
+                mem.healthy_rounds += 1
             if level != mem.level:
                 previous = mem.level.label if mem.level is not None else "unknown"
                 events.append(

@@ -22,6 +22,36 @@ _KEY = re.compile(r"(?:^|(?<=\s))([A-Z][A-Za-z_]*)=")
 _REASON_TAIL = re.compile(r"\s*\[([^@\]]*)@([^\]]*)\]\s*$")
 _NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
+# Slurm's base node states (the part of `State=` before the first "+").
+BASE_STATES: tuple[str, ...] = (
+    "allocated", "down", "error", "future", "idle", "mixed", "unknown",
+)  # fmt: skip
+# Slurm 22.05's node state flags as scontrol prints them (node_state_flag_string), lower
+# case; "maintenance" is MAINT's spelling there. DRAIN is reported as `drained`/`draining`.
+FLAG_STATES: tuple[str, ...] = (
+    "cloud", "completing", "dynamic_future", "dynamic_norm", "fail", "invalid_reg",
+    "maintenance", "not_responding", "perfctrs", "planned", "power_down", "power_drain",
+    "power_up", "powered_down", "powering_down", "powering_up", "reboot_issued",
+    "reboot_requested", "reserved", "resume", "undrain",
+)  # fmt: skip
+# The closed set of `state` label values of piherd_slurm_node_state: a flag newer than
+# this list is exported as "other", so the label set never grows with what Slurm prints.
+METRIC_STATES: tuple[str, ...] = (*BASE_STATES, "drained", "draining", *FLAG_STATES, "other")
+# sinfo's one-character suffixes (sinfo(1), NODE STATE CODES), in case a state comes from it.
+_SUFFIX_FLAGS = {
+    "*": "NOT_RESPONDING", "~": "POWERED_DOWN", "#": "POWERING_UP", "%": "POWERING_DOWN",
+    "!": "POWER_DOWN", "@": "REBOOT_REQUESTED", "^": "REBOOT_ISSUED", "-": "PLANNED",
+    "$": "MAINTENANCE",
+}  # fmt: skip
+
+
+def _flag_label(flag: str) -> str:
+    """A Slurm flag as a metric label value: lower case when known, else "other"."""
+    label = flag.lower()
+    if label == "maint":
+        label = "maintenance"
+    return label if label in FLAG_STATES else "other"
+
 
 @dataclass(frozen=True)
 class SlurmNode:
@@ -62,15 +92,33 @@ class SlurmNode:
 
     @property
     def label(self) -> str:
-        """What sinfo would call it: drained, draining, down, idle, allocated, ... (* = no
-        response)."""
-        if self.drain:
-            text = "draining" if self.state in ("allocated", "mixed") else "drained"
-            if self.down:
-                text = "down+drained"
-        else:
-            text = self.state
+        """What status and the dashboard show: sinfo's word for the state (drained,
+        draining, down+drained, idle, allocated, ...), then every other flag in lower case
+        (`idle+completing`, `idle+powered_down`), then `*` when the node does not respond."""
+        drained = "down+drained" if self.down else self._drain_word
+        text = drained if self.drain else self.state
+        extra = sorted(self.flags - {"DRAIN", "NOT_RESPONDING"})
+        text += "".join(f"+{_flag_label(flag)}" for flag in extra)
         return text + ("*" if "NOT_RESPONDING" in self.flags else "")
+
+    @property
+    def _drain_word(self) -> str:
+        """sinfo's word for a DRAIN node: draining while jobs still run or complete."""
+        busy = self.state in ("allocated", "mixed") or "COMPLETING" in self.flags
+        return "draining" if busy and not self.down else "drained"
+
+    @property
+    def metric_states(self) -> frozenset[str]:
+        """The values of METRIC_STATES that apply to this node. As in sinfo, a drained node
+        is `drained` or `draining` instead of idle/allocated/mixed, so `idle` counts the
+        nodes that can take a job; a DOWN+DRAIN node is both `down` and `drained`; every
+        other flag adds its own value (`completing`, `not_responding`, ...)."""
+        base = self.state if self.state in BASE_STATES else "unknown"
+        applied = {base}
+        if self.drain:
+            applied = {"down", "drained"} if self.down else {self._drain_word}
+        applied.update(_flag_label(flag) for flag in self.flags - {"DRAIN"})
+        return frozenset(applied)
 
 
 @dataclass(frozen=True)
@@ -105,12 +153,12 @@ def parse_state(text: str) -> tuple[str, frozenset[str]]:
     flags = set()
     cleaned = []
     for part in parts:
-        if part.endswith("*"):
-            flags.add("NOT_RESPONDING")
-            part = part.rstrip("*")
+        while part and part[-1] in _SUFFIX_FLAGS:
+            flags.add(_SUFFIX_FLAGS[part[-1]])
+            part = part[:-1]
         cleaned.append(part)
-    flags.update(p.upper() for p in cleaned[1:])
-    return cleaned[0].lower(), frozenset(flags)
+    flags.update(p.upper() for p in cleaned[1:] if p)
+    return (cleaned[0].lower() or "unknown"), frozenset(flags)
 
 
 def parse_nodes(text: str) -> dict[str, SlurmNode]:

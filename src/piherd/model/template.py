@@ -84,6 +84,31 @@ def default_first(
     return first
 
 
+def example_router_pool(
+    subnet: IPv4Network, first: IPv4Address, count: int, gateway: IPv4Address
+) -> tuple[IPv4Address, IPv4Address] | None:
+    """A plausible home-router DHCP pool inside `subnet`, clear of the nodes and the gateway,
+    for the commented example `init` writes: `.100-.199` where it fits (a /24), else the
+    upper half of the hosts; None when the subnet has no room beside the nodes."""
+    low_host = subnet.network_address + 1
+    high_host = subnet.broadcast_address - 1
+    hosts = subnet.num_addresses - 2
+    if hosts >= 200:
+        low, high = subnet.network_address + 100, subnet.network_address + 199
+    else:
+        low, high = subnet.network_address + 1 + hosts // 2, high_host
+    last = first + count - 1
+    if low <= last and first <= high:  # over the nodes: after them, or before them
+        low, high = (last + 1, high) if last + 1 <= high else (low, first - 1)
+    if low == gateway:
+        low += 1
+    if high == gateway:
+        high -= 1
+    if low > high or low < low_host or high > high_host:
+        return None
+    return low, high
+
+
 def node_names(answers: Answers) -> list[str]:
     """The names the answers' naming plan gives, in order."""
     return [
@@ -112,8 +137,10 @@ def _network(a: Answers) -> Table:
         t.add(tomlkit.comment("the router's DHCP pool: node addresses must stay out of it"))
         t.add("router_dhcp_pool", f"{a.router_pool[0]}-{a.router_pool[1]}")
     else:
-        t.add(tomlkit.comment("the router's DHCP pool, so piherd keeps nodes out of it:"))
-        t.add(tomlkit.comment('router_dhcp_pool = "192.168.1.100-192.168.1.199"'))
+        t.add(tomlkit.comment("the router's DHCP pool, so piherd keeps nodes out of it, e.g.:"))
+        example = example_router_pool(a.subnet, a.first, a.nodes, gateway)
+        if example is not None:
+            t.add(tomlkit.comment(f'router_dhcp_pool = "{example[0]}-{example[1]}"'))
     return t
 
 

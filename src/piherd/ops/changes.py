@@ -118,5 +118,11 @@ class Plan:
     def empty(self) -> bool:
         return not self.changes
 
+    @property
+    def alters(self) -> bool:
+        """True when a change would alter the node: KEEP only reports a file left in place,
+        so a plan of KEEPs leaves the node "unchanged" (and a dry run says 0 would change)."""
+        return any(c.kind != ChangeKind.KEEP for c in self.changes)
+
     def of_kind(self, kind: ChangeKind) -> tuple[Change, ...]:
         return tuple(c for c in self.changes if c.kind == kind)

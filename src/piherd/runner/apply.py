@@ -60,6 +60,9 @@ class Reporter(Protocol):
     def done(self, result: NodeResult) -> None: ...
 
 
+WOULD_CHANGE = "would change"  # a dry run's status of a node a real run would change
+
+
 @dataclass
 class NodeResult:
     """How one node's `up` ended: changed, unchanged, failed or interrupted (and why)."""
@@ -386,7 +389,7 @@ async def apply_plan(
         if unit_failures:
             raise ApplyError("; ".join(unit_failures))
         await run.finish()
-        result.status = "changed" if plan.changes else "unchanged"
+        result.status = "changed" if plan.alters else "unchanged"
     except (ApplyError, TransportError) as exc:
         result.status = "failed"
         result.reason = exc.reason if isinstance(exc, TransportError) else str(exc)
@@ -514,13 +517,14 @@ async def _up_locked(
             plan = plans[name] = await _dry_run(pool, desired[name], facts[name], first, options)
             for change in plan.changes:
                 reporter.change(name, change)
-            status = "changed" if plan.changes else "unchanged"
+            status = WOULD_CHANGE if plan.alters else "unchanged"
             results[name] = NodeResult(name, status, planned=len(plan.changes))
             reporter.done(results[name])
         return UpResult(results, plans, facts)
 
     async def one_apply(name: str) -> None:
-        reporter.phase(name, f"applying {len(plans[name].changes)} changes")
+        count = len(plans[name].changes)
+        reporter.phase(name, f"applying {count} change{'' if count == 1 else 's'}")
         results[name] = NodeResult(name)
         await apply_plan(
             pool, cluster, plans[name], facts[name], reporter, options, results[name], locks.relock

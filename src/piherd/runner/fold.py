@@ -81,7 +81,7 @@ def _status_order(status: str) -> tuple[int, int]:
 
 
 def summary_line(results: Sequence[CommandResult]) -> str:
-    """`ok node[01-14]  rc=1 node15  unreachable node16  timeout node17`."""
+    """`ok node[01-14]  rc=1 node15  timeout node17  unreachable node16`."""
     by_status: dict[str, list[str]] = {}
     for result in results:
         by_status.setdefault(status_of(result), []).append(result.node)

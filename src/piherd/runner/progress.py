@@ -16,10 +16,11 @@ from rich.live import Live
 from rich.table import Table
 
 from piherd.ops.changes import Change, Plan
-from piherd.runner.apply import NodeResult
+from piherd.runner.apply import WOULD_CHANGE, NodeResult
 
 STATUS_STYLE = {
     "changed": "yellow",
+    WOULD_CHANGE: "yellow",
     "unchanged": "green",
     "failed": "bold red",
     "interrupted": "bold magenta",
@@ -39,25 +40,29 @@ def summary_table(results: Mapping[str, NodeResult]) -> Table:
     return table
 
 
-def summary_counts(results: Mapping[str, NodeResult]) -> dict[str, int]:
-    """Nodes per status; "interrupted" appears only after a Ctrl-C."""
-    counts = {"changed": 0, "unchanged": 0, "failed": 0}
+def summary_counts(results: Mapping[str, NodeResult], dry_run: bool = False) -> dict[str, int]:
+    """Nodes per status ("would change" instead of "changed" in a dry run); "interrupted"
+    appears only after a Ctrl-C."""
+    counts = {WOULD_CHANGE if dry_run else "changed": 0, "unchanged": 0, "failed": 0}
     for r in results.values():
         counts[r.status] = counts.get(r.status, 0) + 1
     return counts
 
 
-def summary_line(results: Mapping[str, NodeResult]) -> str:
-    """`2 changed, 1 unchanged, 0 failed` (`, 1 interrupted` after a Ctrl-C)."""
-    return ", ".join(f"{n} {status}" for status, n in summary_counts(results).items())
+def summary_line(results: Mapping[str, NodeResult], dry_run: bool = False) -> str:
+    """`2 changed, 1 unchanged, 0 failed` (`, 1 interrupted` after a Ctrl-C); a dry run's
+    reads `1 would change, 2 unchanged, 0 failed`."""
+    counts = summary_counts(results, dry_run)
+    return ", ".join(f"{n} {status}" for status, n in counts.items())
 
 
 class PlainReporter:
     """One line per event, for logs and pipes."""
 
-    def __init__(self, out: IO[str], *, verbose_diffs: bool = False) -> None:
+    def __init__(self, out: IO[str], *, verbose_diffs: bool = False, dry_run: bool = False) -> None:
         self.out = out
         self.verbose_diffs = verbose_diffs
+        self.dry_run = dry_run
 
     def phase(self, node: str, text: str) -> None:
         print(f"{node}: {text}", file=self.out, flush=True)
@@ -74,14 +79,15 @@ class PlainReporter:
 
     def summary(self, results: Mapping[str, NodeResult]) -> None:
         Console(file=self.out, width=120, no_color=True).print(summary_table(results))
-        print(summary_line(results), file=self.out)
+        print(summary_line(results, self.dry_run), file=self.out)
 
 
 class JsonReporter:
     """JSON lines: one object per event, then {"event": "summary", ...}."""
 
-    def __init__(self, out: IO[str]) -> None:
+    def __init__(self, out: IO[str], *, dry_run: bool = False) -> None:
         self.out = out
+        self.dry_run = dry_run
 
     def _emit(self, record: dict[str, Any]) -> None:
         record["time"] = round(time.time(), 3)
@@ -119,7 +125,10 @@ class JsonReporter:
         self._emit(
             {
                 "event": "summary",
-                **summary_counts(results),
+                # keys: changed (would_change in a dry run), unchanged, failed
+                **{
+                    k.replace(" ", "_"): n for k, n in summary_counts(results, self.dry_run).items()
+                },
                 "nodes": {
                     n: {"status": r.status, "changes": len(r.applied), "reason": r.reason}
                     for n, r in sorted(results.items())
@@ -178,7 +187,8 @@ def print_dry_run(out: IO[str], plans: Mapping[str, Plan]) -> None:
     """Per node: each change, its reason and its unified diff."""
     for name in sorted(plans):
         plan = plans[name]
-        print(f"== {name}: {len(plan.changes)} change(s)", file=out)
+        count = len(plan.changes)
+        print(f"== {name}: {count} change{'' if count == 1 else 's'}", file=out)
         for change in plan.changes:
             print(f"  {change.describe()}", file=out)
             for line in change.diff.splitlines():

@@ -247,12 +247,18 @@ async def start(state: SimState, node: str, files: SimFiles) -> None:
     seed(root, node, node_dir, state, files)
     if not (node_dir / "pi" / "firmware").exists():
         pisys.seed(node_dir / "pi")
+    # Booted in a time namespace of its own (its uptime starts at 0), with /dev/autofs so
+    # systemd starts automount units at boot (the shared storage comes back after a
+    # power cut, as on a Pi; without it systemd deems automounts "unsupported").
+    clocks = pisys.fresh_boot_clocks()
     argv = [
+        *(["unshare", *clocks, "--"] if clocks else []),
         "env", "SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1", "SYSTEMD_NSPAWN_TMPFS_TMP=0",
         "systemd-nspawn", "--quiet", "-D", str(root), f"--machine={names.netns(node)}",
         f"--hostname={node}", "--register=no", "--keep-unit", "-b",
         f"--network-namespace-path={NETNS_DIR / names.netns(node)}",
         f"--bind={node_dir / 'pi'}:{PI_IN_NODE}", "--bind=/dev/fuse",
+        *(["--bind=/dev/autofs"] if Path("/dev/autofs").exists() else []),
         "--capability=CAP_NET_ADMIN", "--console=read-only",
     ]  # fmt: skip
     await launch(
@@ -289,6 +295,6 @@ def shell_argv(state: SimState, node: str) -> list[str]:
         raise SimError(f"{node} is powered off")
     term = os.environ.get("TERM", "linux")
     return [
-        "nsenter", "-t", str(init), "-m", "-u", "-i", "-n", "-p", "-C", "-r", "-w", "--",
+        "nsenter", "-t", str(init), "-m", "-u", "-i", "-n", "-p", "-C", "-T", "-r", "-w", "--",
         "/usr/bin/env", "-i", "HOME=/root", f"TERM={term}", SHELL_PATH, "/bin/bash", "-l",
     ]  # fmt: skip

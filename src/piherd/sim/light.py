@@ -74,6 +74,7 @@ async def start(node_dir: Path, node: str, netns: str) -> int:
         f"--net={NETNS_DIR / netns}",
         "--",
         "unshare",
+        *pisys.fresh_boot_clocks(),  # its uptime starts at 0, as after a power-on
         "--uts",
         "--mount",
         "--propagation",

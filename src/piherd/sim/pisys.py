@@ -11,6 +11,7 @@ re-binds every real class entry and binds these three from the tree, so
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 IDLE_TEMP_MC = 45000
@@ -92,6 +93,16 @@ sys.exit(main(sys.argv[1:]))
 '''
 
 
+def fresh_boot_clocks() -> list[str]:
+    """`unshare` options for a time namespace whose boot and monotonic clocks start near 0:
+    a container shares the host's kernel, so without it /proc/uptime would show the host's
+    uptime and never reset on kill/revive/reset, unlike a Pi that was power-cycled."""
+    offset = int(min(time.clock_gettime(time.CLOCK_BOOTTIME), time.monotonic())) - 1
+    if offset <= 0:
+        return []
+    return ["--time", f"--boottime=-{offset}", f"--monotonic=-{offset}"]
+
+
 def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
@@ -116,6 +127,13 @@ def seed(tree: Path) -> None:
         path.chmod(0o755 if path.is_dir() else 0o644)
 
 
+def _read_int(path: Path, default: int) -> int:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return default
+
+
 def inject(tree: Path, kind: str) -> None:
     """Apply `kind` (undervoltage|overtemp|clear) to the node's signals."""
     if kind not in INJECTIONS:
@@ -125,11 +143,17 @@ def inject(tree: Path, kind: str) -> None:
         current = int(throttled_file.read_text().strip(), 16)
     except (OSError, ValueError):
         current = 0
-    temp, alarm, bits = IDLE_TEMP_MC, 0, current & STICKY
+    # One signal is added to the others (an over-temperature stays when the voltage drops
+    # too); only `clear` ends them all, keeping the "since boot" bits like the firmware.
+    temp = _read_int(tree / "class/thermal/thermal_zone0/temp", IDLE_TEMP_MC)
+    alarm = _read_int(tree / "class/hwmon/hwmon0/in0_lcrit_alarm", 0)
+    bits = current
     if kind == "undervoltage":
         alarm, bits = 1, bits | UNDERVOLTAGE
     elif kind == "overtemp":
         temp, bits = HOT_TEMP_MC, bits | OVERTEMP
+    else:
+        temp, alarm, bits = IDLE_TEMP_MC, 0, current & STICKY
     # Rewrite in place (bind mounts of single files would pin the old inode).
     for path, text in (
         (tree / "class/thermal/thermal_zone0/temp", f"{temp}\n"),

@@ -320,7 +320,7 @@ class VirtualCluster:
             pid = read_pid(node_dir / "child.pid")
             if not alive(pid):
                 raise SimError(f"{node} is powered off")
-            return ["nsenter", "-t", str(pid), "-n", "-u", "-m", "--", "/bin/bash", "-l"]
+            return ["nsenter", "-t", str(pid), "-n", "-u", "-m", "-T", "--", "/bin/bash", "-l"]
         return full.shell_argv(self.state, node)
 
     def console_log(self, node: str) -> Path:

@@ -9,9 +9,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from piherd.health.probe import THROTTLE_FLAGS, NodeHealth
+from piherd.health.slurm_state import METRIC_STATES
 from piherd.web.dashboard_state import DashboardState
-
-SLURM_STATES = ("idle", "allocated", "mixed", "drained", "draining", "down", "completing")
 
 
 def _ratio(pct: float | None) -> float | None:
@@ -68,7 +67,8 @@ class SnapshotCollector(Collector):
         )
         slurm = GaugeMetricFamily(
             "piherd_slurm_node_state",
-            "1 for the node's current Slurm state",
+            "1 for each Slurm base state and flag that applies to the node, 0 for the others"
+            " (a closed set: docs/health.md)",
             labels=["node", "state"],
         )
         health = snap.health if snap is not None else ()
@@ -93,10 +93,9 @@ def _add_throttling(family: GaugeMetricFamily, h: NodeHealth) -> None:
 
 def _add_slurm_state(family: GaugeMetricFamily, h: NodeHealth) -> None:
     if h.slurm is not None:
-        current = h.slurm.label.rstrip("*")
-        states = SLURM_STATES if current in SLURM_STATES else (*SLURM_STATES, current)
-        for state in states:
-            family.add_metric([h.node, state], float(state == current))
+        applied = h.slurm.metric_states
+        for state in METRIC_STATES:
+            family.add_metric([h.node, state], float(state in applied))
 
 
 def make_registry(state: DashboardState) -> CollectorRegistry:

@@ -40,14 +40,35 @@ function sparkline(cls, values) {
 }
 
 async function act(node, action) {
+  // Draining stops new jobs on the node: ask first (resume is harmless, no question).
+  if (action === "drain" && !window.confirm("Drain " + node + " in Slurm? Running jobs "
+      + "finish; no new job starts there until it is resumed.")) {
+    return;
+  }
   const body = action === "drain" ? { reason: "drained from the dashboard" } : {};
-  const r = await fetch("api/nodes/" + encodeURIComponent(node) + "/" + action,
-    { method: "POST", headers: headers(true), body: JSON.stringify(body) });
-  if (!r.ok) {
-    const data = await r.json().catch(() => ({}));
-    showError(action + " " + node + ": " + (data.error || r.status));
+  try {
+    const r = await fetch("api/nodes/" + encodeURIComponent(node) + "/" + action,
+      { method: "POST", headers: headers(true), body: JSON.stringify(body) });
+    if (!r.ok) {
+      const data = await r.json().catch(() => ({}));
+      showActionError(action + " " + node + ": " + (data.error || "HTTP " + r.status));
+    }
+  } catch (e) {
+    showActionError(action + " " + node + ": " + e);
   }
   setTimeout(refresh, 300);
+}
+
+// A failed button stays on screen until dismissed: the refresh every 2 s redraws the
+// state line (#error), never this one.
+function showActionError(text) {
+  document.getElementById("action-error-text").textContent = text;
+  document.getElementById("action-error").hidden = false;
+}
+
+function dismissActionError() {
+  document.getElementById("action-error").hidden = true;
+  document.getElementById("action-error-text").textContent = "";
 }
 
 function showError(text) {
@@ -116,7 +137,8 @@ function render(state) {
     return nodeCard(n, state.history[n.node]);
   });
   grid.replaceChildren(...cards);
-  document.getElementById("summary").textContent = state.nodes.length + " nodes: "
+  const many = state.nodes.length === 1 ? " node: " : " nodes: ";
+  document.getElementById("summary").textContent = state.nodes.length + many
     + counts.ok + " ok, " + counts.warn + " warn, " + counts.critical + " critical";
   document.getElementById("updated").textContent =
     "updated " + new Date(state.time * 1000).toLocaleTimeString();
@@ -150,5 +172,6 @@ async function refresh() {
   }
 }
 
+document.getElementById("action-error-dismiss").addEventListener("click", dismissActionError);
 refresh();
 setInterval(refresh, POLL_MS);
