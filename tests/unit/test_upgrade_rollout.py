@@ -241,6 +241,7 @@ def test_release_switch_changes_suites_only(tmp_path: Path) -> None:
         (["--batch", "200%"], "batch size"),
         (["--canary", "-1"], "canary"),
         (["--release", "bookworm"], "already run bookworm"),
+        (["--release", "bullseye"], "already run bullseye or later"),
         (["--reboot", "sometimes"], "reboot"),
         (["--gate-timeout", "nan"], "gate-timeout"),
         (["node99"], "node99"),

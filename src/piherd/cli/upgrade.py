@@ -235,10 +235,13 @@ def command(
     cluster = load_cluster(cluster_file)
     names = select_nodes(cluster, nodeset, "upgrade")
     if release is not None:
-        older = [n.name for n in cluster.nodes if n.name in names and not _older(n.os, release)]
-        if older:
-            fail(f"piherd upgrade: --release {release}: {', '.join(older)} already run "
+        nodes = [n for n in cluster.nodes if n.name in names]
+        if done := [n.name for n in nodes if _steps(n.os, release) < 1]:
+            fail(f"piherd upgrade: --release {release}: {', '.join(done)} already run "
                  f"{release} or later (cluster.toml `os`)")  # fmt: skip
+        if far := [n.name for n in nodes if _steps(n.os, release) > 1]:
+            fail(f"piherd upgrade: --release {release}: {', '.join(far)} would skip a release; "
+                 "Debian upgrades one release at a time")  # fmt: skip
     options = UpgradeOptions(
         canary=canary, batch=batch, reboot=reboot, requeue=requeue, release=release or "",
         dry_run=dry_run, drain_timeout=drain_timeout, reboot_timeout=reboot_timeout,
@@ -281,8 +284,9 @@ def command(
             sys.exit(EXIT_INTERRUPTED)
 
 
-def _older(current: str, target: str) -> bool:
-    return OS_RELEASES.index(current) < OS_RELEASES.index(target)
+def _steps(current: str, target: str) -> int:
+    """Releases from `current` to `target` (bookworm -> trixie: 1)."""
+    return OS_RELEASES.index(target) - OS_RELEASES.index(current)
 
 
 def _summary(
