@@ -274,7 +274,8 @@ def command(
 
         try:
             stopped = asyncio.run(main())
-        except asyncio.CancelledError:
+        # KeyboardInterrupt: a Ctrl-C after the rollout ended, before its handler was gone.
+        except (asyncio.CancelledError, KeyboardInterrupt):
             _summary(progress, outcomes, "cut off (Ctrl-C twice)", as_json)
             sys.exit(EXIT_INTERRUPTED)
         _summary(progress, outcomes, stopped, as_json)
