@@ -234,8 +234,3 @@ def reboot_soon(delay: int = 2) -> list[str]:
 def boot_id() -> list[str]:
     """Print the kernel's boot id: a new one means the node has rebooted."""
     return ["cat", "/proc/sys/kernel/random/boot_id"]
-
-
-def package_version(package: str) -> list[str]:
-    """Print the installed version and dpkg status of `package` (`piherd upgrade` reports)."""
-    return ["dpkg-query", "-W", "-f", "${Version} ${db:Status-Abbrev}\\n", "--", package]
