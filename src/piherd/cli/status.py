@@ -44,6 +44,7 @@ def render_table(snap: Snapshot) -> Table:
         "clock",
         "storage",
         "slurm",
+        "reboot",
         "health",
     ):
         table.add_column(column, overflow="fold")
@@ -68,6 +69,7 @@ def render_table(snap: Snapshot) -> Table:
             report.fmt_clock(h),
             report.fmt_storage(h),
             report.fmt_slurm(h),
+            Text("needed", style="yellow") if h.reboot_needed else "-",
             Text(health, style=style),
         )
     return table
@@ -129,7 +131,9 @@ def command(
     Columns: role, reachable, uptime, load, CPU temperature, throttling (under-voltage,
     frequency capped, throttled, soft temperature limit; now and since boot), memory,
     root filesystem use and read-only state, clock offset from the head, shared storage,
-    Slurm state and reason, and the health verdict with its reasons.
+    Slurm state and reason, whether a reboot is needed (a newer kernel installed, or
+    packages asking for one in /run/reboot-required), and the health verdict with its
+    reasons.
 
     Exit status: 0 when no node is critical, 1 when one is, 2 on bad input.
     """

@@ -17,6 +17,8 @@ Rules it keeps:
   "piherd:" prefix, is never touched;
 - with `cycle_after` (services.power.watch_cycle), a node unreachable for that many
   probes in a row is power-cycled once; again only after it has answered in between.
+- a node drained by `piherd upgrade` ("piherd: upgrade...") is left to the upgrade: it may
+  be rebooting, and the upgrade resumes it once it passes its own health gate.
 """
 
 from __future__ import annotations
@@ -181,8 +183,9 @@ class WatchMachine:
         now: float,
         events: list[Event],
     ) -> Action | None:
-        if node.held and not node.drained_by_piherd:
+        if node.drained_for_upgrade or (node.held and not node.drained_by_piherd):
             if not mem.held:
+                who = "piherd upgrade" if node.drained_for_upgrade else node.reason_user
                 events.append(
                     Event(
                         now,
@@ -191,8 +194,7 @@ class WatchMachine:
                         level.label,
                         level.label,
                         (node.reason,),
-                        f"drained by {node.reason_user or 'an admin'} ({node.reason!r}): "
-                        "left alone",
+                        f"drained by {who or 'an admin'} ({node.reason!r}): left alone",
                     )
                 )
                 mem.held = True

@@ -9,6 +9,7 @@ arguments ("$1", then "$@"), so no value can change what the script does.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
@@ -46,6 +47,9 @@ while read -r k v rest; do
 done < /proc/meminfo
 sec df; df -P -k / 2>/dev/null
 sec chrony; chronyc -c tracking 2>/dev/null
+sec reboot; [ -e /run/reboot-required ] && echo required
+r=""; read -r r < /proc/sys/kernel/osrelease; printf 'running %s\n' "$r"
+for k in /lib/modules/*; do [ -d "$k" ] && printf 'installed %s\n' "${k##*/}"; done
 # Touch the shared mount point so an automount (x-systemd.automount) comes up; bounded.
 [ -z "$1" ] || timeout 3 stat -c %i "$1/." >/dev/null 2>&1
 awk -v m="$1" '
@@ -141,6 +145,7 @@ class NodeHealth:
     storage_fstype: str | None = None  # None: storage not checked; "": not mounted
     services: dict[str, str] = field(default_factory=dict)
     slurm: SlurmNode | None = None
+    reboot_needed: tuple[str, ...] = ()  # why a reboot is owed (empty: none, or not known)
 
     @property
     def mem_used_pct(self) -> float | None:
@@ -207,6 +212,34 @@ def parse_chrony(line: str) -> tuple[float | None, bool | None]:
     return offset, fields[13].strip() != "Not synchronised"
 
 
+def _kernel_key(release: str) -> tuple[tuple[int, ...], str]:
+    """Sort key of a kernel release: its numbers in order ("6.1.0-28-amd64" < "-29-")."""
+    return tuple(int(n) for n in re.findall(r"\d+", release)), release
+
+
+def _flavour(release: str) -> str:
+    """The kernel's build flavour, the part after its last dash: "amd64", "v8", "2712"."""
+    return release.rsplit("-", 1)[-1] if "-" in release else ""
+
+
+def parse_reboot(lines: Sequence[str]) -> tuple[str, ...]:
+    """Why a reboot is owed, from the reboot section: packages asked for it
+    (/run/reboot-required), or a newer kernel of the running kernel's flavour is installed
+    (a Pi image holds kernels for several boards: only the same flavour counts). A node with
+    no kernel of its flavour installed (a container) owes nothing for its kernel."""
+    reasons: list[str] = []
+    if "required" in lines:
+        reasons.append("packages ask for it (/run/reboot-required)")
+    running = next((ln.split(" ", 1)[1] for ln in lines if ln.startswith("running ")), "")
+    installed = [ln.split(" ", 1)[1] for ln in lines if ln.startswith("installed ")]
+    same = [k for k in installed if _flavour(k) == _flavour(running)]
+    if running and same:
+        newest = max(same, key=_kernel_key)
+        if _kernel_key(newest) > _kernel_key(running) or running not in same:
+            reasons.append(f"new kernel {newest} (running {running})")
+    return tuple(reasons)
+
+
 def parse_probe(
     node: str, stdout: str, *, elapsed: float = 0.0, units: Sequence[str] = SERVICES
 ) -> NodeHealth:
@@ -254,6 +287,7 @@ def parse_probe(
         root_ro=("ro" in rootfs_opts.split(",")) if rootfs_opts else None,
         storage_fstype=storage,
         services=services,
+        reboot_needed=parse_reboot(s.get("reboot", [])),
     )
 
 

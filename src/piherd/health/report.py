@@ -95,6 +95,7 @@ def node_dict(h: NodeHealth, verdict: Verdict, role: str) -> dict[str, Any]:
         "chrony_synced": h.chrony_synced,
         "storage_mounted": h.storage_mounted,
         "services": dict(h.services),
+        "reboot_needed": list(h.reboot_needed),
         "slurm": None
         if h.slurm is None
         else {

@@ -10,6 +10,9 @@ import re
 from dataclasses import dataclass
 
 PIHERD_REASON_PREFIX = "piherd:"
+# The reason of `piherd upgrade`'s drains ("piherd: upgrade", "piherd: upgrade failed: ...").
+# `watch` leaves such a node alone: the upgrade resumes it when it passes its health gate.
+UPGRADE_REASON = f"{PIHERD_REASON_PREFIX} upgrade"
 
 NODES_ARGV: tuple[str, ...] = ("scontrol", "show", "node", "-o")
 QUEUE_FIELDS = "%i|%T|%u|%M|%D|%N|%r|%j"
@@ -79,6 +82,13 @@ class SlurmNode:
     def drained_by_piherd(self) -> bool:
         """Drained or set down by piherd (its reason starts with "piherd:")."""
         return self.held and self.reason.startswith(PIHERD_REASON_PREFIX)
+
+    @property
+    def drained_for_upgrade(self) -> bool:
+        """Drained by `piherd upgrade` (now, or by a run that was cut off or failed)."""
+        return self.held and (
+            self.reason == UPGRADE_REASON or self.reason.startswith(UPGRADE_REASON + " ")
+        )
 
     @property
     def label(self) -> str:
@@ -224,6 +234,23 @@ def down_argv(node: str, reason: str) -> list[str]:
 def resume_argv(node: str) -> list[str]:
     """`scontrol update` that returns a drained or down `node` to service."""
     return ["scontrol", "update", f"NodeName={_check_name(node)}", "State=RESUME"]
+
+
+def requeue_argv(job_id: str) -> list[str]:
+    """`scontrol requeue` of one job (a batch job starts again from its beginning)."""
+    if not job_id.isdigit():
+        raise ValueError(f"bad job id {job_id!r}")
+    return ["scontrol", "requeue", job_id]
+
+
+def node_jobs_argv(node: str) -> list[str]:
+    """`squeue` listing the jobs that hold `node` now (running, completing, suspended)."""
+    return ["squeue", "-h", "-w", _check_name(node), "-o", QUEUE_FIELDS]
+
+
+def node_argv(node: str) -> list[str]:
+    """`scontrol show node -o` of one node."""
+    return [*NODES_ARGV, _check_name(node)]
 
 
 def piherd_reason(reasons: list[str] | tuple[str, ...]) -> str:

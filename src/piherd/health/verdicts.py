@@ -74,6 +74,7 @@ def evaluate(health: NodeHealth, rules: HealthRules, *, compute: bool = True) ->
         crit.append(f"chrony offset {health.chrony_offset_s:+.2f} s > {_num(limit)}")
     if health.chrony_synced is False:
         warn.append("clock not synchronised")
+    warn.extend(f"reboot needed: {why}" for why in health.reboot_needed)
     if health.storage_mounted is False:
         crit.append("shared storage not mounted")
     # "unknown": no systemd to ask (a container or a light sim node); nothing to judge.

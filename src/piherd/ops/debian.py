@@ -7,6 +7,7 @@ read as an option. The transport quotes argv (shlex.join) where a shell is in th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from piherd.ops.changes import ChangeKind
@@ -170,3 +171,66 @@ def exists_filter(paths: Sequence[str]) -> list[str]:
 def remove_dir_if_empty(path: str) -> list[str]:
     """Remove a directory unless something (an admin's file) is still in it."""
     return ["rmdir", "--ignore-fail-on-non-empty", "--", path]
+
+
+def apt_upgrade(*, full: bool = False) -> list[str]:
+    """Upgrade every installed package, keeping edited config files (`piherd upgrade`).
+
+    `upgrade --with-new-pkgs` installs what an upgrade newly depends on (a new kernel's
+    ABI package) but removes nothing; `full` is `full-upgrade`, which may remove packages
+    (a release upgrade needs it).
+    """
+    keep = [arg for option in _DPKG_KEEP_CONFIG for arg in ("-o", f"Dpkg::Options::={option}")]
+    verb = ["full-upgrade"] if full else ["upgrade", "--with-new-pkgs"]
+    return [*_APT_ENV, "apt-get", *verb, "-y", "-q", *keep, *_APT_LOCK_WAIT]
+
+
+def apt_upgrade_simulated(*, full: bool = False) -> list[str]:
+    """What apt_upgrade would do, as `Inst PACKAGE [OLD] (NEW ...)` lines; changes nothing."""
+    verb = ["full-upgrade"] if full else ["upgrade", "--with-new-pkgs"]
+    return ["apt-get", "-s", "-q", *verb]
+
+
+_RELEASE = re.compile(r"[a-z]{3,20}")
+# Every apt source file: one-line .list files and deb822 .sources files, under an optional
+# root ($3, for tests). A suite is a word after a space: `bookworm`, `bookworm-updates`,
+# `bookworm-security`; "/bookworm/" in a URL is left alone. The `t` loop re-scans the line,
+# since two suites in a row share the space between them.
+_SWITCH_SOURCES = r"""
+old=$1; new=$2; root=${3:-}
+for f in "$root"/etc/apt/sources.list "$root"/etc/apt/sources.list.d/*.list \
+         "$root"/etc/apt/sources.list.d/*.sources; do
+  [ -f "$f" ] || continue
+  sed -i -E -e ':a' -e "s/(^|[[:space:]])$old(-[a-z]+)?([[:space:]]|\$)/\1$new\2\3/" -e 'ta' "$f"
+done
+"""
+
+
+def switch_release(old: str, new: str) -> list[str]:
+    """Point every apt source from release `old` to `new` (bookworm -> trixie): the suite
+    words only (`bookworm`, `bookworm-updates`, `bookworm-security`), never a URL part."""
+    for name in (old, new):
+        if not _RELEASE.fullmatch(name):
+            raise ValueError(f"bad release name {name!r}")
+    return ["sh", "-c", _SWITCH_SOURCES, "piherd-release", old, new]
+
+
+# The transient unit of a reboot `piherd upgrade` asked for.
+REBOOT_UNIT = "piherd-upgrade-reboot"
+
+
+def reboot_soon(delay: int = 2) -> list[str]:
+    """Reboot `delay` seconds from now (a timer), so the command returns over SSH first."""
+    return [
+        "systemd-run",
+        f"--unit={REBOOT_UNIT}",
+        f"--on-active={int(delay)}s",
+        "--timer-property=AccuracySec=1s",
+        "systemctl",
+        "reboot",
+    ]
+
+
+def boot_id() -> list[str]:
+    """Print the kernel's boot id: a new one means the node has rebooted."""
+    return ["cat", "/proc/sys/kernel/random/boot_id"]

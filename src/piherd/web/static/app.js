@@ -95,6 +95,9 @@ function nodeCard(n, hist) {
     const text = "slurm: " + n.slurm.state + (n.slurm.reason ? " (" + n.slurm.reason + ")" : "");
     card.appendChild(el("div", "slurm", text));
   }
+  if (n.reboot_needed && n.reboot_needed.length) {
+    card.appendChild(el("div", "reboot", "reboot needed"));
+  }
   const load = n.load ? n.load.map((v) => v.toFixed(2)).join(" ") : "-";
   const temp = n.temperature_c === null ? "-" : n.temperature_c.toFixed(1) + " °C";
   card.appendChild(el("div", "figures", "load " + load + " · " + temp
