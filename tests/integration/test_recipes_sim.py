@@ -131,7 +131,8 @@ PNG_SIZES = (
     "import struct,sys,pathlib\n"
     "for p in sorted(pathlib.Path(sys.argv[1]).iterdir()):\n"
     "    d=p.read_bytes()[:24]\n"
-    "    print(p.name, *struct.unpack('>II', d[16:24]) if d[:8]==b'\\x89PNG\\r\\n\\x1a\\n' else '?')\n"
+    "    png=d[:8]==b'\\x89PNG\\r\\n\\x1a\\n'\n"
+    "    print(p.name, *struct.unpack('>II', d[16:24]) if png else '?')\n"
 )
 
 
