@@ -392,3 +392,32 @@ def test_the_stats_page_answers_the_cluster_subnet_only(cluster: Cluster) -> Non
     finally:
         for name, address in outside.items():
             on(cluster, [name], ["ip", "addr", "del", f"{address}/24", "dev", iface], sudo=True)
+
+
+# -- 4. Dask from a laptop: workers as Slurm jobs (piherd.api.dask_client) -------------
+
+
+def test_a_dask_client_computes_on_slurm_jobs_that_vanish_on_close(cluster: Cluster) -> None:
+    import dask.array as da
+
+    from piherd.api import dask_client
+
+    head = cluster.head.name
+    client = dask_client(cluster, workers=3, memory="512MiB")
+    try:
+        workers = client.scheduler_info(n_workers=-1)["workers"]
+        assert len(workers) == 3
+        hosts = {w["host"] for w in workers.values()}
+        assert hosts <= {str(cluster.node(n).address) for n in WORKERS}, hosts
+        jobs = ok(cluster, head, ["squeue", "-h", "-o", "%j %T %N"]).split("\n")
+        ours = [j for j in jobs if j.startswith("piherd-dask-")]
+        assert len(ours) == 3 and all(" RUNNING " in j for j in ours), jobs
+        total = da.ones((3000, 3000), chunks=(500, 500)).sum().compute()
+        assert total == 9_000_000
+        # Every worker took part (36 chunks over 3 workers).
+        counts = client.run(lambda dask_worker: dask_worker.state.executed_count)
+        assert len(counts) == 3 and all(n > 0 for n in counts.values()), counts
+    finally:
+        client.close()
+    left = ok(cluster, head, ["squeue", "-h", "-o", "%j"]).split()
+    assert not [j for j in left if j.startswith("piherd-dask-")], left

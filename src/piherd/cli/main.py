@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "watch": ("piherd.cli.watch", "Drain unhealthy nodes in Slurm, resume healthy ones."),
     "dashboard": ("piherd.cli.dashboard", "Serve the live web dashboard and /metrics."),
     "sim": ("piherd.cli.sim", "Build and operate a virtual cluster on this machine."),
+    "bench": ("piherd.cli.bench", "Benchmark the cluster: HPL Gflops on one node and on all."),
 }
 COMMAND_MODULES: tuple[str, ...] = tuple(module for module, _ in COMMANDS.values())
 
