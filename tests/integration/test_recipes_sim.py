@@ -86,10 +86,10 @@ def with_recipes(cluster_file: Path, directory: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def cluster(
+def cluster_file(
     sim_cm: Callable[..., AbstractContextManager[VirtualCluster]],
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Cluster]:
+) -> Iterator[Path]:
     with sim_cm(NAME, len(WORKERS)) as vc:
         path = with_recipes(vc.cluster_file, tmp_path_factory.mktemp(NAME))
         up = subprocess.run(
@@ -109,7 +109,12 @@ def cluster(
             time.sleep(2)
         else:
             pytest.fail(f"the workers never became idle in Slurm: {states}")
-        yield loaded
+        yield path
+
+
+@pytest.fixture(scope="module")
+def cluster(cluster_file: Path) -> Cluster:
+    return load(cluster_file)
 
 
 # -- 1. batch image resizing as a Slurm job array (seed 000) ---------------------------
@@ -421,3 +426,25 @@ def test_a_dask_client_computes_on_slurm_jobs_that_vanish_on_close(cluster: Clus
         client.close()
     left = ok(cluster, head, ["squeue", "-h", "-o", "%j"]).split()
     assert not [j for j in left if j.startswith("piherd-dask-")], left
+
+
+# -- 5. a cluster benchmark: piherd bench hpl ------------------------------------------
+
+
+def test_bench_hpl_prints_both_runs(cluster_file: Path) -> None:
+    """HPL through Slurm on one worker, then on the three; a tiny matrix (the sim's
+    nodes share two cores: this proves the plumbing, not the numbers)."""
+    argv = [PIHERD, "bench", "hpl", "-f", str(cluster_file), "@compute", "--fraction", "0.0005"]
+    table = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           timeout=1800)  # fmt: skip
+    assert table.returncode == 0, table.stderr
+    rows = [line.split() for line in table.stdout.splitlines()]
+    header = next(r for r in rows if r[:2] == ["nodes", "ranks"])
+    assert "Gflops" in header and "efficiency" in header
+    runs = [r for r in rows if r and r[0] in ("node02", "node[02-04]")]
+    assert [r[0] for r in runs] == ["node02", "node[02-04]"], table.stdout
+    assert runs[0][7] == "100%" and runs[1][7].endswith("%"), table.stdout
+    # The sim's Pi signals: 45 C, nothing throttled.
+    assert runs[1][8] == "45.0" and runs[1][9] == "no", table.stdout
+    left = ok(load(cluster_file), "node01", ["squeue", "-h", "-o", "%j"]).split()
+    assert not [j for j in left if j.startswith("piherd-hpl-")], left

@@ -163,13 +163,17 @@ def _tar(directory: Path) -> bytes:
 
 
 def build_script(wheels: str, venv: str, requirements: Sequence[str]) -> str:
-    """sh script (run on the head) that builds the environment from the wheels, once."""
+    """sh script (run on the head) that builds the environment from the wheels, once.
+
+    `--copies`: the nodes read the environment over the shared storage, and sshfs (the
+    virtual cluster's) cannot read the symbolic links a venv makes by default.
+    """
     w, v = shlex.quote(wheels), shlex.quote(venv)
     return (
         "set -e\n"
         f"if [ ! -e {v}/piherd-ready ]; then\n"
         f"  rm -rf {v}\n"
-        f"  python3 -m venv --without-pip {v}\n"
+        f"  python3 -m venv --without-pip --copies {v}\n"
         f"  set -- {w}/pip-*.whl\n"
         f'  {v}/bin/python "$1/pip" install -q --disable-pip-version-check --no-index '
         f"--find-links {w} {shlex.join(requirements)}\n"
