@@ -434,7 +434,7 @@ def test_a_dask_client_computes_on_slurm_jobs_that_vanish_on_close(cluster: Clus
 def test_bench_hpl_prints_both_runs(cluster_file: Path) -> None:
     """HPL through Slurm on one worker, then on the three; a tiny matrix (the sim's
     nodes share two cores: this proves the plumbing, not the numbers)."""
-    argv = [PIHERD, "bench", "hpl", "-f", str(cluster_file), "@compute", "--fraction", "0.0005"]
+    argv = [PIHERD, "bench", "hpl", "-f", str(cluster_file), "@compute", "--fraction", "0.00003"]
     table = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                            timeout=1800)  # fmt: skip
     assert table.returncode == 0, table.stderr
