@@ -109,7 +109,12 @@ def cluster_file(
             time.sleep(2)
         else:
             pytest.fail(f"the workers never became idle in Slurm: {states}")
-        yield path
+        try:
+            yield path
+        finally:
+            # distccd runs niced: on a loaded machine its pre-forked children can take
+            # longer to die than the sim's power-off waits after SIGKILL.
+            on(loaded, WORKERS, ["systemctl", "stop", "piherd-distccd.service"], sudo=True)
 
 
 @pytest.fixture(scope="module")
