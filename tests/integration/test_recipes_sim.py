@@ -429,8 +429,15 @@ def test_a_dask_client_computes_on_slurm_jobs_that_vanish_on_close(cluster: Clus
         assert len(counts) == 3 and all(n > 0 for n in counts.values()), counts
     finally:
         client.close()
-    left = ok(cluster, head, ["squeue", "-h", "-o", "%j"]).split()
-    assert not [j for j in left if j.startswith("piherd-dask-")], left
+    # scancel was sent before close() returned; Slurm may list them a moment as completing.
+    deadline = time.monotonic() + 60
+    while True:
+        left = ok(cluster, head, ["squeue", "-h", "-o", "%j %T"]).splitlines()
+        ours = [j for j in left if j.startswith("piherd-dask-")]
+        if not ours:
+            break
+        assert time.monotonic() < deadline and all(j.endswith(" COMPLETING") for j in ours), left
+        time.sleep(1)
 
 
 # -- 5. a cluster benchmark: piherd bench hpl ------------------------------------------
