@@ -92,13 +92,20 @@ def cluster_file(
 ) -> Iterator[Path]:
     with sim_cm(NAME, len(WORKERS)) as vc:
         path = with_recipes(vc.cluster_file, tmp_path_factory.mktemp(NAME))
-        up = subprocess.run(
-            [PIHERD, "up", "-f", str(path), "--json"],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=1800,
-        )
+        argv = [PIHERD, "up", "-f", str(path), "--json"]
+
+        def run() -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=1800
+            )
+
+        up = run()
+        if up.returncode != 0 and '"not reachable at' in up.stdout:
+            # On a badly overloaded machine a node can miss the network move's 60 s and
+            # roll back (after 90 s); `up` is idempotent, so a second one finishes the job.
+            # test_up*.py test `up` itself; this module needs a cluster that is up.
+            time.sleep(100)
+            up = run()
         assert up.returncode == 0, f"piherd up failed:\n{up.stdout[-3000:]}{up.stderr}"
         loaded = load(path)
         deadline = time.monotonic() + 120
