@@ -11,7 +11,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from piherd.cli.common import Seconds
+from piherd.cli.common import FiniteFloat, Seconds
 from piherd.cli.main import cli
 from piherd.model import ConfigError, NodeSetError, expand, loads
 from piherd.model.checks import absolute_path
@@ -121,7 +121,7 @@ def test_a_numeric_option_refuses_nan_and_a_day_and_more() -> None:
 
 
 def test_every_seconds_option_of_every_command_refuses_nan() -> None:
-    """click.FloatRange lets NaN through: every float option must be a Seconds."""
+    """click.FloatRange lets NaN through: every float option must be a FiniteFloat."""
 
     def commands(group: click.Group) -> list[click.Command]:
         ctx = click.Context(group)  # the group loads its sub-commands on first use
@@ -136,7 +136,7 @@ def test_every_seconds_option_of_every_command_refuses_nan() -> None:
         f"{command.name} {param.name}"
         for command in commands(cli)
         for param in command.params
-        if isinstance(param.type, click.FloatRange) and not isinstance(param.type, Seconds)
+        if isinstance(param.type, click.FloatRange) and not isinstance(param.type, FiniteFloat)
     ]
     assert loose == []
 

@@ -22,19 +22,23 @@ DAY_S = 86400.0  # the longest interval or timeout any option takes
 MAX_FANOUT = 1024  # nodes worked on at once: beyond it, file descriptors run out first
 
 
-class Seconds(click.FloatRange):
-    """A number of seconds within [low, high]; unlike click.FloatRange, NaN is refused."""
+class FiniteFloat(click.FloatRange):
+    """A number within a range; unlike click.FloatRange, NaN is refused."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        converted = super().convert(value, param, ctx)
+        if math.isnan(converted):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        return converted
+
+
+class Seconds(FiniteFloat):
+    """A number of seconds within [low, high]; NaN refused."""
 
     name = "seconds"
 
     def __init__(self, low: float, high: float = DAY_S) -> None:
         super().__init__(min=low, max=high)
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        converted = super().convert(value, param, ctx)
-        if math.isnan(converted):
-            self.fail(f"{value!r} is not a number of seconds", param, ctx)
-        return converted
 
 
 def chosen_cluster_file(explicit: Path | None) -> Path:

@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "upgrade": ("piherd.cli.upgrade", "Upgrade packages node by node through Slurm, canary first."),
     "sim": ("piherd.cli.sim", "Build and operate a virtual cluster on this machine."),
     "use": ("piherd.cli.use", "Show or set the current cluster (read when -f is not given)."),
+    "bench": ("piherd.cli.bench", "Benchmark the cluster: HPL Gflops on one node and on all."),
 }
 COMMAND_MODULES: tuple[str, ...] = tuple(module for module, _ in COMMANDS.values())
 

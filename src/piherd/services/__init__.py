@@ -14,6 +14,7 @@ from piherd.model import Cluster
 from piherd.model import load as load_with
 from piherd.model import loads as loads_with
 from piherd.model.service import Service
+from piherd.services.distcc import DistccService
 from piherd.services.dnsmasq import DnsmasqService
 from piherd.services.hosts import HostsService
 from piherd.services.leds import LedsService
@@ -27,6 +28,7 @@ from piherd.services.static_address import NetworkService
 from piherd.services.storage import StorageService
 from piherd.services.time import TimeService
 from piherd.services.watch_service import WatchService
+from piherd.services.web import WebService
 
 # In start order: units of an earlier service start before those of a later one
 # (time before munge, storage before Slurm; the watch service last, it acts through Slurm;
@@ -44,6 +46,8 @@ SERVICES: tuple[Service, ...] = (
     LedsService(),
     PowerService(),
     MonitoringService(),
+    DistccService(),
+    WebService(),
     WatchService(),
 )
 

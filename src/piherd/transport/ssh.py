@@ -216,6 +216,13 @@ class SshTransport:
                 raise _Unreachable(f"unreachable (ssh: {exc.reason})") from None
         raise AssertionError("unreachable code")  # pragma: no cover
 
+    @property
+    def connection(self) -> asyncssh.SSHClientConnection:
+        """The open asyncssh connection (for port forwarding and long-lived processes)."""
+        if self._conn is None:
+            raise TransportError(self.node, "not connected")
+        return self._conn
+
     async def close(self) -> None:
         """Close the connection; safe to call twice."""
         conn, self._conn = self._conn, None
