@@ -45,6 +45,14 @@ BENCHES = (
           "piherd up: first run and no-op"),
     Bench("fanout", ("-m", "bench.fanout", "--up", "--repeat", "3"), "root, sim (10-20 min)",
           "piherd run against clush, pdsh, parallel-ssh, ansible, bare asyncssh"),
+    Bench("peers", ("-m", "bench.peers", "--repeat", "2", "--write", "--down"),
+          "root, sim (an hour or more)",
+          "piherd up against Ansible and pyinfra, and the apt floor"),
+    Bench("image", ("bench/image_bench.py", "--nodes", "4"), "nothing (under a minute)",
+          "piherd image per node: --out and --boot-dir"),
+    Bench("jobs", ("bench/jobs_bench.py", "/var/lib/piherd/sim/sim/cluster.toml"),
+          "root, a sim cluster after piherd up (under a minute)",
+          "srun --mpi=pmix, mpiexec -machinefile, and the next job after a failed one"),
 )  # fmt: skip
 
 

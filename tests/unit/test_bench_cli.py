@@ -26,6 +26,7 @@ def test_bench_lists_every_benchmark_script() -> None:
     scripts = sorted(p.name for p in (ROOT / "bench").glob("*_bench.py"))
     assert scripts and all(f"bench/{s}" in listed.stdout for s in scripts)
     assert "-m bench.fanout" in listed.stdout
+    assert "-m bench.peers" in listed.stdout
 
 
 def test_bench_refuses_an_unknown_name() -> None:
