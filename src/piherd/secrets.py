@@ -78,7 +78,7 @@ def load_or_create_secrets(cluster: Cluster) -> Secrets:
         claim_directory(cluster, directory)
         os.chmod(directory, 0o700)
         if not munge_path.exists():
-            _write_secret(munge_path, os.urandom(MUNGE_KEY_BYTES))
+            write_secret(munge_path, os.urandom(MUNGE_KEY_BYTES))
         munge_key = _read_secret(munge_path)
         storage = _key_pair(directory, STORAGE_KEY_FILE, f"piherd-storage@{cluster.name}")
         watch = _key_pair(directory, WATCH_KEY_FILE, f"piherd-watch@{cluster.name}")
@@ -132,7 +132,7 @@ def claim_directory(cluster: Cluster, directory: Path) -> None:
                 else ""
             )
             raise _refusal(cluster, directory, f"holds files that are not piherd's ({shown}{more})")
-    _write_secret(marker, b"This directory holds the secrets of a piherd cluster.\n")
+    write_secret(marker, b"This directory holds the secrets of a piherd cluster.\n")
 
 
 def _is_own_entry(name: str) -> bool:
@@ -158,12 +158,12 @@ def _key_pair(directory: Path, name: str, comment: str) -> tuple[bytes, str]:
     try:
         if not key_path.exists():
             key = asyncssh.generate_private_key("ssh-ed25519", comment=comment)
-            _write_secret(pub_path, key.export_public_key("openssh"))
-            _write_secret(key_path, key.export_private_key("openssh"))
+            write_secret(pub_path, key.export_public_key("openssh"))
+            write_secret(key_path, key.export_private_key("openssh"))
         private = _read_secret(key_path)
         if not pub_path.exists():
             public_key = asyncssh.import_private_key(private).export_public_key("openssh")
-            _write_secret(pub_path, public_key)
+            write_secret(pub_path, public_key)
         return private, _read_secret(pub_path).decode().strip()
     except (asyncssh.KeyImportError, UnicodeDecodeError) as exc:
         raise SecretsError(f"{key_path} is not an SSH key: {exc}") from None
@@ -189,8 +189,9 @@ def render_context(
     )
 
 
-def _write_secret(path: Path, data: bytes) -> None:
-    """Create `path` with mode 0600 atomically (temp file, then rename)."""
+def write_secret(path: Path, data: bytes) -> None:
+    """Create or replace `path` with mode 0600 atomically (temp file, fsync, then rename):
+    a crash leaves the old file or the new one, never half of one."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from piherd.image.partitions import ImageError
+from piherd.secrets import write_secret
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # a file in the partition's root
 _TIMEOUT_S = 120
@@ -94,15 +95,4 @@ class BootDirectory:
 
     def write(self, name: str, data: bytes) -> None:
         """Temp file then rename; 0600 since first-boot files may hold private host keys."""
-        target = self.path / checked_name(name)
-        tmp = target.with_name(f".{name}.piherd-tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        write_secret(self.path / checked_name(name), data)

@@ -16,25 +16,12 @@ import asyncssh
 
 from piherd.image.firstboot import HostKey
 from piherd.secrets import HOST_KEYS_DIR as HOST_KEY_DIR
+from piherd.secrets import write_secret
 from piherd.transport.hostkeys import host_pattern
 
 # Raspberry Pi OS (Debian's `ssh-keygen -A`) makes rsa, ecdsa and ed25519; piherd makes
 # the two that are quick to generate and that every OpenSSH since 6.5 accepts.
 KINDS: tuple[tuple[str, str], ...] = (("ed25519", "ssh-ed25519"), ("ecdsa", "ecdsa-sha2-nistp256"))
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def host_keys(secrets_dir: Path, owner: str, comment: str) -> tuple[HostKey, ...]:
@@ -48,7 +35,7 @@ def host_keys(secrets_dir: Path, owner: str, comment: str) -> tuple[HostKey, ...
         path = directory / f"ssh_host_{kind}_key"
         if not path.exists():
             key = asyncssh.generate_private_key(algorithm, comment=comment)
-            _write_private(path, key.export_private_key("openssh"))
+            write_secret(path, key.export_private_key("openssh"))
         if path.stat().st_mode & 0o077:
             os.chmod(path, 0o600)
         private = path.read_bytes()
