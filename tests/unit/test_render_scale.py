@@ -106,3 +106,28 @@ def test_node_lookup_and_views_follow_a_replaced_cluster(tmp_path: Path) -> None
     assert len(smaller.compute_nodes) == 9 and len(cluster.compute_nodes) == 999
     with pytest.raises(KeyError):
         smaller.node("node0500")
+
+
+def test_every_file_that_names_every_node_is_built_once(tmp_path: Path) -> None:
+    """The guard against O(n^2) render, without timing: a file that names every node is
+    made once and shared by all nodes (RenderContext.shared), not rebuilt per node. A new
+    service that rebuilds such a file per node fails here (the cluster key's drop-in did)."""
+    count = 300
+    cluster = loads(scale_toml(count, tmp_path / "secrets"), tmp_path / "cluster.toml")
+    names = [n.name for n in cluster.nodes]
+    files = render_files(cluster, names).files
+    some = (names[1], names[2], names[-1])  # compute nodes get every node-wide file
+    checked = []
+    for path, spec in files[some[0]].items():
+        if spec.content.count(names[-1].encode()) and spec.content.count(names[1].encode()):
+            if sum(name.encode() in spec.content for name in names) < count - 1:
+                continue
+            checked.append(path)
+            for other in some[1:]:
+                # The same bytes object: made once (a node's spec may differ in what it restarts).
+                assert files[other][path].content is spec.content, f"{path} rebuilt for {other}"
+    assert {
+        "/etc/hosts",
+        "/etc/slurm/slurm.conf",
+        "/etc/ssh/ssh_config.d/piherd-cluster-key.conf",
+    } <= set(checked)

@@ -41,11 +41,20 @@ def render(cluster: Cluster, node: Node, ctx: RenderContext) -> dict[str, FileSp
     """The private key and the client drop-in that uses it (nothing without a key)."""
     if not ctx.cluster_private_key or not has_key(node):
         return {}
+    # The same on every node: built once per render (n nodes, not n x n lines of work).
+    dropin = ctx.shared(cluster, "cluster-key-dropin", lambda: _client_dropin(cluster))
+    key = FileSpec(
+        CLUSTER_KEY, ctx.cluster_private_key, 0o600, owner=cluster.admin_user, secret=True
+    )
+    return {dropin.path: dropin, key.path: key}
+
+
+def _client_dropin(cluster: Cluster) -> FileSpec:
     hosts: list[str] = []
     for other in by_address(cluster.nodes):
         hosts += dict.fromkeys([other.name, cluster.fqdn(other), str(other.address)])
     admin = cluster.admin_user
-    dropin = text(
+    return text(
         cluster,
         CLIENT_DROPIN,
         [
@@ -54,5 +63,3 @@ def render(cluster: Cluster, node: Node, ctx: RenderContext) -> dict[str, FileSp
             f"    IdentityFile {CLUSTER_KEY}",
         ],
     )
-    key = FileSpec(CLUSTER_KEY, ctx.cluster_private_key, 0o600, owner=admin, secret=True)
-    return {dropin.path: dropin, key.path: key}
