@@ -175,7 +175,12 @@ def test_identify_blinks_until_stopped(cluster: tuple[VirtualCluster, Path]) -> 
         wait_for(blinking, 30, "identify: both LEDs blink")
     finally:
         identify.send_signal(signal.SIGINT)
-        identify.wait(30)
+        try:
+            identify.wait(30)
+        except subprocess.TimeoutExpired:  # never leave it blinking after the test
+            identify.kill()
+            identify.wait(10)
+            raise
     assert identify.returncode == 130
     wait_for(showing(vc, "node02", ON, OFF), 30, "identify stopped: idle again")
 
