@@ -9,12 +9,11 @@ Pis) ignore it. Status: "on" when the node's sshd answers, else "unknown".
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import socket
 
 from piherd.power.base import Driver, DriverContext, PowerError, PowerState
 from piherd.power.settings import Target
+from piherd.transport.banner import ssh_answers
 
 WOL_PORT = 9
 
@@ -32,23 +31,6 @@ def send_magic(mac: str, broadcast: str, port: int = WOL_PORT) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
         sock.sendto(magic_packet(mac), (broadcast, port))
-
-
-async def ssh_answers(address: str, port: int = 22, timeout: float = 3.0) -> bool:
-    """True when something at address:port sends an SSH banner."""
-    try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(address, port), timeout)
-    except (OSError, TimeoutError):
-        return False
-    try:
-        banner = await asyncio.wait_for(reader.readline(), timeout)
-        return banner.startswith(b"SSH-")
-    except (OSError, TimeoutError):
-        return False
-    finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
 
 
 class SshWolDriver(Driver):

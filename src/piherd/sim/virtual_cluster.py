@@ -36,6 +36,7 @@ from piherd.sim.leftovers import leftovers
 from piherd.sim.names import FIRST_HOST, POOL, STATE_ROOT, check_name, node_width, pick_subnet
 from piherd.sim.proc import SimError, alive, file_lock, read_pid
 from piherd.sim.state_file import SimState
+from piherd.transport.banner import ssh_answers
 
 MAX_FULL_WORKERS = POOL[1] - POOL[0]  # one lease per node in .100-.199
 PARALLEL = 8  # node starts at a time: the machine has 2 cores shared with others
@@ -345,24 +346,8 @@ class VirtualCluster:
 
 
 async def _any_ssh_banner(addresses: set[str]) -> bool:
-    results = await asyncio.gather(*(_ssh_banner(a) for a in sorted(addresses)))
+    results = await asyncio.gather(*(ssh_answers(a, timeout=2.0) for a in sorted(addresses)))
     return any(results)
-
-
-async def _ssh_banner(address: str, timeout: float = 2.0) -> bool:
-    try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(address, 22), timeout)
-    except (OSError, TimeoutError):
-        return False
-    try:
-        line = await asyncio.wait_for(reader.readline(), timeout)
-        return line.startswith(b"SSH-")
-    except (OSError, TimeoutError):
-        return False
-    finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
 
 
 def _check_resize(previous: SimState, wanted: SimState) -> None:
