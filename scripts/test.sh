@@ -10,7 +10,7 @@ echo "== ruff format --check"; .venv/bin/ruff format --check src tests bench
 echo "== mypy"; .venv/bin/mypy
 echo "== pytest"
 set +e
-.venv/bin/pytest --hypothesis-profile=ci "$@"  # the thorough property tests (conftest.py)
+.venv/bin/pytest --hypothesis-profile=ci --durations=40 "$@"  # thorough property tests (conftest.py); the 40 slowest listed
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then
