@@ -46,7 +46,7 @@ def dask_client(
     """
     from distributed import Client
 
-    from piherd.app.dask_slurm import DaskOnSlurm, DaskOptions
+    from piherd.app.dask_slurm import DaskOnSlurm, DaskOptions, DaskSetupError
     from piherd.services import load
 
     loaded = cluster if isinstance(cluster, Cluster) else load(Path(cluster))
@@ -69,6 +69,10 @@ def dask_client(
         raise
     try:
         client.wait_for_workers(workers, timeout=timeout)
+    except TimeoutError as error:  # say why: Slurm's reason for the jobs still pending
+        queue = session.queue()
+        client.close()
+        raise DaskSetupError(f"{error}; the worker jobs in Slurm:\n{queue}") from None
     except BaseException:
         client.close()
         raise

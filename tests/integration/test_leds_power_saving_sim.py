@@ -85,6 +85,24 @@ def showing(vc: VirtualCluster, node: str, act: set[str], pwr: set[str]) -> Call
 ON, OFF, BLINK = {"255"}, {"0"}, {"0", "255"}
 
 
+def diagnosis(vc: VirtualCluster, path: Path) -> str:
+    """What Slurm and the network looked like, for a failure message."""
+    parts = []
+    for title, argv in (
+        ("scontrol show node", ["scontrol", "show", "node", "-o"]),
+        ("slurmctld.log", ["tail", "-n", "60", "/var/log/slurm/slurmctld.log"]),
+        ("head addresses", ["ip", "-br", "addr"]),
+        ("head neighbours", ["ip", "neigh"]),
+    ):
+        parts.append(f"== {title}\n{head(path, *argv, check=False)}")
+    for node in ("node02", "node03"):
+        argv = [piherd(), "run", "-f", str(path), "--sudo", node, "--"]
+        argv += ["sh", "-c", "ip -br addr; tail -n 30 /var/log/slurm/slurmd.log"]
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+        parts.append(f"== {node}\n{out.stdout}{out.stderr}")
+    return "\n".join(parts)
+
+
 @pytest.fixture(scope="module")
 def cluster(
     sim_cm: Callable[..., AbstractContextManager[VirtualCluster]],
@@ -203,7 +221,10 @@ def test_idle_node_is_powered_off_and_a_job_powers_it_on(
             for s in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL")
         )
 
-    wait_for(finished, 400, f"job {job} on node03 finished")
+    try:
+        wait_for(finished, 400, f"job {job} on node03 finished")
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n{diagnosis(vc, path)}") from None
     info = head(path, "scontrol", "show", "job", "-o", job)
     assert "JobState=COMPLETED" in info and "ExitCode=0:0" in info, info
     assert vc.powered("node03")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import importlib
 import os
+import select
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -75,8 +77,18 @@ def on_a_terminal(argv: list[str], cwd: Path, answer: bytes, wait_for: bytes) ->
         screen += chunk
     proc.stdin.write(answer)
     proc.stdin.flush()
-    rest, _ = proc.communicate(timeout=30)
-    return proc.returncode, (screen + rest).decode(errors="replace")
+    # Read to the end before closing stdin: script(1) turns its stdin's end into a Ctrl-D
+    # on the terminal, which could reach the prompt before the Ctrl-C's signal does.
+    deadline = time.monotonic() + 30
+    while True:
+        wait = max(0.0, deadline - time.monotonic())
+        assert select.select([proc.stdout], [], [], wait)[0], f"still running: {screen!r}"
+        chunk = os.read(proc.stdout.fileno(), 1024)
+        if not chunk:
+            break
+        screen += chunk
+    proc.stdin.close()
+    return proc.wait(timeout=30), screen.decode(errors="replace")
 
 
 def test_ctrl_c_exits_130_end_of_input_1(tmp_path: Path) -> None:

@@ -222,8 +222,9 @@ class DaskOnSlurm:
         return f"tcp://127.0.0.1:{self.local_port}"
 
     async def _head(self) -> SshTransport:
-        self._pool = ConnectionPool(self.cluster)
-        await self._pool.__aenter__()
+        if self._pool is None:  # one connection for the whole session
+            self._pool = ConnectionPool(self.cluster)
+            await self._pool.__aenter__()
         transport = await self._pool.get(self.cluster.head.name)
         if not isinstance(transport, SshTransport):
             raise DaskSetupError("the head is not reached over SSH")
@@ -285,6 +286,19 @@ class DaskOnSlurm:
         host, port = self.scheduler.removeprefix("tcp://").rsplit(":", 1)
         self._listener = await t.connection.forward_local_port("127.0.0.1", 0, host, int(port))
         self.local_port = self._listener.get_port()
+
+    def queue(self) -> str:
+        """Slurm's view of the worker jobs (`squeue`: id, state, reason or nodes), for an
+        error message when they do not all join."""
+        try:
+            return self._call(self._queue(), 60)
+        except (TimeoutError, DaskSetupError, OSError, asyncssh.Error) as error:
+            return f"(squeue failed: {error})"
+
+    async def _queue(self) -> str:
+        t = await self._head()
+        argv = ["squeue", "-h", "-n", self.job_name, "-o", "%i %T %R"]
+        return (await self._run(t, argv, "squeue")).strip() or "(no jobs)"
 
     async def _drain(self, stream: asyncssh.SSHReader[str]) -> None:
         """Keep reading so the remote process never blocks on a full pipe."""
