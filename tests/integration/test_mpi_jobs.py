@@ -8,6 +8,7 @@ the jobs after slurmctld restarts. One cluster serves the module; tests run in o
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -117,11 +118,18 @@ def test_mpiexec_machinefile_from_the_head_as_the_admin_user(cluster: Cluster) -
 def test_sacct_lists_the_jobs_after_slurmctld_restarts(cluster: Cluster) -> None:
     ok, _, err = head_run(cluster, "systemctl restart slurmctld.service", sudo=True)
     assert ok, err
-    ok, out, err = head_run(cluster, "sacct -X -n -P -o jobname,state,nodelist -S 00:00")
-    assert ok, err
-    rows = {tuple(line.split("|")) for line in out.splitlines()}
     workers = fold([n.name for n in cluster.compute_nodes])
-    assert ("mpj-pmix", "COMPLETED", workers) in rows, rows
-    assert ("mpj-dies", "FAILED", workers) in rows, rows
+    wanted = {("mpj-pmix", "COMPLETED", workers), ("mpj-dies", "FAILED", workers)}
+    # slurmctld hands job records to slurmdbd in the background, and sends what it held
+    # at shutdown once it runs again: the records arrive a moment after the restart.
+    deadline = time.monotonic() + 120
+    while True:
+        ok, out, err = head_run(cluster, "sacct -X -n -P -o jobname,state,nodelist -S 00:00")
+        assert ok, err
+        rows = {tuple(line.split("|")) for line in out.splitlines()}
+        if wanted <= rows or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert wanted <= rows, rows
     ok, out, err = head_run(cluster, "sreport -n -P cluster utilization")
     assert ok, err

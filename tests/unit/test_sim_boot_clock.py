@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -26,3 +27,22 @@ def test_uptime_in_the_nodes_time_namespace_starts_near_zero() -> None:
         check=True,
     ).stdout
     assert float(out.split()[0]) < min(host, 60.0)
+
+
+@pytest.mark.root
+def test_a_node_never_seems_to_have_booted_before_its_power_on() -> None:
+    """Slurm takes boot time as now - uptime (whole seconds) and ignores a node that seems
+    to have booted before Slurm asked for it: the clock must not start early. A clock
+    started a second early (as it once did) fails this in most tries."""
+    assert os.geteuid() == 0, "needs root (unshare --time); run with the root marker"
+    for _ in range(5):
+        asked = int(time.time())  # Slurm's boot_req_time: ResumeProgram called
+        clocks = fresh_boot_clocks()
+        out = subprocess.run(
+            ["unshare", *clocks, "--", "cat", "/proc/uptime"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        booted = int(time.time()) - int(float(out.split()[0]))  # slurmctld's boot_time
+        assert booted >= asked, (booted, asked, clocks)
