@@ -200,6 +200,7 @@ class DaskOnSlurm:
         self.local_port = 0
         self.scheduler = ""
         self.stderr: deque[str] = deque(maxlen=200)
+        self._logs = ""  # the worker jobs' log directory, on the head
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._pool: ConnectionPool | None = None
@@ -260,7 +261,8 @@ class DaskOnSlurm:
             raise DaskSetupError("dask needs the head to be the storage server")
         base_here = f"{export.rstrip('/')}/.piherd/dask/{key}"
         base_nodes = f"{self.storage.mount.rstrip('/')}/.piherd/dask/{key}"
-        await self._run(t, ["mkdir", "-p", f"{base_here}/wheels", f"{base_here}/logs"], "mkdir")
+        self._logs = f"{base_here}/logs"
+        await self._run(t, ["mkdir", "-p", f"{base_here}/wheels", self._logs], "mkdir")
         await self._run(t, ["tar", "-x", "-C", f"{base_here}/wheels"], "copying wheels",
                         input=await asyncio.to_thread(_tar, wheels))  # fmt: skip
         script = build_script(f"{base_here}/wheels", f"{base_here}/venv", requirements)
@@ -298,7 +300,11 @@ class DaskOnSlurm:
     async def _queue(self) -> str:
         t = await self._head()
         argv = ["squeue", "-h", "-n", self.job_name, "-o", "%i %T %R"]
-        return (await self._run(t, argv, "squeue")).strip() or "(no jobs)"
+        queue = (await self._run(t, argv, "squeue")).strip() or "(no jobs in the queue)"
+        # The end of each worker job's log: why a worker that ran did not join.
+        tails = 'for f in "$1"/"$2"-*.err; do [ -e "$f" ] && tail -v -n 8 "$f"; done; :'
+        argv = ["sh", "-c", tails, "sh", self._logs, self.job_name]
+        return f"{queue}\n{await self._run(t, argv, 'reading the worker logs')}"
 
     async def _drain(self, stream: asyncssh.SSHReader[str]) -> None:
         """Keep reading so the remote process never blocks on a full pipe."""
