@@ -19,6 +19,7 @@ import pytest
 
 from piherd.services import load
 from piherd.sim.leftovers import leftovers
+from piherd.sim.names import STATE_ROOT
 from piherd.sim.virtual_cluster import VirtualCluster
 
 SimCM = Callable[..., AbstractContextManager[VirtualCluster]]
@@ -236,7 +237,11 @@ def test_ctrl_c_during_sim_up_says_how_to_go_on(sim_names: set[str]) -> None:
             sim_up,
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
-        time.sleep(1.5)  # nodes are being made
+        nodes = STATE_ROOT / "tsimc" / "nodes"
+        deadline = time.monotonic() + 120
+        while not (nodes.is_dir() and any(nodes.iterdir())):  # nodes are being made
+            assert proc.poll() is None and time.monotonic() < deadline, "no node made"
+            time.sleep(0.1)
         proc.send_signal(signal.SIGINT)
         _out, err = proc.communicate(timeout=120)
         assert proc.returncode == 130, err

@@ -53,3 +53,15 @@ def test_use_cases_are_not_in_the_cli(command: str) -> None:
         "piherd.secrets.render_context",
     )
     assert not [n for n in names if n.startswith(owned)]
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(SRC)))
+def test_no_asyncio_wait_for(path: Path) -> None:
+    """Timeouts use `asyncio.timeout`: on Python 3.11, `asyncio.wait_for` returns the
+    result and drops the cancellation when a Ctrl-C lands as the awaited call finishes,
+    so `piherd sim up` once ran to its end after a Ctrl-C."""
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Attribute) and node.attr == "wait_for":
+            assert not (isinstance(node.value, ast.Name) and node.value.id == "asyncio"), (
+                f"{path.name}:{node.lineno}: asyncio.wait_for"
+            )

@@ -276,7 +276,8 @@ class DaskOnSlurm:
         process = await t.connection.create_process(shlex.join(argv), encoding="utf-8")
         self._process = process
         self._drains.append(asyncio.ensure_future(self._drain(process.stderr)))
-        line = await asyncio.wait_for(process.stdout.readline(), 300)
+        async with asyncio.timeout(300):
+            line = await process.stdout.readline()
         try:
             self.scheduler = json.loads(line)["scheduler"]
         except (ValueError, KeyError, TypeError):
@@ -317,7 +318,8 @@ class DaskOnSlurm:
             if self._process is not None:
                 self._process.stdin.write_eof()
                 try:
-                    await asyncio.wait_for(self._process.wait_closed(), 120)
+                    async with asyncio.timeout(120):
+                        await self._process.wait_closed()
                 except TimeoutError:
                     self._process.terminate()
             if self._listener is not None:

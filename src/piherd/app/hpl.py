@@ -197,7 +197,8 @@ class _Sampler:
         while not stop.is_set():
             await self.once()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.interval)
+                async with asyncio.timeout(self.interval):
+                    await stop.wait()
 
 
 async def _checked(t: Transport, argv: Sequence[str], what: str, **kw: Any) -> str:

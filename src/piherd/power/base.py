@@ -102,7 +102,8 @@ async def run_argv(
     except OSError as exc:
         raise PowerError(f"{what or argv[0]}: cannot run {argv[0]}: {exc.strerror}") from None
     try:
-        out, err = await asyncio.wait_for(process.communicate(), timeout)
+        async with asyncio.timeout(timeout):
+            out, err = await process.communicate()
     except TimeoutError:
         raise PowerError(f"{what or argv[0]}: no answer within {timeout:g} s") from None
     finally:

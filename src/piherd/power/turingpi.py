@@ -98,9 +98,8 @@ class TuringPiDriver(Driver):
     name = "turingpi"
 
     async def _call(self, request: BmcRequest, ctx: DriverContext) -> Any:
-        return await asyncio.wait_for(
-            asyncio.to_thread(_fetch, request, ctx.timeout), ctx.timeout + 1
-        )
+        async with asyncio.timeout(ctx.timeout + 1):
+            return await asyncio.to_thread(_fetch, request, ctx.timeout)
 
     async def on(self, target: Target, ctx: DriverContext) -> None:
         await self._call(power_request(target, ctx, True), ctx)

@@ -46,7 +46,8 @@ async def run(
         stderr=asyncio.subprocess.PIPE,
     )
     try:
-        out, err = await asyncio.wait_for(proc.communicate(input), timeout)
+        async with asyncio.timeout(timeout):
+            out, err = await proc.communicate(input)
     except TimeoutError:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
@@ -81,7 +82,8 @@ async def launch(
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
-    await asyncio.wait_for(starter.wait(), timeout)
+    async with asyncio.timeout(timeout):
+        await starter.wait()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError, ValueError):

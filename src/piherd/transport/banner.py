@@ -13,11 +13,13 @@ import contextlib
 async def ssh_answers(address: str, port: int = 22, timeout: float = 3.0) -> bool:
     """True when something at address:port sends an SSH banner within `timeout` seconds."""
     try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(address, port), timeout)
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(address, port)
     except (OSError, TimeoutError):
         return False
     try:
-        banner = await asyncio.wait_for(reader.readline(), timeout)
+        async with asyncio.timeout(timeout):
+            banner = await reader.readline()
         return banner.startswith(b"SSH-")
     except (OSError, TimeoutError):
         return False
