@@ -89,8 +89,9 @@ def test_sigterm_stops_the_remote_commands_like_ctrl_c(vc: VirtualCluster) -> No
     script = 'case "$(hostname)" in node01) echo head;; *) exec sleep 317;; esac'
     process = start(vc, "run", "@all", "--", script)
     try:
-        deadline = time.monotonic() + 30
-        while remote_sleepers(vc).count("sleep 317") < 2 and time.monotonic() < deadline:
+        deadline = time.monotonic() + 120
+        while remote_sleepers(vc).count("sleep 317") < 2:
+            assert time.monotonic() < deadline, "the remote commands never started"
             time.sleep(0.5)
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=30)

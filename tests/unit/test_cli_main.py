@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import select
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -63,8 +65,11 @@ def test_inventory_ansible_matches_groups_ansible(tmp_path: Path) -> None:
     assert runner.invoke(cli, ["inventory", "-f", str(example)]).exit_code == 2
 
 
-def on_a_terminal(argv: list[str], cwd: Path, answer: bytes, wait_for: bytes) -> tuple[int, str]:
-    """Run argv on a pseudo-terminal (script(1)); type `answer` once `wait_for` shows."""
+def on_a_terminal(
+    argv: list[str], cwd: Path, answer: bytes | signal.Signals, wait_for: bytes
+) -> tuple[int, str]:
+    """Run argv on a pseudo-terminal (script(1)); once `wait_for` shows, type `answer`
+    or send it (a signal) to the program."""
     proc = subprocess.Popen(
         ["script", "-qec", shlex.join(argv), "/dev/null"], cwd=cwd,
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -75,8 +80,11 @@ def on_a_terminal(argv: list[str], cwd: Path, answer: bytes, wait_for: bytes) ->
         chunk = os.read(proc.stdout.fileno(), 1024)
         assert chunk, f"ended before {wait_for!r}: {screen!r}"
         screen += chunk
-    proc.stdin.write(answer)
-    proc.stdin.flush()
+    if isinstance(answer, bytes):
+        proc.stdin.write(answer)
+        proc.stdin.flush()
+    else:
+        os.kill(_descendant(proc.pid, argv[0]), answer)
     # Read to the end before closing stdin: script(1) turns its stdin's end into a Ctrl-D
     # on the terminal, which could reach the prompt before the Ctrl-C's signal does.
     deadline = time.monotonic() + 30
@@ -99,4 +107,24 @@ def test_ctrl_c_exits_130_end_of_input_1(tmp_path: Path) -> None:
     assert (rc, screen.splitlines()[-1].strip()) == (130, "piherd: interrupted"), screen
     rc, screen = on_a_terminal([piherd, "init"], tmp_path, b"\x04", b"--nodes")
     assert (rc, "Aborted!" in screen) == (1, True), screen
+    assert list(tmp_path.iterdir()) == []
+
+
+def _descendant(pid: int, program: str) -> int:
+    """The process under `pid` (script(1), maybe a shell) that runs `program`."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    for child in map(int, children):
+        if program.encode() in Path(f"/proc/{child}/cmdline").read_bytes():
+            return child
+        with contextlib.suppress(StopIteration):
+            return _descendant(child, program)
+    raise StopIteration(program)
+
+
+def test_sigterm_takes_ctrl_cs_path_from_the_start(tmp_path: Path) -> None:
+    """SIGTERM (systemd, timeout(1)) exits 130 like Ctrl-C even where no remote work runs
+    yet, here at `piherd init`'s first question."""
+    piherd = str(Path(sys.executable).parent / "piherd")
+    rc, screen = on_a_terminal([piherd, "init"], tmp_path, signal.SIGTERM, b"--nodes")
+    assert (rc, screen.splitlines()[-1].strip()) == (130, "piherd: interrupted"), screen
     assert list(tmp_path.iterdir()) == []

@@ -8,6 +8,7 @@ import sys
 import click
 
 from piherd import __version__
+from piherd.cli.terminate import sigterm_as_interrupt
 
 # Sub-command name -> (module defining `command`, one-line help for `piherd --help`).
 # Modules are imported only when their command runs: `piherd check` must not pay for
@@ -88,7 +89,8 @@ def main() -> None:
     no setting for that, so errors are shown here the way click shows them.
     """
     try:
-        status = cli.main(prog_name="piherd", standalone_mode=False)
+        with sigterm_as_interrupt():  # from the first moment, not only while nodes work
+            status = cli.main(prog_name="piherd", standalone_mode=False)
     except click.exceptions.Abort as exc:
         # Raised from a KeyboardInterrupt, or (click's prompts) while handling one.
         interrupted = isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt)
