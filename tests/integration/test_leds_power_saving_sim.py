@@ -194,7 +194,7 @@ def test_identify_blinks_until_stopped(cluster: tuple[VirtualCluster, Path]) -> 
     finally:
         identify.send_signal(signal.SIGINT)
         try:
-            identify.wait(30)
+            identify.wait(60)  # it removes the flag on the node first
         except subprocess.TimeoutExpired:  # never leave it blinking after the test
             identify.kill()
             identify.wait(10)
