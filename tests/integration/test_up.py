@@ -281,11 +281,18 @@ def test_ctrl_c_mid_up(sim: VirtualCluster, cluster: Cluster) -> None:
     gone = on(cluster, [victim], ["apt-get", "remove", "-y", "-q", "python3-mpi4py"], sudo=True)
     assert gone[victim].rc == 0, gone[victim]
     # dpkg's lock held on the node: apt-get waits, so the Ctrl-C surely lands mid-install.
+    held = "/run/piherd-test-dpkg-lock-held"
     hold = ("import fcntl, time; f = open('/var/lib/dpkg/lock-frontend', 'w'); "
-            "fcntl.lockf(f, fcntl.LOCK_EX); time.sleep(120)")  # fmt: skip
+            f"fcntl.lockf(f, fcntl.LOCK_EX); open('{held}', 'w').close(); "
+            "time.sleep(120)")  # fmt: skip
     locker = on(cluster, [victim], ["sh", "-c", 'setsid python3 -c "$1" >/dev/null 2>&1 & echo $!',
                                     "sh", hold], sudo=True)[victim]  # fmt: skip
     assert locker.rc == 0 and locker.stdout.strip().isdigit(), locker
+    # Held before `up` starts (a slow python3 start would let apt-get in first).
+    deadline = time.monotonic() + 60
+    while on(cluster, [victim], ["test", "-e", held])[victim].rc != 0:
+        assert time.monotonic() < deadline, "the dpkg lock was never taken"
+        time.sleep(0.5)
     proc = subprocess.Popen(
         [*PIHERD, "up", "-f", str(sim.cluster_file), "--json"],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -310,6 +317,7 @@ def test_ctrl_c_mid_up(sim: VirtualCluster, cluster: Cluster) -> None:
             proc.kill()
             proc.wait()
         on(cluster, [victim], ["kill", locker.stdout.strip()], sudo=True)
+        on(cluster, [victim], ["rm", "-f", held], sudo=True)
     assert waiting, f"no 'letting the package install finish' (rc={proc.returncode}): {err}"
     summary = json.loads(out.splitlines()[-1])
     assert proc.returncode == 130, err
