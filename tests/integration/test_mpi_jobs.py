@@ -8,6 +8,7 @@ the jobs after slurmctld restarts. One cluster serves the module; tests run in o
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -133,3 +134,37 @@ def test_sacct_lists_the_jobs_after_slurmctld_restarts(cluster: Cluster) -> None
     assert wanted <= rows, rows
     ok, out, err = head_run(cluster, "sreport -n -P cluster utilization")
     assert ok, err
+
+
+def test_a_logout_keeps_a_running_jobs_shared_memory(sim: VirtualCluster, cluster: Cluster) -> None:
+    """logind deletes a user's /dev/shm objects at their last logout (RemoveIPC=yes by
+    default); jobs run outside login sessions, so piherd turns that off on compute nodes.
+    Without it, this logout deletes the job's file (and Dask's workers died of it)."""
+    node = cluster.compute_nodes[0].name
+    marker = "/dev/shm/piherd-ipc-test"
+    job = f"touch {marker}; sleep 300"
+    ok, _, err = head_run(cluster, f"sbatch --parsable -w {node} -J mpj-ipc --wrap '{job}'")
+    assert ok, err
+
+    def root(command: str) -> bool:  # as root from outside the node: no login session
+        argv = [*sim.shell_argv(node), "-c", command]
+        return subprocess.run(argv, capture_output=True, timeout=60, check=False).returncode == 0
+
+    def there() -> bool:
+        return root(f"test -e {marker}")
+
+    try:
+        deadline = time.monotonic() + 120
+        while not there():
+            assert time.monotonic() < deadline, "the job never made its file"
+            time.sleep(1)
+        logout = on(cluster, [node], ["true"])[node]  # the admin logs in and out
+        assert logout.ok, logout
+        # logind cleans up once the user's last session has closed: wait for that.
+        deadline = time.monotonic() + 60
+        while root(f"loginctl show-user {cluster.admin_user} >/dev/null 2>&1"):
+            assert time.monotonic() < deadline, "the admin's login never ended"
+            time.sleep(1)
+        assert there(), "the logout deleted the running job's shared memory"
+    finally:
+        head_run(cluster, "scancel -n mpj-ipc")

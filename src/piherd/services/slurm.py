@@ -32,6 +32,7 @@ CGROUP_UNIT = "piherd-cgroup-v1.service"
 CGROUP_SCRIPT = "/usr/local/lib/piherd/cgroup-v1-mount"
 CGROUP_CONTROLLERS = ("freezer", "cpuset", "memory", "devices")
 MUNGE_KEY = "/etc/munge/munge.key"
+LOGIND_DROPIN = "/etc/systemd/logind.conf.d/piherd-slurm.conf"
 PARTITION_KEYS = ("name", "nodes", "default", "max_time")
 # Slurm time limits: minutes, [days-]hours:minutes[:seconds], or no limit.
 _MAX_TIME = re.compile(r"(INFINITE|UNLIMITED|\d+|\d+:\d{2}(:\d{2})?|\d+-\d+(:\d{2}){0,2})")
@@ -131,6 +132,8 @@ def render(cluster: Cluster, node: Node, ctx: RenderContext) -> dict[str, FileSp
     specs = [replace(conf, restarts=daemons), replace(cgroup, restarts=daemons), munge]
     if cgroup_mode(cluster) == "private-v1" and node.compute:
         specs += ctx.shared(cluster, "cgroup-mount", lambda: _cgroup_mount(cluster))
+    if node.compute:
+        specs.append(ctx.shared(cluster, "logind", lambda: _keep_jobs_ipc(cluster)))
     if settings_of(cluster).accounting:
         specs += slurm_accounting.render(cluster, node)
     return {s.path: s for s in specs}
@@ -196,6 +199,27 @@ def slurm_conf(cluster: Cluster, ctx: RenderContext) -> list[str]:
             f"Default={'YES' if part.default else 'NO'} MaxTime={part.max_time} State=UP"
         )
     return lines + slurm_lines(cluster)
+
+
+def _keep_jobs_ipc(cluster: Cluster) -> FileSpec:
+    """logind's drop-in that keeps a user's shared memory and semaphores at logout.
+
+    Jobs run under slurmd, outside any login session, so with logind's default
+    (RemoveIPC=yes) the last SSH logout of a user on a node deletes what that user's
+    running jobs hold in /dev/shm: MPI's shared-memory transport, Python's
+    multiprocessing locks (Dask's workers died of it on the sim).
+    """
+    return text(
+        cluster,
+        LOGIND_DROPIN,
+        [
+            "[Login]",
+            "# Slurm jobs are not login sessions: a user's logout must not delete the",
+            "# shared memory and semaphores their running jobs use.",
+            "RemoveIPC=no",
+        ],
+        restarts=("systemd-logind.service",),
+    )
 
 
 def _cgroup_conf(cluster: Cluster) -> list[str]:
