@@ -11,6 +11,13 @@ import pytest
 from piherd.sim.pisys import fresh_boot_clocks
 
 
+def uptime_in(clocks: list[str]) -> float:
+    """/proc/uptime's seconds in a time namespace made with `clocks`."""
+    argv = ["unshare", *clocks, "--", "cat", "/proc/uptime"]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    return float(out.split()[0])
+
+
 @pytest.mark.root
 def test_uptime_in_the_nodes_time_namespace_starts_near_zero() -> None:
     """What `sim up`/`revive`/`reset` run a node under: its uptime is its own, not the
@@ -20,13 +27,7 @@ def test_uptime_in_the_nodes_time_namespace_starts_near_zero() -> None:
     with open("/proc/uptime") as handle:
         host = float(handle.read().split()[0])
     assert clocks, f"the host booted {host:.0f} s ago: nothing to offset"
-    out = subprocess.run(
-        ["unshare", *clocks, "--", "cat", "/proc/uptime"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert float(out.split()[0]) < min(host, 60.0)
+    assert uptime_in(clocks) < min(host, 60.0)
 
 
 @pytest.mark.root
@@ -38,11 +39,5 @@ def test_a_node_never_seems_to_have_booted_before_its_power_on() -> None:
     for _ in range(5):
         asked = int(time.time())  # Slurm's boot_req_time: ResumeProgram called
         clocks = fresh_boot_clocks()
-        out = subprocess.run(
-            ["unshare", *clocks, "--", "cat", "/proc/uptime"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        booted = int(time.time()) - int(float(out.split()[0]))  # slurmctld's boot_time
+        booted = int(time.time()) - int(uptime_in(clocks))  # slurmctld's boot_time
         assert booted >= asked, (booted, asked, clocks)
