@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import time
@@ -23,7 +24,7 @@ def test_uptime_in_the_nodes_time_namespace_starts_near_zero() -> None:
     """What `sim up`/`revive`/`reset` run a node under: its uptime is its own, not the
     host's (which a container otherwise shows, however often it is power-cycled)."""
     assert os.geteuid() == 0, "needs root (unshare --time); run with the root marker"
-    clocks = fresh_boot_clocks()
+    clocks = asyncio.run(fresh_boot_clocks())
     with open("/proc/uptime") as handle:
         host = float(handle.read().split()[0])
     assert clocks, f"the host booted {host:.0f} s ago: nothing to offset"
@@ -38,6 +39,6 @@ def test_a_node_never_seems_to_have_booted_before_its_power_on() -> None:
     assert os.geteuid() == 0, "needs root (unshare --time); run with the root marker"
     for _ in range(5):
         asked = int(time.time())  # Slurm's boot_req_time: ResumeProgram called
-        clocks = fresh_boot_clocks()
+        clocks = asyncio.run(fresh_boot_clocks(time.clock_gettime(time.CLOCK_BOOTTIME)))
         booted = int(time.time()) - int(uptime_in(clocks))  # slurmctld's boot_time
         assert booted >= asked, (booted, asked, clocks)

@@ -238,8 +238,9 @@ async def _wait_init(node_dir: Path, timeout: float = 30.0) -> int:
     raise SimError(f"{node_dir.name} did not boot (see {node_dir / 'node.log'})")
 
 
-async def start(state: SimState, node: str, files: SimFiles) -> None:
-    """Power on: mount the card, seed it when fresh, boot systemd in the container."""
+async def start(state: SimState, node: str, files: SimFiles, not_before: float = 0.0) -> None:
+    """Power on: mount the card, seed it when fresh, boot systemd in the container.
+    `not_before`: when the power-on was asked for (CLOCK_BOOTTIME; pisys.fresh_boot_clocks)."""
     base = await ensure_base()
     raise_host_limits()
     names, node_dir = state.names, state.node_dir(node)
@@ -250,7 +251,7 @@ async def start(state: SimState, node: str, files: SimFiles) -> None:
     # Booted in a time namespace of its own (its uptime starts at 0), with /dev/autofs so
     # systemd starts automount units at boot (the shared storage comes back after a
     # power cut, as on a Pi; without it systemd deems automounts "unsupported").
-    clocks = pisys.fresh_boot_clocks()
+    clocks = await pisys.fresh_boot_clocks(not_before)
     argv = [
         *(["unshare", *clocks, "--"] if clocks else []),
         "env", "SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1", "SYSTEMD_NSPAWN_TMPFS_TMP=0",

@@ -63,8 +63,9 @@ def running(node_dir: Path) -> bool:
     return alive(read_pid(node_dir / "child.pid"))
 
 
-async def start(node_dir: Path, node: str, netns: str) -> int:
-    """Boot the node (sshd in its namespaces); its PID."""
+async def start(node_dir: Path, node: str, netns: str, not_before: float = 0.0) -> int:
+    """Boot the node (sshd in its namespaces); its PID. `not_before`: when its power-on
+    was asked for (CLOCK_BOOTTIME), which its uptime must not predate."""
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation dir
     argv = [
         "env",
@@ -74,7 +75,7 @@ async def start(node_dir: Path, node: str, netns: str) -> int:
         f"--net={NETNS_DIR / netns}",
         "--",
         "unshare",
-        *pisys.fresh_boot_clocks(),  # its uptime starts at 0, as after a power-on
+        *await pisys.fresh_boot_clocks(not_before),  # uptime from 0, as after a power-on
         "--uts",
         "--mount",
         "--propagation",

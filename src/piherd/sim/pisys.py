@@ -11,6 +11,7 @@ re-binds every real class entry and binds these three from the tree, so
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from pathlib import Path
@@ -94,24 +95,27 @@ sys.exit(main(sys.argv[1:]))
 '''
 
 
-def fresh_boot_clocks() -> list[str]:
+async def fresh_boot_clocks(not_before: float = 0.0) -> list[str]:
     """`unshare` options for a time namespace whose boot and monotonic clocks start near 0:
     a container shares the host's kernel, so without it /proc/uptime would show the host's
     uptime and never reset on kill/revive/reset, unlike a Pi that was power-cycled.
 
-    The boot clock starts at 0 on the next whole second after this call (unshare takes
-    whole seconds), never before it: Slurm takes a node's boot time as now - uptime and
-    ignores the registrations of a node that seems to have booted before its resume
-    request, so a clock started a second early would leave a node that Slurm's power
-    saving switched on waiting until ResumeTimeout. Waiting up to a second is less than
-    any Pi needs to boot.
+    `not_before` (CLOCK_BOOTTIME): when the node was asked to power on. Its boot clock
+    then starts at the first whole second after that (unshare takes whole seconds),
+    never before: Slurm takes a node's boot time as now - uptime and ignores the
+    registrations of a node that seems to have booted before its resume request, so a
+    clock started early would leave a node Slurm's power saving switched on waiting
+    until ResumeTimeout. Waiting for that second is less than any Pi needs to boot.
     """
     boot = time.clock_gettime(time.CLOCK_BOOTTIME)
     if boot < 2:
         return []
-    offset = math.ceil(boot)
-    while (now := time.clock_gettime(time.CLOCK_BOOTTIME)) < offset:
-        time.sleep(offset - now)
+    offset = math.floor(boot)  # started up to a second ago: fine when nobody asked
+    if not_before:
+        offset = max(offset, math.ceil(not_before))
+        wait = offset - time.clock_gettime(time.CLOCK_BOOTTIME)
+        if wait > 0:
+            await asyncio.sleep(wait + 0.01)  # asyncio may wake a clock tick early
     monotonic = int(time.monotonic())  # never above the monotonic clock: no negative time
     return ["--time", f"--boottime=-{offset}", f"--monotonic=-{monotonic}"]
 

@@ -205,14 +205,16 @@ class VirtualCluster:
                 address = str(self.state.names.address(index))
                 light.prepare(self.state.node_dir(node), address, auth)
 
-    async def _start(self, node: str) -> None:
+    async def _start(self, node: str, asked: float = 0.0) -> None:
+        """Boot `node`; `asked`: when its power-on was asked for (CLOCK_BOOTTIME), 0 when
+        nobody waits for it (its uptime must not predate the request: pisys)."""
         node_dir = self.state.node_dir(node)
         await bridge.nic_on(self.state.names, self._link(node))  # after a power cut
         if self.state.light:
-            await light.start(node_dir, node, self.state.names.netns(node))
+            await light.start(node_dir, node, self.state.names.netns(node), asked)
         else:
             await bridge.forget_addresses(self.state.names, node, "host0")
-            await full.start(self.state, node, self.files)
+            await full.start(self.state, node, self.files, asked)
 
     async def _stop(self, state: SimState, node: str, *, power_cut: bool = False) -> None:
         node_dir = state.node_dir(node)
@@ -283,9 +285,10 @@ class VirtualCluster:
 
     async def power_on(self, node: str) -> None:
         """Power on without waiting for the node to boot (a no-op when it runs)."""
+        asked = time.clock_gettime(time.CLOCK_BOOTTIME)
         if not self._running(self._check(node)):
             pisys.seed(self.state.node_dir(node) / "pi")  # a reboot clears the sticky bits
-            await self._start(node)
+            await self._start(node, asked)
 
     def powered(self, node: str) -> bool:
         """Whether the node has power (its container or namespace runs)."""
