@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 
@@ -38,7 +39,12 @@ def tests_dir() -> Path:
 
 def pytest_configure(config: pytest.Config) -> None:
     """Every test, and every piherd it starts, gets a config dir of its own: the user's
-    current-cluster setting (~/.config/piherd/current) is neither read nor written."""
+    current-cluster setting (~/.config/piherd/current) is neither read nor written.
+
+    Ctrl-C is Python's again: a shell starts background commands (`... &`) with SIGINT
+    ignored, every child inherits that, and the tests that press Ctrl-C on a piherd
+    they start would find it deaf."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     config.stash[_CONFIG_KEY] = tempfile.mkdtemp(prefix="piherd-test-config-")
     os.environ["XDG_CONFIG_HOME"] = config.stash[_CONFIG_KEY]
 
