@@ -89,7 +89,9 @@ def main() -> None:
     no setting for that, so errors are shown here the way click shows them.
     """
     try:
-        with sigterm_as_interrupt():  # from the first moment, not only while nodes work
+        # SIGTERM (systemd stopping the watch service, timeout(1)) takes Ctrl-C's path in
+        # every command, from its first moment.
+        with sigterm_as_interrupt():
             status = cli.main(prog_name="piherd", standalone_mode=False)
     except click.exceptions.Abort as exc:
         # Raised from a KeyboardInterrupt, or (click's prompts) while handling one.

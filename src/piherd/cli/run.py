@@ -23,7 +23,6 @@ from piherd.cli.common import (
     require_utf8,
     select_nodes,
 )
-from piherd.cli.terminate import sigterm_as_interrupt
 from piherd.model import Cluster
 from piherd.runner import fold
 from piherd.transport.base import CommandResult
@@ -124,8 +123,7 @@ def execute(
     try:
         if bar is not None:
             bar.start()
-        with sigterm_as_interrupt():
-            results = asyncio.run(main())
+        results = asyncio.run(main())
     except KeyboardInterrupt:
         interrupted = True
         results = [

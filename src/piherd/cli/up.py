@@ -23,7 +23,6 @@ from piherd.cli.common import (
     load_cluster,
     select_nodes,
 )
-from piherd.cli.terminate import sigterm_as_interrupt
 from piherd.model import Cluster
 from piherd.runner.apply import NodeResult, UpOptions
 from piherd.runner.progress import JsonReporter, LiveReporter, PlainReporter, print_dry_run
@@ -112,7 +111,7 @@ def command(
         live = reporter if isinstance(reporter, LiveReporter) else contextlib.nullcontext()
         results: dict[str, NodeResult] = {}  # filled as nodes go, kept on Ctrl-C
         try:
-            with live, sigterm_as_interrupt():
+            with live:
                 result = asyncio.run(
                     up_cluster(
                         cluster,

@@ -12,7 +12,6 @@ import click
 from piherd.app.cluster_lock import LockBusy, cluster_lock
 from piherd.app.health_rounds import watch_cluster
 from piherd.cli.common import Seconds, cluster_file_option, fail, load_cluster, select_nodes
-from piherd.cli.terminate import sigterm_as_interrupt
 from piherd.health.loop import WatchLog
 from piherd.services.watch_service import render_unit
 
@@ -115,7 +114,7 @@ def command(
             locked.enter_context(cluster_lock(cluster.name, "watch", command="piherd watch"))
         except LockBusy as exc:
             fail(f"piherd watch: {exc}; one watch per cluster", 1)
-    with locked, contextlib.suppress(KeyboardInterrupt), sigterm_as_interrupt():
+    with locked, contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
             watch_cluster(
                 cluster,
