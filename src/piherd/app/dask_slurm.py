@@ -291,21 +291,22 @@ class DaskOnSlurm:
         self.local_port = self._listener.get_port()
 
     def queue(self) -> str:
-        """Slurm's view of the worker jobs (`squeue`: id, state, reason or nodes), for an
-        error message when they do not all join."""
+        """Slurm's view of the worker jobs (`squeue`: id, state, reason or nodes) and the
+        end of their logs, for an error message when they do not all join."""
         try:
             return self._call(self._queue(), 60)
         except (TimeoutError, DaskSetupError, OSError, asyncssh.Error) as error:
             return f"(squeue failed: {error})"
 
     async def _queue(self) -> str:
-        t = await self._head()
-        argv = ["squeue", "-h", "-n", self.job_name, "-o", "%i %T %R"]
-        queue = (await self._run(t, argv, "squeue")).strip() or "(no jobs in the queue)"
-        # The end of each worker job's log: why a worker that ran did not join.
-        tails = 'for f in "$1"/"$2"-*.err; do [ -e "$f" ] && tail -v -n 8 "$f"; done; :'
-        argv = ["sh", "-c", tails, "sh", self._logs, self.job_name]
-        return f"{queue}\n{await self._run(t, argv, 'reading the worker logs')}"
+        # squeue's view of the jobs, then the end of each one's log (why a worker that ran
+        # did not join): one round trip.
+        script = (
+            'q=$(squeue -h -n "$2" -o "%i %T %R"); echo "${q:-(no jobs in the queue)}"\n'
+            'for f in "$1"/"$2"-*.err; do [ -e "$f" ] && tail -v -n 8 "$f"; done; :'
+        )
+        argv = ["sh", "-c", script, "sh", self._logs, self.job_name]
+        return await self._run(await self._head(), argv, "squeue")
 
     async def _drain(self, stream: asyncssh.SSHReader[str]) -> None:
         """Keep reading so the remote process never blocks on a full pipe."""
