@@ -33,8 +33,13 @@ SUSPEND_S = 30
 
 def head(path: Path, *argv: str, check: bool = True) -> str:
     """argv on the head as root, through `piherd run` (the real path); its stdout."""
+    return on_node(path, "node01", *argv, check=check)
+
+
+def on_node(path: Path, node: str, *argv: str, check: bool = True) -> str:
+    """argv on `node` as root, through `piherd run`; its stdout (its error, unchecked)."""
     result = subprocess.run(
-        [piherd(), "run", "-f", str(path), "--json", "--sudo", "node01", "--", *argv],
+        [piherd(), "run", "-f", str(path), "--json", "--sudo", node, "--", *argv],
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -44,7 +49,7 @@ def head(path: Path, *argv: str, check: bool = True) -> str:
     assert lines, f"piherd run printed nothing: {result.stderr}"
     if check:
         assert lines[0]["rc"] == 0 and not lines[0]["error"], f"{argv}: {lines[0]}"
-    return str(lines[0]["stdout"])
+    return str(lines[0]["stdout"] or lines[0]["error"] or "")
 
 
 def slurm_state(path: Path, node: str) -> str:
@@ -96,10 +101,8 @@ def diagnosis(vc: VirtualCluster, path: Path) -> str:
     ):
         parts.append(f"== {title}\n{head(path, *argv, check=False)}")
     for node in ("node02", "node03"):
-        argv = [piherd(), "run", "-f", str(path), "--sudo", node, "--"]
-        argv += ["sh", "-c", "ip -br addr; tail -n 30 /var/log/slurm/slurmd.log"]
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
-        parts.append(f"== {node}\n{out.stdout}{out.stderr}")
+        script = "ip -br addr; tail -n 30 /var/log/slurm/slurmd.log"
+        parts.append(f"== {node}\n{on_node(path, node, 'sh', '-c', script, check=False)}")
     return "\n".join(parts)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import os
 import select
@@ -112,13 +111,14 @@ def test_ctrl_c_exits_130_end_of_input_1(tmp_path: Path) -> None:
 
 def _descendant(pid: int, program: str) -> int:
     """The process under `pid` (script(1), maybe a shell) that runs `program`."""
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    for child in map(int, children):
-        if program.encode() in Path(f"/proc/{child}/cmdline").read_bytes():
-            return child
-        with contextlib.suppress(StopIteration):
-            return _descendant(child, program)
-    raise StopIteration(program)
+    waiting = [pid]
+    while waiting:
+        parent = waiting.pop()
+        for child in map(int, Path(f"/proc/{parent}/task/{parent}/children").read_text().split()):
+            if program.encode() in Path(f"/proc/{child}/cmdline").read_bytes():
+                return child
+            waiting.append(child)
+    raise LookupError(program)
 
 
 def test_sigterm_takes_ctrl_cs_path_from_the_start(tmp_path: Path) -> None:

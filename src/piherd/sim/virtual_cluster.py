@@ -285,8 +285,8 @@ class VirtualCluster:
 
     async def power_on(self, node: str) -> None:
         """Power on without waiting for the node to boot (a no-op when it runs)."""
-        asked = time.clock_gettime(time.CLOCK_BOOTTIME)
         if not self._running(self._check(node)):
+            asked = time.clock_gettime(time.CLOCK_BOOTTIME)
             pisys.seed(self.state.node_dir(node) / "pi")  # a reboot clears the sticky bits
             await self._start(node, asked)
 
