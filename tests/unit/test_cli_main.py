@@ -115,7 +115,8 @@ def _descendant(pid: int, program: str) -> int:
     while waiting:
         parent = waiting.pop()
         for child in map(int, Path(f"/proc/{parent}/task/{parent}/children").read_text().split()):
-            if program.encode() in Path(f"/proc/{child}/cmdline").read_bytes():
+            # An element equal to it: not a shell (`sh -c "PROGRAM ARGS"`) that runs it.
+            if program.encode() in Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0"):
                 return child
             waiting.append(child)
     raise LookupError(program)
