@@ -219,6 +219,18 @@ def test_light_nodes(sim_cm: SimCM) -> None:
         assert tcp_answer(light, "node02") == "silent"
         asyncio.run(light.revive("node02"))
         assert ok(light, "node02", "hostname").strip() == "node02"
+        # No ARP broadcast from a node to reach this machine (1,024 of them flood the
+        # switch): the router's entry is permanent, before a power cut and after it.
+        names = light.state.names
+        assert Path(f"/sys/class/net/{names.bridge}/address").read_text().strip() == (
+            names.router_mac
+        )
+        for node in ("node02", "node03"):
+            neighbours = subprocess.run(
+                ["ip", "-n", names.netns(node), "neigh", "show", str(names.gateway)],
+                capture_output=True, text=True, check=True,
+            ).stdout.split()  # fmt: skip
+            assert neighbours[-2:] == [names.router_mac, "PERMANENT"], (node, neighbours)
         # `sim up --workers 4` on the running 3-worker cluster adds node05, idempotently.
         bigger = VirtualCluster("tsiml", 4, light=True)
         for _ in range(2):

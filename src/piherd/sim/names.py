@@ -149,6 +149,12 @@ class SimNames:
             raise ValueError(f"at most {POOL[1] - POOL[0] + 1} full nodes fit the DHCP pool")
         return self.subnet.network_address + POOL[0] + index
 
+    @property
+    def router_mac(self) -> str:
+        """The switch's own (the router's) MAC: locally administered, fixed per cluster."""
+        digest = _digest("router:" + self.cluster)
+        return "02:" + ":".join(f"{b:02x}" for b in digest[:5])
+
     def mac(self, index: int) -> str:
         tag = _digest(self.cluster)[2]
         return f"{PI4_MAC_PREFIX}:{tag:02x}:{index >> 8:02x}:{index & 0xFF:02x}"
