@@ -35,7 +35,8 @@ async def health_collector(
 ) -> AsyncIterator[HealthCollector]:
     """A HealthCollector over its own connection pool (warm across rounds), closed on exit.
 
-    `timeout` bounds each probe, connecting included; `connect_timeout` defaults to it.
+    `timeout` bounds each probe; `connect_timeout` (default: `timeout`) bounds a node's
+    connection, from when the pool starts its handshake (at most 64 at once).
     `confirm_timeout`: give failed probes a second, TCP-only probe (health/collect.py).
     """
     connect = timeout if connect_timeout is None else connect_timeout

@@ -121,7 +121,7 @@ async def watch_live(
     type=Seconds(0.5),
     default=5.0,
     show_default=True,
-    help="Seconds a node has to answer (connecting included) before it counts as unreachable.",
+    help="Seconds a node has to connect, and then to answer, before it counts as unreachable.",
 )
 def command(
     cluster_file: Path, nodeset: str, as_json: bool, live: bool, interval: float, timeout: float

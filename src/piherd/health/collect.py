@@ -2,8 +2,10 @@
 
 Each node costs one round trip over its pooled (reused) connection; Slurm's view of
 every node comes from one `scontrol show node -o` on the head. A probe that does not
-answer within `timeout` (connect included) marks the node unreachable, and its
-connection is dropped so the next round reconnects instead of waiting on a dead socket.
+connect within the pool's connect timeout (counted from when its handshake starts: a
+cold round of many nodes waits for the pool's handshake slots) or answer within `timeout`
+marks the node unreachable, and its connection is dropped so the next round reconnects
+instead of waiting on a dead socket.
 
 With `confirm_timeout` (the watch sets it), every node whose probe failed gets a second,
 fast probe at once: a plain TCP connection to its SSH port. A node that only is slow
@@ -118,8 +120,9 @@ class HealthCollector:
         limit = timeout or self.timeout
         started = time.monotonic()
         try:
+            transport: Transport = await self.pool.get(name)  # see probe()
+            started = time.monotonic()
             async with asyncio.timeout(limit):
-                transport: Transport = await self.pool.get(name)
                 result = await transport.run(argv, sudo=sudo, timeout=limit)
         except TransportError as exc:
             return exc.reason, "", time.monotonic() - started
@@ -142,11 +145,14 @@ class HealthCollector:
         started = time.monotonic()
         limit = self.timeout
         try:
+            # Connecting has its own deadline, counted from when the pool starts this
+            # node's handshake: a cold round of 1,024 nodes waits its turn for one of the
+            # pool's handshake slots, and that wait must not count against the node.
+            transport: Transport = await self.pool.get(name)
+            self._remember_peer(name, transport)
+            sent = time.time()
+            started = time.monotonic()
             async with asyncio.timeout(limit):
-                transport: Transport = await self.pool.get(name)
-                self._remember_peer(name, transport)
-                sent = time.time()
-                started = time.monotonic()
                 result = await transport.run(probe_argv(asked.mount, asked.units), timeout=limit)
         except TransportError as exc:
             return unreachable(name, exc.reason, time.monotonic() - started), sent
