@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from piherd.model import Cluster
+from piherd.ops.changes import ChangeKind
 from piherd.services import load
 from piherd.services.storage import StorageSettings
 from piherd.sim.virtual_cluster import VirtualCluster
@@ -30,6 +31,7 @@ pytestmark = pytest.mark.sim
 NAME = "tup"
 PIHERD = [str(Path(sys.executable).parent / "piherd")]
 UNITS = ("chrony.service", "munge.service", "slurmctld.service", "slurmd.service")
+UNIT_KINDS = {k.value for k in ChangeKind if k.rank >= ChangeKind.DAEMON_RELOAD.rank}
 
 MPI_JOB = """\
 from mpi4py import MPI
@@ -161,12 +163,22 @@ def cluster(sim: VirtualCluster) -> Cluster:
 
 
 def test_first_up_converges(sim: VirtualCluster, cluster: Cluster) -> None:
+    head = cluster.head.name
     rc, events = piherd_up(sim.cluster_file)
     summary = events[-1]
     failed = {n: v["reason"] for n, v in summary["nodes"].items() if v["status"] == "failed"}
     assert failed == {}
     assert rc == 0
     assert summary["changed"] == 4
+    # The workers install their packages while the head is set up, and start their
+    # units (the head's storage, slurmd) only once it is done.
+    head_done = events.index(next(e for e in events if e["event"] == "node" and e["node"] == head))
+    for worker in [n for n in summary["nodes"] if n != head]:
+        mine = [(i, e["kind"]) for i, e in enumerate(events) if e.get("node") == worker
+                and e["event"] == "change"]  # fmt: skip
+        packages = next(i for i, kind in mine if kind == "packages")
+        first_unit = next(i for i, kind in mine if kind in UNIT_KINDS)
+        assert packages < head_done < first_unit, (worker, packages, head_done, first_unit)
 
 
 def test_static_addresses_hostnames_hosts(cluster: Cluster) -> None:

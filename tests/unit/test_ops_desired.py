@@ -59,3 +59,34 @@ def test_desired_node_from_render() -> None:
     key = next(f for f in head.files if f.path == "/etc/munge/munge.key")
     assert key.secret and key.mode == 0o400 and key.owner == "munge"
     assert nodes["node02"].hostname == "node02"
+
+
+def test_packages_come_from_the_head_through_its_cache_or_its_only_resolver(
+    tmp_path: Path,
+) -> None:
+    """A worker's install waits for the head only when it needs the head to fetch: the
+    package cache, or dnsmasq as the node's only name server."""
+    text = EXAMPLE.read_text()
+
+    def from_head(*edits: tuple[str, str]) -> dict[str, bool]:
+        edited = text
+        for old, new in edits:
+            assert old in edited
+            edited = edited.replace(old, new)
+        path = tmp_path / "cluster.toml"
+        path.write_text(edited)
+        return {n: d.packages_from_head for n, d in DesiredState(SECRETS)(load(path), {}).items()}
+
+    assert not any(from_head().values())
+    cache = (
+        "[services.package_cache]\nenabled = false",
+        "[services.package_cache]\nenabled = true",
+    )
+    assert from_head(cache) == {"node01": False, "node02": True, "node03": True, "node04": True}
+    dnsmasq = (
+        "[services.dnsmasq]\nenabled = false",
+        "[services.dnsmasq]\nenabled = true\ndhcp = false",
+    )
+    assert not any(from_head(dnsmasq).values())  # the router still resolves
+    no_dns = ('dns = ["192.168.1.1"]', "dns = []")
+    assert from_head(dnsmasq, no_dns)["node02"] and not from_head(no_dns)["node02"]

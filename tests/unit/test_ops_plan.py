@@ -9,7 +9,7 @@ from dataclasses import replace
 from piherd.facts.node_facts import FileState, NodeFacts, UnitState
 from piherd.facts.record import NodeRecord
 from piherd.ops.changes import ChangeKind, DesiredDir, DesiredFile, DesiredNode, DesiredUnit
-from piherd.ops.plan import plan_node
+from piherd.ops.plan import head_needed_from, plan_node
 from piherd.ops.removals import plan_removals
 
 HOSTS = DesiredFile("/etc/hosts", b"10.0.0.1 head\n10.0.0.2 node01\n")
@@ -102,6 +102,20 @@ def test_fresh_node_full_plan_in_order() -> None:
     # chrony's file only reloads it, but it is not running: it is started
     assert ("start", "chrony.service") in got
     assert order.index("enable") < order.index("restart")
+
+
+def test_a_node_waits_for_the_head_at_its_first_unit_or_at_packages_from_the_head() -> None:
+    """Files, the hostname, the network move and the packages need nothing from the
+    head; units do (its storage, slurmctld), and packages do through its cache."""
+    plan = plan_node(DESIRED, fresh())
+    order = [c.kind for c in plan.changes]
+    at = head_needed_from(plan, DESIRED)
+    assert order[at] == ChangeKind.DAEMON_RELOAD
+    assert ChangeKind.PACKAGES in order[:at] and ChangeKind.NETWORK in order[:at]
+    assert all(k.rank >= ChangeKind.DAEMON_RELOAD.rank for k in order[at:])
+    cached = replace(DESIRED, packages_from_head=True)
+    assert order[head_needed_from(plan, cached)] == ChangeKind.PACKAGES
+    assert head_needed_from(plan_node(DESIRED, converged()), DESIRED) == 0  # nothing to do
 
 
 def test_only_missing_packages_and_no_update_when_lists_exist() -> None:

@@ -120,6 +120,12 @@ class Service:
         del cluster, node
         return ()
 
+    def packages_from_head(self, cluster: Cluster, node: Node) -> bool:
+        """Whether this service makes `node` fetch its packages through the head (a
+        package cache there): its install then waits for the head's own `up`."""
+        del cluster, node
+        return False
+
     def directories(self, cluster: Cluster, node: Node) -> Sequence[DirSpec]:
         """Directories `node` must have that no package creates."""
         del cluster, node

@@ -24,6 +24,7 @@ class DesiredNode:
     dirs: tuple[DesiredDir, ...] = ()
     files: tuple[DesiredFile, ...] = ()
     units: tuple[DesiredUnit, ...] = ()
+    packages_from_head: bool = False  # through the head's package cache
 
     @property
     def paths(self) -> tuple[str, ...]:

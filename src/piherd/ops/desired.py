@@ -107,6 +107,7 @@ class DesiredState:
                 node=node.name,
                 hostname=node.name,
                 packages=render.node_packages(cluster, node),
+                packages_from_head=render.node_packages_from_head(cluster, node),
                 dirs=render.node_directories(cluster, node),
                 files=tuple(files.values()),
                 units=render.node_units(cluster, node),

@@ -87,6 +87,19 @@ def plan_node(
     return Plan(desired.node, tuple(changes), intent, next_record(desired, facts, changes, changes))
 
 
+def head_needed_from(plan: Plan, desired: DesiredNode) -> int:
+    """Where in a plan (another node's than the head) the head must be done: the first
+    unit change (mounts of the head's storage, slurmd, chrony, daemon-reload before
+    them), or its packages when they come through the head. Everything before (files,
+    the network move, the hostname) runs while the head's own `up` does."""
+    for index, change in enumerate(plan.changes):
+        if change.kind.rank >= ChangeKind.DAEMON_RELOAD.rank:
+            return index
+        if change.kind == ChangeKind.PACKAGES and desired.packages_from_head:
+            return index
+    return len(plan.changes)
+
+
 class _FileChanges:
     """FILE (and NETWORK) changes with their reasons and diffs; remembers what changed."""
 

@@ -4,6 +4,7 @@ from piherd.model.specs import DirSpec, FileSpec, RenderContext, UnitSpec
 from piherd.render.node import (
     node_directories,
     node_packages,
+    node_packages_from_head,
     node_units,
     render_cluster,
     render_node,
@@ -19,6 +20,7 @@ __all__ = [
     "needs_daemon_reload",
     "node_directories",
     "node_packages",
+    "node_packages_from_head",
     "node_units",
     "render_cluster",
     "render_node",

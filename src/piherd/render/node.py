@@ -29,6 +29,11 @@ def node_packages(cluster: Cluster, node: Node) -> tuple[str, ...]:
     return tuple(sorted(wanted))
 
 
+def node_packages_from_head(cluster: Cluster, node: Node) -> bool:
+    """Whether `node` fetches its packages through the head (its package cache)."""
+    return any(s.packages_from_head(cluster, node) for s in cluster.services.enabled())
+
+
 def node_units(cluster: Cluster, node: Node) -> tuple[UnitSpec, ...]:
     """Units of `node` in start order: the services' order, then each service's own."""
     return tuple(u for s in cluster.services.enabled() for u in s.units(cluster, node))

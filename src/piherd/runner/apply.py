@@ -1,4 +1,5 @@
-"""Apply plans over the connection pool: head first, then workers in parallel.
+"""Apply plans over the connection pool: every node at once, each worker waiting for
+the head's apply where it needs the head (ops.plan.head_needed_from).
 
 A node's failure is recorded with its reason and never stops the others. Files go through
 the transport's atomic write (temp file + rename), so Ctrl-C or a dropped connection leaves
@@ -23,7 +24,7 @@ from piherd.model import Cluster
 from piherd.ops import debian
 from piherd.ops.bookkeeping import forget_paths, newly_created, record_to_write
 from piherd.ops.changes import Change, ChangeKind, DesiredNode, Plan
-from piherd.ops.plan import plan_node
+from piherd.ops.plan import head_needed_from, plan_node
 from piherd.ops.removals import parent_paths
 from piherd.runner.fanout import each_node
 from piherd.runner.gather import gather_facts
@@ -232,6 +233,15 @@ async def _shipped(t: Transport, paths: Sequence[str]) -> list[str]:
 Relock = Callable[[str], Awaitable[str | None]]
 
 
+@dataclass(frozen=True)
+class HeadWait:
+    """Where a node's plan waits for the head's own apply (ops.plan.head_needed_from),
+    and the event set when the head is done, failed or not."""
+
+    at: int
+    done: asyncio.Event
+
+
 class _NodeRun:
     """One node's plan being applied: its bookkeeping (owed restarts, the node's record)."""
 
@@ -368,12 +378,14 @@ async def apply_plan(
     options: UpOptions,
     result: NodeResult | None = None,
     relock: Relock | None = None,
+    head: HeadWait | None = None,
 ) -> NodeResult:
     """Apply one node's plan in order; stop at its first failure and record why.
 
     `result` (optional) is filled as changes apply, so it still tells how far the node
     got when the run is cancelled (Ctrl-C): status "interrupted". `relock` takes the
     node's lock again after a change that reconnects on purpose (runner/node_lock.py).
+    `head`: where to wait for the head's own apply to end.
     """
     result = result if result is not None else NodeResult(plan.node)
     result.planned = len(plan.changes)
@@ -382,7 +394,10 @@ async def apply_plan(
     try:
         await run.begin()
         unit_failures: list[str] = []
-        for change in plan.changes:
+        for index, change in enumerate(plan.changes):
+            if head is not None and index == head.at and not head.done.is_set():
+                reporter.phase(plan.node, "waiting for the head")
+                await head.done.wait()
             reporter.change(plan.node, change)
             try:
                 await run.apply(change)
@@ -467,7 +482,8 @@ async def up(
     names: Sequence[str],
     results: dict[str, NodeResult] | None = None,
 ) -> UpResult:
-    """Gather facts, plan and (unless dry-run) apply on `names`: head first, then the rest.
+    """Gather facts, plan and (unless dry-run) apply on `names`; the head's apply goes
+    first where the others need it.
 
     `results` (optional) is filled as nodes start and finish, so the caller still has
     them when the run is cancelled. Each node is locked for the whole run (beside its
@@ -528,17 +544,38 @@ async def _up_locked(
             reporter.done(results[name])
         return UpResult(results, plans, facts)
 
+    head = cluster.head.name
+    head_done = asyncio.Event()
+    waits = {n: HeadWait(head_needed_from(p, desired[n]), head_done) for n, p in plans.items()}
+
     async def one_apply(name: str) -> None:
         count = len(plans[name].changes)
         reporter.phase(name, f"applying {count} change{'' if count == 1 else 's'}")
         results[name] = NodeResult(name)
+        wait = waits[name] if head in plans and name != head else None
         await apply_plan(
-            pool, cluster, plans[name], facts[name], reporter, options, results[name], locks.relock
-        )
+            pool, cluster, plans[name], facts[name], reporter, options, results[name],
+            locks.relock, wait,
+        )  # fmt: skip
 
-    head = cluster.head.name
-    if head in plans:
-        await one_apply(head)
+    async def head_apply() -> None:
+        try:
+            if head in plans:
+                await one_apply(head)
+        finally:
+            head_done.set()
+
+    # The others' packages, files and network move go on while the head is set up; each
+    # waits for it at its first unit (a mount of the head's storage, slurmd) or, when
+    # its packages come through the head, at its packages.
     rest = [n for n in names if n in plans and n != head]
-    await each_node(rest, one_apply, limit=max(1, options.parallel))
+    head_task = asyncio.ensure_future(head_apply())
+    try:
+        await each_node(rest, one_apply, limit=max(1, options.parallel))
+        await head_task
+    finally:
+        if not head_task.done():  # cancelled (Ctrl-C), or a bug in the others' work
+            head_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await head_task
     return UpResult(results, plans, facts)

@@ -181,3 +181,7 @@ class DnsmasqService(Service):
 
     def units(self, cluster: Cluster, node: Node) -> list[UnitSpec]:
         return [UnitSpec("dnsmasq.service")] if node.is_head else []
+
+    def packages_from_head(self, cluster: Cluster, node: Node) -> bool:
+        # The head is the node's only resolver when the LAN lists none of its own.
+        return not node.is_head and not cluster.network.dns

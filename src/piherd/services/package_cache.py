@@ -136,3 +136,6 @@ class PackageCacheService(Service):
 
     def units(self, cluster: Cluster, node: Node) -> list[UnitSpec]:
         return [UnitSpec("apt-cacher-ng.service")] if node.is_head else []
+
+    def packages_from_head(self, cluster: Cluster, node: Node) -> bool:
+        return not node.is_head
