@@ -13,7 +13,10 @@ from typing import Any
 
 import pytest
 
+from piherd.health.collect import HealthCollector
+from piherd.services import load
 from piherd.sim.virtual_cluster import VirtualCluster
+from piherd.transport.pool import ConnectionPool
 
 pytestmark = pytest.mark.sim
 
@@ -109,6 +112,29 @@ def test_power_cut_node_is_an_unreachable_row(sim: tuple[VirtualCluster, Path]) 
     finally:
         asyncio.run(vc.revive("node04"))
     assert by_node(status(path, "--json", "node04"))["node04"]["reachable"] is True
+
+
+def test_a_node_waiting_for_a_handshake_slot_is_not_counted_unreachable(
+    sim: tuple[VirtualCluster, Path],
+) -> None:
+    """A round over more nodes than the pool's handshake slots: a node's deadline starts
+    with its own handshake. Here one slot, held 3 s by a node that lost power, while
+    the probe timeout is 1 s: the nodes queued behind it still answer."""
+    vc, path = sim
+    cluster = load(path)
+
+    async def one_round() -> dict[str, bool]:
+        async with ConnectionPool(cluster, connect_timeout=3, max_concurrent_connects=1) as pool:
+            collector = HealthCollector(cluster, pool, timeout=1)
+            snap = await collector.round(["node02", "node03", "node04"])
+            return {h.node: h.reachable for h in snap.health}
+
+    asyncio.run(vc.kill("node02"))
+    try:
+        reachable = asyncio.run(one_round())
+    finally:
+        asyncio.run(vc.revive("node02"))
+    assert reachable == {"node02": False, "node03": True, "node04": True}
 
 
 def test_bad_nodeset_is_exit_2(sim: tuple[VirtualCluster, Path]) -> None:
