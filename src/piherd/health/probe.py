@@ -46,19 +46,20 @@ while read -r k v rest; do
   case $k in MemTotal:|MemAvailable:) printf '%s %s kB\n' "$k" "$v" ;; esac
 done < /proc/meminfo
 sec df; df -P -k / 2>/dev/null
-sec chrony; chronyc -c tracking 2>/dev/null
+sec chrony; ! command -v chronyc >/dev/null || chronyc -c tracking 2>/dev/null
 sec reboot; [ -e /run/reboot-required ] && echo required
 r=""; read -r r < /proc/sys/kernel/osrelease; printf 'running %s\n' "$r"
 for k in /lib/modules/*; do [ -d "$k" ] && printf 'installed %s\n' "${k##*/}"; done
 # Touch the shared mount point so an automount (x-systemd.automount) comes up; bounded.
 [ -z "$1" ] || timeout 3 stat -c %i "$1/." >/dev/null 2>&1
-awk -v m="$1" '
-  $2 == "/" { root = $4 }
-  m != "" && $2 == m { fs = fs $3 "\n" }
-  END {
-    print "\n@@piherd-health:rootfs@@"; print root
-    print "\n@@piherd-health:storage@@"; if (m == "") print "-"; else printf "%s", fs
-  }' /proc/mounts
+root=""; fs=""
+while read -r dev at type options rest; do
+  [ "$at" = / ] && root=$options
+  [ -n "$1" ] && [ "$at" = "$1" ] && fs="$fs$type
+"
+done < /proc/mounts
+sec rootfs; printf '%s\n' "$root"
+sec storage; if [ -z "$1" ]; then echo -; else printf '%s' "$fs"; fi
 shift
 sec services; [ "$#" -eq 0 ] || systemctl is-active -- "$@" 2>/dev/null
 sec end
