@@ -62,7 +62,10 @@ def changes(tool: str, log: Path) -> tuple[int, int]:
     """(changed, failed) as the tool reports them in its output."""
     text = log.read_text(errors="replace")
     if tool == "piherd":
-        summary = json.loads(text.strip().splitlines()[-1])
+        # stdout's JSON lines and stderr's notes share the log: the summary is the last
+        # JSON line, not the last line.
+        lines = [line for line in text.splitlines() if line.startswith('{"')]
+        summary = json.loads(lines[-1]) if lines else {"nodes": {}, "failed": 9}
         return sum(n["changes"] for n in summary["nodes"].values()), summary["failed"]
     if tool == "ansible":
         rows = ANSIBLE_RECAP.findall(text)
