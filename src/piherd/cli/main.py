@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "init": ("piherd.cli.init", "Write a commented, valid cluster.toml from flags or questions."),
     "check": ("piherd.cli.check", "Validate a cluster file and report every problem at once."),
     "image": ("piherd.cli.image", "Customise Raspberry Pi OS cards per node, host keys made here."),
+    "discover": ("piherd.cli.discover", "Find the Pis on the LAN and match them to nodes by MAC."),
     "render": ("piherd.cli.render", "Write the exact files every node must hold, for review."),
     "up": ("piherd.cli.up", "Bring every node to the configured cluster (idempotent)."),
     "run": ("piherd.cli.run", "Run a command on a node set, outputs folded like clush -b."),

@@ -32,6 +32,8 @@ class Network:
     gateway: IPv4Address | None
     dns: tuple[IPv4Address, ...]
     router_dhcp_pool: tuple[IPv4Address, IPv4Address] | None = None
+    # MAC prefixes `piherd discover` counts as Pis, beside Raspberry Pi's own.
+    pi_mac_prefixes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

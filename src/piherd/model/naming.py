@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
 from typing import Any
 
@@ -9,7 +10,8 @@ from piherd.model.cluster import Network
 from piherd.model.escape import shown
 from piherd.model.reader import Reader
 
-NETWORK_KEYS = ("subnet", "gateway", "dns", "router_dhcp_pool")
+NETWORK_KEYS = ("subnet", "gateway", "dns", "router_dhcp_pool", "pi_mac_prefixes")
+_MAC_PREFIX = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){0,5}")
 NAMING_KEYS = ("prefix", "width", "start", "count", "first_address", "head")
 # Far beyond any real cluster (the Los Alamos one had 750 Pis), low enough that a typo
 # like `count = 1000000` cannot make every command slow.
@@ -105,7 +107,16 @@ def network(reader: Reader, data: dict[str, Any]) -> Network | None:
     if not isinstance(subnet, IPv4Network):
         reader.problem("network.subnet", "IPv6 subnets are not supported", "use an IPv4 subnet")
         return None
-    return Network(subnet, gateway, dns, pool)
+    prefixes = reader.strings(table, "network", "pi_mac_prefixes", ())
+    for prefix in prefixes:
+        if not _MAC_PREFIX.fullmatch(prefix.lower()):
+            reader.problem(
+                "network.pi_mac_prefixes",
+                f"{prefix!r} is not the start of a MAC address",
+                'write one to six hex pairs, e.g. "dc:a6:32"',
+            )
+    good = tuple(p.lower() for p in prefixes if _MAC_PREFIX.fullmatch(p.lower()))
+    return Network(subnet, gateway, dns, pool, good)
 
 
 def _plan_in_bounds(

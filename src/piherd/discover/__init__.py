@@ -1,0 +1,1 @@
+"""Finding the cluster's machines on the LAN: a sweep, the neighbour table, matching to nodes."""
