@@ -20,11 +20,14 @@ KEYFILE = (
 )
 
 
-def put(path: str, mode: str = "644", user: str = "root", name: str | None = None):
+def put(
+    path: str, mode: str = "644", user: str = "root", name: str | None = None,
+    group: str | None = None,
+):  # fmt: skip
     """One rendered file to its place (uploaded only when its sha1 differs)."""
     return files.put(
         name=name or f"File {path}", src=RENDERED + path, dest=path,
-        user=user, group=user, mode=mode,
+        user=user, group=group or user, mode=mode,
     )  # fmt: skip
 
 
@@ -50,6 +53,13 @@ server.shell(
 put("/etc/hosts")
 put("/etc/ssh/ssh_known_hosts")
 put("/etc/ssh/ssh_config.d/piherd.conf")
+# The admin's keys (the cluster key too: mpiexec from node to node) where sshd reads them,
+# in place before the drop-in that names them.
+files.directory(name="Admin keys directory", path="/etc/ssh/piherd/authorized_keys",
+                user="root", group="root", mode="755")  # fmt: skip
+put("/etc/ssh/piherd/authorized_keys/pi")
+put("/etc/piherd/cluster_key", mode="600", user="pi", group="root", name="The cluster key")
+put("/etc/ssh/ssh_config.d/piherd-cluster-key.conf")
 sshd_files = [
     put("/etc/ssh/sshd_config.d/10-piherd-no-password.conf"),
     put("/etc/ssh/sshd_config.d/piherd-keys.conf"),
@@ -130,6 +140,10 @@ if HEAD:
                     _if=any_changed(*slurm_files))  # fmt: skip
     systemd.service(name="slurmctld running", service="slurmctld", running=True, enabled=True)
 else:
+    # A logout must not remove the shared memory of running jobs (RemoveIPC=no).
+    logind = put("/etc/systemd/logind.conf.d/piherd-slurm.conf")
+    systemd.service(name="Restart logind", service="systemd-logind", restarted=True,
+                    _if=logind.did_change)  # fmt: skip
     cgroup_files = [
         put("/usr/local/lib/piherd/cgroup-v1-mount", mode="755"),
         put("/etc/systemd/system/piherd-cgroup-v1.service"),
