@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from piherd.discover.match import Row, State
 from piherd.discover.record import RecordError
 from piherd.model import Cluster
 from piherd.model.escape import shown
+from piherd.model.problems import ConfigError
 
 
 def _row_dict(row: Row) -> dict[str, str | None]:
@@ -147,7 +149,10 @@ class _Session:
     write: bool
 
     def round(self) -> list[Row]:
-        rows = asyncio.run(discover_round(self.cluster, self.targets, timeout=self.timeout))
+        try:
+            rows = asyncio.run(discover_round(self.cluster, self.targets, timeout=self.timeout))
+        except (OSError, subprocess.SubprocessError) as exc:  # no `ip`, too many open files
+            fail(f"piherd discover: the sweep failed: {shown(str(exc))}", 1)
         if self.assigner is not None:
             rows = self._named(rows, self.assigner)
         if self.write:
@@ -170,6 +175,10 @@ class _Session:
             self.cluster = record(self.path, updates)
         except (RecordError, ValueError) as exc:
             fail(f"piherd discover: {self.path}: not written: {shown(str(exc))}")
+        except ConfigError as exc:  # what was found would make the file invalid
+            fail(f"piherd discover: {self.path}: not written, it would read:\n{exc}")
+        except OSError as exc:  # a read-only directory, a full disk: the old file stays
+            fail(f"piherd discover: {self.path}: not written: {shown(str(exc))}", 1)
         for name, values in updates.items():
             fields = ", ".join(f"{k} = {v}" for k, v in values.items())
             click.echo(f"{self.path}: {name}: {fields}", err=True)
