@@ -13,7 +13,7 @@ from scripted_node import ScriptedNode
 
 from piherd.ops import debian
 from piherd.ops.changes import Change, ChangeKind, DesiredDir, DesiredFile
-from piherd.runner.apply import ApplyError, apply_change
+from piherd.runner.apply import ApplyError, apply_change, batches, set_up_units
 from piherd.transport.base import CommandResult
 
 Answer = Callable[[list[str]], CommandResult | None]
@@ -143,3 +143,34 @@ def test_a_failing_unit_reports_its_journal() -> None:
         asyncio.run(apply_change(t, Change(ChangeKind.START, "munge.service", "")))
     assert "systemctl start -- munge.service" in str(caught.value)
     assert t.ran[-1] == debian.journal_tail("munge.service")
+
+
+def test_runs_of_one_set_up_kind_go_in_one_systemctl() -> None:
+    """systemd reloads its configuration once per `systemctl enable`: a node's enables
+    (and masks) go together; a failing batch is retried one by one to name the unit."""
+    plan = [
+        Change(ChangeKind.DAEMON_RELOAD, "systemd", ""),
+        Change(ChangeKind.MASK, "a.service", ""),
+        Change(ChangeKind.ENABLE, "b.service", ""),
+        Change(ChangeKind.ENABLE, "c.service", ""),
+        Change(ChangeKind.START, "b.service", ""),
+        Change(ChangeKind.START, "c.service", ""),
+    ]
+    assert [[c.target for c in batch] for batch in batches(plan)] == [
+        ["systemd"], ["a.service"], ["b.service", "c.service"], ["b.service"], ["c.service"]
+    ]  # fmt: skip
+    together = plan[2:4]
+    t = Scripted()
+    asyncio.run(set_up_units(t, together))
+    assert t.ran == [debian.systemctl_for(ChangeKind.ENABLE, "b.service", "c.service")]
+
+    def no_c(argv: list[str]) -> CommandResult | None:
+        return fails(1, "Unit c.service does not exist") if "c.service" in argv else None
+
+    t = Scripted(no_c)
+    with pytest.raises(ApplyError, match=r"c\.service does not exist"):
+        asyncio.run(set_up_units(t, together))
+    one_by_one = [debian.systemctl_for(ChangeKind.ENABLE, u) for u in ("b.service", "c.service")]
+    assert t.ran[1:3] == one_by_one
+    with pytest.raises(ApplyError, match="not one set-up kind"):
+        asyncio.run(set_up_units(Scripted(), plan[3:5]))

@@ -58,8 +58,9 @@ def _systemctl(verb: str, units: Sequence[str], now: bool = False) -> list[str]:
     return ["systemctl", verb, *(["--now"] if now else []), "--", *units]
 
 
-def systemctl_for(kind: ChangeKind, unit: str) -> list[str]:
-    """The systemctl command of a unit change (UNMASK ... RELOAD); ValueError for others.
+def systemctl_for(kind: ChangeKind, unit: str, *more: str) -> list[str]:
+    """The systemctl command of a unit change (UNMASK ... RELOAD) on one or more units;
+    ValueError for other kinds.
 
     A masked or disabled unit is also stopped (--now): alone, both leave a running unit
     running. RELOAD falls back to a restart for units that cannot reload.
@@ -76,7 +77,8 @@ def systemctl_for(kind: ChangeKind, unit: str) -> list[str]:
     }
     if kind not in verbs:
         raise ValueError(f"{kind} is not a systemctl change")
-    return _systemctl(verbs[kind], [unit], now=kind in (ChangeKind.MASK, ChangeKind.DISABLE))
+    now = kind in (ChangeKind.MASK, ChangeKind.DISABLE)
+    return _systemctl(verbs[kind], [unit, *more], now=now)
 
 
 def systemctl_start(unit: str) -> list[str]:

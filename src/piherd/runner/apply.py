@@ -150,6 +150,31 @@ async def _unit(t: Transport, change: Change) -> None:
         raise ApplyError(f"{exc}; journal: {log}" if log else str(exc)) from exc
 
 
+async def set_up_units(t: Transport, changes: Sequence[Change]) -> None:
+    """Several changes of one set-up kind (enable, mask...) in one systemctl: systemd
+    reloads its whole configuration once per enable or mask, not once per unit. When the
+    batch fails, one at a time, so the error names the unit."""
+    kind = changes[0].kind
+    if not kind.sets_up_unit or any(c.kind != kind for c in changes):
+        raise ApplyError(f"not one set-up kind: {[c.kind.value for c in changes]}")
+    try:
+        await run_checked(t, debian.systemctl_for(kind, *(c.target for c in changes)))
+    except ApplyError:
+        for change in changes:
+            await _unit(t, change)
+
+
+def batches(changes: Sequence[Change]) -> list[list[Change]]:
+    """A plan's changes in apply order, runs of one set-up kind (enable, mask...) grouped."""
+    out: list[list[Change]] = []
+    for change in changes:
+        if out and change.kind.sets_up_unit and out[-1][0].kind == change.kind:
+            out[-1].append(change)
+        else:
+            out.append([change])
+    return out
+
+
 async def _write_file(t: Transport, change: Change) -> None:
     await write_desired_file(t, change.files[0])
 
@@ -394,11 +419,19 @@ async def apply_plan(
     try:
         await run.begin()
         unit_failures: list[str] = []
-        for index, change in enumerate(plan.changes):
-            if head is not None and index == head.at and not head.done.is_set():
+        index = 0
+        for batch in batches(plan.changes):
+            index += len(batch)
+            if head is not None and head.at < index and not head.done.is_set():
                 reporter.phase(plan.node, "waiting for the head")
                 await head.done.wait()
-            reporter.change(plan.node, change)
+            for change in batch:
+                reporter.change(plan.node, change)
+            if len(batch) > 1:
+                await set_up_units(await run.transport(), batch)
+                result.applied.extend(batch)
+                continue
+            change = batch[0]
             try:
                 await run.apply(change)
             except ApplyError as exc:
