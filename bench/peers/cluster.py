@@ -91,11 +91,24 @@ def _file_sums(setup: Setup, node: Node, manifest: dict) -> str:  # type: ignore
     return f"{node.name}: differs {bad}" if bad else ""
 
 
+def _packages(setup: Setup, node: Node, manifest: dict) -> str:  # type: ignore[type-arg]
+    """The render's packages that are not installed on the node, or ''."""
+    wanted = manifest["nodes"][node.name]["packages"]
+    query = "dpkg-query -W -f '${Package} ${db:Status-Status}\\n' " + " ".join(
+        shlex.quote(p) for p in wanted
+    )
+    _, out = ssh(setup, node, query)
+    installed = {line.split()[0] for line in out.splitlines() if line.endswith(" installed")}
+    missing = sorted(set(wanted) - installed)
+    return f"{node.name}: packages not installed {missing}" if missing else ""
+
+
 def verify(setup: Setup, nodes: list[Node], timeout: float = 180) -> Check:
-    """Same files as the render on every node, /cluster mounted on every node, Slurm's
+    """Same files and packages as the render on every node, /cluster mounted on every node, Slurm's
     workers idle and `srun -N<workers> hostname` answered by every worker."""
     manifest = json.loads((setup.render_dir / "manifest.json").read_text())
     problems = [p for p in (_file_sums(setup, n, manifest) for n in nodes) if p]
+    problems += [p for p in (_packages(setup, n, manifest) for n in nodes) if p]
     for node in nodes:
         rc, out = ssh(setup, node, "findmnt -n -o FSTYPE /cluster")
         if rc != 0:

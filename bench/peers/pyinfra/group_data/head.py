@@ -1,6 +1,6 @@
 """The head's packages."""
 
 cluster_packages = [
-    "chrony", "libopenmpi-dev", "munge", "openmpi-bin", "python3-mpi4py", "slurm-client",
-    "slurmctld",
+    "chrony", "libopenmpi-dev", "libpmix-dev", "munge", "openmpi-bin", "python3-mpi4py",
+    "slurm-client", "slurmctld",
 ]  # fmt: skip
