@@ -79,8 +79,10 @@ def command(
     """Configure NODESET (default @all): packages, files, services, in dependency order.
 
     \b
-    The head goes first (time, storage export, DNS/DHCP, package cache, munge,
-    slurmctld), then the workers in parallel (time, storage mount, munge, slurmd).
+    Every node at once: the workers write files, move to their address and install
+    packages while the head sets up time, storage export, DNS/DHCP, package cache,
+    munge and slurmctld; they wait for the head before their own units (time,
+    storage mount, munge, slurmd), and before packages fetched through the head.
     Only what differs is changed; a second run changes nothing. What piherd created
     and no longer renders (files, units it started) is removed; packages with --purge.
     One `up` of a cluster at a time: a second waits for the first (--wait) and says
