@@ -126,7 +126,7 @@ def section(samples: list[dict], args: argparse.Namespace, notes: str) -> str:  
         f"`piherd sim up --name {args.name} --workers {args.workers}` (full nodes: head + "
         f"{args.workers}), packages from the sim's warm apt-cacher-ng.",
         "", f"Command: `{command}`", "",
-        *table(samples), "", *ratios(samples), "", notes.strip(), "",
+        *table(samples), "", *ratios(samples), "", notes.strip(), "", "",
     ])  # fmt: skip
 
 
