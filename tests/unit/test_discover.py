@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import socket
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from piherd.discover.match import Found, State, match
 from piherd.discover.neighbours import parse_neighbours
 from piherd.discover.pi_macs import is_pi
 from piherd.discover.record import RecordError, with_found
-from piherd.discover.sweep import Answer
+from piherd.discover.sweep import Answer, sweep
 from piherd.model.problems import ConfigError
 from piherd.services import load
 
@@ -152,3 +154,19 @@ def test_pi_mac_prefixes_are_checked(tmp_path: Path) -> None:
     edit = (pool, pool + '\npi_mac_prefixes = ["00:11:22", "00:1\\n"]')
     with pytest.raises(ConfigError, match=r"network\.pi_mac_prefixes"):
         cluster_with(tmp_path, "", edit)
+
+
+def test_sweep_tells_a_listener_from_a_refusal() -> None:
+    """Real sockets on this machine: one listening, one closed. (Silence, a powered-off
+    node, is tested on the sim: test_discover_sim.py.)"""
+    listener = socket.create_server(("127.0.0.1", 0))
+    closed = socket.create_server(("127.0.0.1", 0))
+    port, closed_port = listener.getsockname()[1], closed.getsockname()[1]
+    closed.close()
+    try:
+        here = asyncio.run(sweep([A("127.0.0.1")], port, timeout=2))
+        refused = asyncio.run(sweep([A("127.0.0.1")], closed_port, timeout=2))
+    finally:
+        listener.close()
+    local = A("127.0.0.1")
+    assert (here, refused) == ({local: Answer.SSH}, {local: Answer.REFUSED})

@@ -10,7 +10,7 @@ from pathlib import Path
 from piherd.discover.match import Found, Row, State, home_addresses, match
 from piherd.discover.neighbours import neighbour_table
 from piherd.discover.record import replace_text, with_found
-from piherd.discover.sweep import sweep
+from piherd.discover.sweep import Answer, sweep
 from piherd.model import Cluster
 from piherd.services import load
 
@@ -48,7 +48,15 @@ async def discover_round(
     ports = list(dict.fromkeys((SSH_PORT, cluster.ssh_port)))
     answers = await sweep(targets, ports[0], timeout=timeout)
     for port in ports[1:]:  # a node piherd set up may listen elsewhere
-        answers.update(await sweep([a for a in targets if a not in answers], port, timeout=timeout))
+        again = [a for a in targets if answers.get(a) != Answer.SSH]
+        later = await sweep(again, port, timeout=timeout)
+        answers.update(
+            {
+                a: answer
+                for a, answer in later.items()
+                if answers.get(a) is None or answer == Answer.SSH
+            }
+        )
     wanted = set(targets)
     found = [
         Found(address, seen.mac, answers.get(address))
