@@ -121,8 +121,9 @@ class Service:
         return ()
 
     def packages_from_head(self, cluster: Cluster, node: Node) -> bool:
-        """Whether this service makes `node` fetch its packages through the head (a
-        package cache there): its install then waits for the head's own `up`."""
+        """Whether this service makes `node` need the head to fetch its packages (a
+        package cache there, or the head as its only name server): its install then
+        waits for the head's own `up`."""
         del cluster, node
         return False
 

@@ -24,7 +24,7 @@ class DesiredNode:
     dirs: tuple[DesiredDir, ...] = ()
     files: tuple[DesiredFile, ...] = ()
     units: tuple[DesiredUnit, ...] = ()
-    packages_from_head: bool = False  # through the head's package cache
+    packages_from_head: bool = False  # its package cache, or it is the only resolver
 
     @property
     def paths(self) -> tuple[str, ...]:

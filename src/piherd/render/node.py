@@ -30,7 +30,7 @@ def node_packages(cluster: Cluster, node: Node) -> tuple[str, ...]:
 
 
 def node_packages_from_head(cluster: Cluster, node: Node) -> bool:
-    """Whether `node` fetches its packages through the head (its package cache)."""
+    """Whether `node` needs the head to fetch its packages (Service.packages_from_head)."""
     return any(s.packages_from_head(cluster, node) for s in cluster.services.enabled())
 
 
