@@ -9,9 +9,10 @@ from pathlib import Path
 
 from piherd.discover.match import Found, Row, State, home_addresses, match
 from piherd.discover.neighbours import neighbour_table
-from piherd.discover.record import replace_text, with_found
+from piherd.discover.record import with_found
 from piherd.discover.sweep import Answer, sweep
 from piherd.model import Cluster
+from piherd.model.writefile import replace_text
 from piherd.services import load
 
 SSH_PORT = 22  # a fresh Raspberry Pi OS listens here, whatever the cluster moves it to
@@ -96,14 +97,9 @@ def named(rows: Sequence[Row], names: Mapping[str, str]) -> Iterator[Row]:
 
 
 def record(path: Path, updates: Mapping[str, Mapping[str, str]]) -> Cluster:
-    """Store `updates` in the cluster file; the new file is loaded (checked) before it
-    replaces the old one. Returns the cluster as the new file describes it."""
+    """Store `updates` in the cluster file: the new text is loaded (checked) before it
+    replaces the old file. Returns the cluster as the new file describes it."""
+    loaded: list[Cluster] = []
     text = with_found(path.read_text(encoding="utf-8"), updates)
-    staged = path.with_name(f".{path.name}.discover")
-    try:
-        staged.write_text(text, encoding="utf-8")
-        cluster = load(staged)
-    finally:
-        staged.unlink(missing_ok=True)
-    replace_text(path, text)
-    return cluster
+    replace_text(path, text, check=lambda staged: loaded.append(load(staged)))
+    return loaded[0]

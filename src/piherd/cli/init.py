@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from collections.abc import Callable
 from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
 from pathlib import Path
@@ -17,6 +15,7 @@ from piherd.model import ConfigError, fold
 from piherd.model.cluster import OS_RELEASES
 from piherd.model.naming import MAX_START
 from piherd.model.template import Answers, cluster_toml, default_first
+from piherd.model.writefile import replace_text
 from piherd.services import SERVICES, loads
 
 T = TypeVar("T")
@@ -99,20 +98,6 @@ def _ask(value: T | None, prompt: str, convert: Callable[[Any], T | None], defau
         answer = convert(click.prompt(prompt, default=default))
         if answer is not None:
             return answer
-
-
-def _write(path: Path, text: str) -> None:
-    """Write atomically: a temporary file in the same directory, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 def _service_options(command: Callable[..., None]) -> Callable[..., None]:
@@ -198,7 +183,8 @@ def command(path: Path, **flags: Any) -> None:
             "piherd init: these values do not make a valid cluster; nothing written\n"
             + "\n".join(lines)
         )
-    _write(path, text)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    replace_text(path, text, mode=0o644)
     click.echo(
         f"wrote {path}: cluster {cluster.name!r}, {len(cluster.nodes)} nodes "
         f"({fold(n.name for n in cluster.nodes)}) on {cluster.nodes[0].address}-"

@@ -1,18 +1,15 @@
 """What discover found, written into cluster.toml: `mac` and `bootstrap_address` of each
 node, in its `[[nodes]]` entry (added when the node has none), comments and layout kept.
 
-The new text is checked by loading it before it replaces the file, so a write never
-leaves a cluster.toml that piherd refuses; the file is replaced in one rename.
+Pure text in, text out; app/discovery.py checks the new text by loading it before it
+replaces the file (model/writefile.py).
 """
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Mapping
 from ipaddress import IPv4Address
-from pathlib import Path
 
 import tomlkit
 from tomlkit.items import AoT, Array, Table
@@ -61,19 +58,3 @@ def with_found(text: str, found: Mapping[str, Mapping[str, str]]) -> str:
         for key, value in _checked(name, values).items():
             entry[key] = value
     return tomlkit.dumps(doc)
-
-
-def replace_text(path: Path, text: str) -> None:
-    """Write `text` to `path` in one rename (a temporary file beside it), its mode kept."""
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temp, mode)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
