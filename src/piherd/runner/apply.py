@@ -579,13 +579,14 @@ async def _up_locked(
 
     head = cluster.head.name
     head_done = asyncio.Event()
-    waits = {n: HeadWait(head_needed_from(p, desired[n]), head_done) for n, p in plans.items()}
 
     async def one_apply(name: str) -> None:
         count = len(plans[name].changes)
         reporter.phase(name, f"applying {count} change{'' if count == 1 else 's'}")
         results[name] = NodeResult(name)
-        wait = waits[name] if head in plans and name != head else None
+        wait = None  # the head itself, or a run without it: nobody to wait for
+        if head in plans and name != head:
+            wait = HeadWait(head_needed_from(plans[name], desired[name]), head_done)
         await apply_plan(
             pool, cluster, plans[name], facts[name], reporter, options, results[name],
             locks.relock, wait,
