@@ -414,3 +414,27 @@ def test_device_and_boot_dir_take_one_node(tmp_path: Path, images: dict[str, Pat
         "--release", "bookworm",
     )  # fmt: skip
     assert status == 2 and "one card" in output
+
+
+@pytest.mark.parametrize("user", ["pi", "admin"])
+def test_firstrun_keeps_the_admins_sudo_rule(tmp_path: Path, user: str) -> None:
+    """Run the script's user part in a scratch tree: the admin's NOPASSWD rule survives,
+    also when the admin is the image's own `pi` (whose rule the script used to delete)."""
+    from piherd.image import firstrun
+
+    cluster = load(cluster_file(tmp_path))
+    host = node_keys.host_keys(tmp_path / "s", "k", "c")
+    fb = for_node(cluster, cluster.node("node01"), ADMIN_KEY, "Etc/UTC", host, "piherd-x-1")
+    lines = firstrun._user(replace(fb, user=user))
+    sudo_lines = [ln for ln in lines if "sudoers.d" in ln]
+    root = tmp_path / "root"
+    (root / "etc/sudoers.d").mkdir(parents=True)
+    (root / "etc/sudoers.d/010_pi-nopasswd").write_text("pi ALL=(ALL) NOPASSWD: ALL\n")
+    script = "\n".join(
+        [firstrun._HEAD.format(label="x", cluster="c").replace("chown", ": chown"), *sudo_lines]
+    ).replace("/etc/sudoers.d", f"{root}/etc/sudoers.d")
+    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    rule = (root / f"etc/sudoers.d/010_{user}-nopasswd").read_text()
+    assert rule == f"{user} ALL=(ALL) NOPASSWD:ALL\n"
+    assert (root / "etc/sudoers.d/010_pi-nopasswd").exists() == (user == "pi")

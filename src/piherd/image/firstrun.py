@@ -92,7 +92,9 @@ def _user(fb: FirstBoot) -> list[str]:
             0o440,
             f"{fb.user} ALL=(ALL) NOPASSWD:ALL\n".encode(),
         ),
-        f"rm -f /etc/sudoers.d/010_pi-nopasswd 2>/dev/null; test -f {sudoers}",
+        # The image's own rule for its first user, when the admin has another name.
+        *([] if fb.user == "pi" else ["rm -f /etc/sudoers.d/010_pi-nopasswd"]),
+        f"test -f {sudoers}",
     ]
 
 
