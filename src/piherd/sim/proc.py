@@ -16,14 +16,22 @@ from pathlib import Path
 
 # The daemon wrapper: joins the given cgroups, records its PID, then runs the command as
 # its child and waits for it (so the command is reaped even when PID 1 does not reap,
-# as on this machine). Every value arrives as a positional argument, never in the script.
-_WRAPPER = r"""
-pidfile=$1; childfile=$2; log=$3; ncg=$4; shift 4
+# as on this machine). When the command exits with REBOOT_STATUS and an on-reboot program
+# is given, the wrapper becomes that program (which boots the node again). Every value
+# arrives as a positional argument, never in the script.
+REBOOT_STATUS = 133  # systemd-nspawn's exit status when the container asked for a reboot
+_WRAPPER = rf"""
+pidfile=$1; childfile=$2; log=$3; onreboot=$4; ncg=$5; shift 5
 while [ "$ncg" -gt 0 ]; do echo $$ > "$1" || exit 70; shift; ncg=$((ncg - 1)); done
 echo $$ > "$pidfile"
 "$@" >>"$log" 2>&1 </dev/null &
 echo $! > "$childfile"
 wait $!
+rc=$?
+if [ "$rc" = {REBOOT_STATUS} ] && [ -n "$onreboot" ]; then
+   exec "$onreboot" >>"$log" 2>&1 </dev/null
+fi
+exit $rc
 """
 
 
@@ -68,12 +76,15 @@ async def launch(
     childfile: Path,
     log: Path,
     cgroup_procs: Sequence[Path] = (),
+    on_reboot: Path | None = None,
     timeout: float = 10.0,
 ) -> int:
-    """Start argv detached (own session) under a small waiting wrapper; the child's PID."""
+    """Start argv detached (own session) under a small waiting wrapper; the child's PID.
+    `on_reboot`: a program the wrapper execs when argv exits asking for a reboot."""
     for stale in (pidfile, childfile):
         stale.unlink(missing_ok=True)
     wrapper = ["sh", "-c", _WRAPPER, "piherd-sim", str(pidfile), str(childfile), str(log)]
+    wrapper.append(str(on_reboot) if on_reboot else "")
     wrapper += [str(len(cgroup_procs)), *map(str, cgroup_procs), *argv]
     # Not run(): the daemon must not inherit our pipes, or we would wait for it to exit.
     starter = await asyncio.create_subprocess_exec(
