@@ -37,10 +37,12 @@ def _become_subreaper() -> None:
 
 
 @contextlib.contextmanager
-def start_sim(name: str, workers: int = 2, *, light: bool = False) -> Iterator[VirtualCluster]:
+def start_sim(
+    name: str, workers: int = 2, *, light: bool = False, blank: bool = False
+) -> Iterator[VirtualCluster]:
     """A running sim cluster `name`; downed on exit, and proven to leave nothing."""
     assert os.geteuid() == 0, "sim tests need root: run them as root (they must not skip)"
-    vc = VirtualCluster(name, workers, light=light)
+    vc = VirtualCluster(name, workers, light=light, blank=blank)
     try:
         asyncio.run(vc.up())
         yield vc
@@ -58,13 +60,14 @@ def sim_names() -> set[str]:
 
 @pytest.fixture(scope="session")
 def sim_cm(sim_names: set[str]) -> Callable[..., contextlib.AbstractContextManager[VirtualCluster]]:
-    """`with sim_cm(name, workers, light=False) as vc:` (start_sim, the name recorded)."""
+    """`with sim_cm(name, workers, light=False, blank=False) as vc:` (start_sim, the name
+    recorded)."""
 
     def cm(
-        name: str, workers: int = 2, *, light: bool = False
+        name: str, workers: int = 2, *, light: bool = False, blank: bool = False
     ) -> contextlib.AbstractContextManager[VirtualCluster]:
         sim_names.add(name)
-        return start_sim(name, workers, light=light)
+        return start_sim(name, workers, light=light, blank=blank)
 
     return cm
 

@@ -190,3 +190,16 @@ def test_big_clusters_get_stacked_switches_named_apart() -> None:
     assert max(len(long.switch(9999)), *map(len, long.uplink(9))) <= 15  # IFNAMSIZ - 1
     # No other cluster's links start like these ("_" is in no cluster name).
     assert not NAME_RE.fullmatch("scl_s1")
+
+
+def test_blank_cluster_file_lists_names_and_macs_not_keys() -> None:
+    names = SimNames("tblk", IPv4Network("10.201.5.0/24"))
+    blank = [
+        SimNode(n.index, n.name, n.address, n.reach, (), names.mac(n.index))
+        for n in nodes(names, 3, light=False)
+    ]
+    cluster = loads(render_cluster(names, blank, FILES, light=False, blank=True))
+    assert [(n.name, n.mac, n.bootstrap_address) for n in cluster.nodes] == [
+        (node_name(i, 3), names.mac(i), None) for i in range(3)
+    ]
+    assert render_ssh_config([], FILES, "pi").count("Host ") == 1  # only `Host *`

@@ -95,10 +95,18 @@ def command() -> None:
     help="Workers besides the head (full nodes: at most 99, the router's DHCP pool).",
 )
 @click.option("--light", is_flag=True, help="Namespace nodes running only sshd (no systemd).")
+@click.option(
+    "--blank",
+    is_flag=True,
+    help="Nodes as freshly flashed stock Raspberry Pi OS Lite cards: host name raspberrypi, "
+    "no keys, no sshd, DHCP. Give them an identity with `piherd image` and `sim flash`.",
+)
 @click.option("--subnet", default=None, help="The virtual LAN (default: derived from the name).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the cluster.toml here.")  # fmt: skip
-def up(name: str | None, workers: int, light: bool, subnet: str | None, out: Path | None) -> None:
+def up(
+    name: str | None, workers: int, light: bool, blank: bool, subnet: str | None, out: Path | None
+) -> None:
     """Start the cluster (or complete / resize a running one), make it the current cluster
     (so the next piherd command finds it without -f) and print its cluster.toml path."""
     name = _pick(name, creating=True)
@@ -107,7 +115,7 @@ def up(name: str | None, workers: int, light: bool, subnet: str | None, out: Pat
     if not light and workers > 99:
         fail("full nodes: at most 99 workers (the router's DHCP pool); use --light for more")
     try:
-        vc = VirtualCluster(name, workers, light=light, subnet=subnet, out=out)
+        vc = VirtualCluster(name, workers, light=light, blank=blank, subnet=subnet, out=out)
     except ValueError as exc:
         fail(f"piherd sim up: {exc}")
     try:
@@ -121,8 +129,15 @@ def up(name: str | None, workers: int, light: bool, subnet: str | None, out: Pat
         current = f"current cluster: {path} (`piherd use` changes it)"
     except (OSError, CurrentError) as exc:
         current = f"could not make it the current cluster: {exc}"
-    ssh_config = _ssh_config(path, vc.files.ssh_config)
-    click.echo(f"sim {name}: {vc.state.count} nodes up; ssh -F {ssh_config} node01")
+    if blank:
+        click.echo(
+            f"sim {name}: {vc.state.count} blank nodes up (stock cards, no sshd); next: "
+            "`piherd image @all --from IMAGE --out cards/`, then for each node "
+            "`piherd sim kill NODE; piherd sim flash NODE cards/NODE.img; piherd sim revive NODE`"
+        )
+    else:
+        ssh_config = _ssh_config(path, vc.files.ssh_config)
+        click.echo(f"sim {name}: {vc.state.count} nodes up; ssh -F {ssh_config} node01")
     click.echo(current, err=True)
     click.echo(str(out or path))
 
@@ -189,6 +204,20 @@ _node_op("revive", "Power the node on again and wait for SSH.", lambda vc, n: vc
 _node_op("partition", "Pull the node's network cable.", lambda vc, n: vc.partition(n))
 _node_op("heal", "Plug the node's network cable back in.", lambda vc, n: vc.heal(n))
 _node_op("reset", "Re-flash the card: wipe the node's overlay and boot.", lambda vc, n: vc.reset(n))
+
+
+@command.command("flash")
+@name_option
+@click.argument("node")
+@click.argument("image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def flash(name: str | None, node: str, image: Path) -> None:
+    """Write IMAGE (.img or .img.xz, e.g. from `piherd image --out`) onto a powered-off blank
+    node's card: the files of its boot partition, over a stock root. `sim revive NODE`
+    then boots it, and its first boot runs what the image asks for."""
+    name = _pick(name)
+    vc = _attach(name)
+    copied = _go(vc.flash(node, image))
+    click.echo(f"sim {name}: flashed {node} ({', '.join(copied)})")
 
 
 @command.command("inject")

@@ -82,6 +82,18 @@ class FatImage:
         if result.returncode != 0:
             raise ImageError(f"{self.image}: cannot write {name}: {result.stderr.decode().strip()}")
 
+    def copy_all(self, dest: Path) -> list[str]:
+        """Copy every file and directory of the partition into the directory `dest`
+        (mcopy -s, recursive); the names at its top, sorted."""
+        dest.mkdir(parents=True, exist_ok=True)
+        result = self._run(
+            ["mcopy", "-s", "-n", "-m", "-i", f"{self.image}@@{self.offset}", "::*", f"{dest}/"]
+        )
+        if result.returncode != 0:
+            raise ImageError(f"{self.image}: cannot copy its boot partition: "
+                             f"{result.stderr.decode(errors='replace').strip()}")  # fmt: skip
+        return sorted(p.name for p in dest.iterdir())
+
 
 class BootDirectory:
     """A mounted boot partition (a card flashed by Raspberry Pi Imager): plain files."""

@@ -30,6 +30,7 @@ class SimNode:
     address: str  # static address (what piherd will give it)
     reach: str  # the address it answers at now (DHCP lease for full nodes)
     host_keys: tuple[str, ...]  # "type base64"
+    mac: str = ""
 
 
 @dataclass(frozen=True)
@@ -43,9 +44,10 @@ class SimFiles:
 
 
 def render_cluster(
-    names: SimNames, nodes: Sequence[SimNode], files: SimFiles, *, light: bool
+    names: SimNames, nodes: Sequence[SimNode], files: SimFiles, *, light: bool, blank: bool = False
 ) -> str:
-    """cluster.toml text for the virtual cluster."""
+    """cluster.toml text for the virtual cluster. Blank nodes are listed by name and MAC
+    (their address comes from their image, their host keys from `piherd image`)."""
     network: dict[str, Any] = {"subnet": str(names.subnet), "gateway": str(names.gateway)}
     if not light:
         low, high = names.pool()
@@ -75,7 +77,9 @@ def render_cluster(
             "package_cache": {"enabled": False},
         },
     }
-    if not light:
+    if blank:
+        doc["nodes"] = [{"name": n.name, "mac": n.mac} for n in nodes]
+    elif not light:
         doc["nodes"] = [{"name": n.name, "bootstrap_address": n.reach} for n in nodes]
     header = (
         f"# Virtual cluster {names.cluster!r}, written by `piherd sim up`.\n"

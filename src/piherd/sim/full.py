@@ -4,6 +4,13 @@ Each node = its own overlayfs (lower = the cached base, upper = the node's dir: 
 card), its own netns with `host0` (the Pi's eth0), its own machine-id and host keys,
 systemd as PID 1. The launcher joins its own cgroup in every mounted hierarchy before
 exec'ing nspawn: without host systemd, parallel starts otherwise fail.
+
+Blank nodes (`sim up --blank`) get a stock card instead: no identity, sshd off, and a boot
+partition at /boot/firmware whose cmdline.txt is read at every power-on, as a Pi's
+firmware does. Its `systemd.*` words reach the container's systemd as its arguments (a
+systemd in a container takes its own argv as the kernel command line), so an image's
+`systemd.run=` first boot runs; the reboot it ends with boots the node again (the
+launcher's on-reboot program: `python -m piherd.sim.reboot`).
 """
 
 # Small local files (state dir, /proc, /sys): blocking access is intended and brief.
@@ -13,11 +20,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
+import shlex
 import shutil
 import signal
+import sys
 import time
 from pathlib import Path
 
+from piherd.image.cmdline import words as cmdline_words
+from piherd.image.partitions import ImageError
 from piherd.sim import pisys
 from piherd.sim.bridge import NETNS_DIR
 from piherd.sim.clusterfile import SimFiles
@@ -29,6 +41,19 @@ from piherd.sim.router import router_down, router_up
 from piherd.sim.state_file import SimState
 
 PI_IN_NODE = "/run/piherd-sim/pi"  # where the node's Pi signal tree is bound
+BOOT_IN_NODE = "/boot/firmware"  # where Raspberry Pi OS (bookworm on) mounts the boot partition
+STOCK_HOSTNAME = "raspberrypi"
+# A stock Raspberry Pi OS Lite card's boot partition, as far as a container can use it.
+STOCK_BOOT_FILES = {
+    "cmdline.txt": "console=serial0,115200 console=tty1 root=PARTUUID=4e639091-02 "
+    "rootfstype=ext4 fsck.repair=yes rootwait quiet\n",
+    "config.txt": "# For more options and information see\n"
+    "# http://rptl.io/configtxt\n[all]\narm_64bit=1\ndtparam=audio=on\n",
+}
+# Kernel arguments a container's systemd reads from its own argv; no other word of
+# cmdline.txt means anything to a container (and none may look like an nspawn option).
+_INIT_WORD = re.compile(r"systemd\.[a-z_.]+=[!-~]{1,512}")
+_HOSTNAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 SHELL_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 __all__ = ["router_down", "router_up"]
@@ -189,10 +214,60 @@ def seed(root: Path, node: str, node_dir: Path, state: SimState, files: SimFiles
     (node_dir / "seeded").write_text("")
 
 
+def seed_blank(root: Path, node_dir: Path, state: SimState) -> None:
+    """A card freshly flashed with stock Raspberry Pi OS Lite: host name raspberrypi, no
+    host keys, no admin key, sshd off (the base's `pi` is the image's first user, locked),
+    and the stock boot partition unless an image was flashed onto it."""
+    if (node_dir / "seeded").exists():
+        return
+    machine_id = node_dir / "machine-id"
+    if not machine_id.exists():
+        machine_id.write_text(os.urandom(16).hex() + "\n")
+    _put(root / "etc/machine-id", machine_id.read_text(), 0o444)
+    _put(root / "etc/hosts", f"127.0.0.1\tlocalhost\n127.0.1.1\t{STOCK_HOSTNAME}\n", 0o644)
+    for link in ("multi-user.target.wants/ssh.service", "sshd.service"):  # systemctl disable ssh
+        (root / "etc/systemd/system" / link).unlink(missing_ok=True)
+    proxy = f'Acquire::http::Proxy "http://{state.names.gateway}:3142";\n'
+    _put(root / "etc/apt/apt.conf.d/01piherd-sim-proxy", proxy, 0o644)
+    boot = node_dir / "bootfs"
+    if not boot.is_dir():
+        boot.mkdir(mode=0o700)
+        for name, text in STOCK_BOOT_FILES.items():
+            _put(boot / name, text, 0o700)
+    (node_dir / "seeded").write_text("")
+
+
+def card_hostname(root: Path, default: str) -> str:
+    """The host name the card gives the node (/etc/hostname), else `default`."""
+    try:
+        name = (root / "etc/hostname").read_text().strip()
+    except OSError:
+        return default
+    return name if _HOSTNAME.fullmatch(name) else default
+
+
+def init_arguments(boot: Path) -> list[str]:
+    """The `systemd.*` words of the card's cmdline.txt (none when it has none, or when it
+    is not one line of text: the firmware would not boot that card either)."""
+    try:
+        words = cmdline_words((boot / "cmdline.txt").read_bytes())
+    except (OSError, ImageError):
+        return []
+    return [w for w in words if _INIT_WORD.fullmatch(w)]
+
+
+def card_runs_sshd(node_dir: Path) -> bool:
+    """Whether a blank node's card starts sshd: a first boot is pending on it, or one
+    enabled ssh.service (a link in the card's own layer; the stock card has none)."""
+    wants = node_dir / "upper/etc/systemd/system/multi-user.target.wants/ssh.service"
+    return bool(init_arguments(node_dir / "bootfs")) or wants.is_symlink()
+
+
 def wipe(state: SimState, node: str) -> None:
-    """A freshly flashed card: the overlay's upper layer is gone (identity is kept)."""
+    """A freshly flashed card: the overlay's upper layer is gone (identity is kept; a blank
+    node's boot partition is stock again)."""
     node_dir = state.node_dir(node)
-    for sub in ("upper", "work"):
+    for sub in ("upper", "work", *(["bootfs"] if state.blank else [])):
         shutil.rmtree(node_dir / sub, ignore_errors=True)
     (node_dir / "seeded").unlink(missing_ok=True)
     shutil.rmtree(node_dir / "pi", ignore_errors=True)
@@ -203,7 +278,8 @@ def wipe(state: SimState, node: str) -> None:
 
 
 def running(node_dir: Path) -> bool:
-    return alive(read_pid(node_dir / "child.pid"))
+    """The node has power: its container runs, or it is between a reboot and the next boot."""
+    return alive(read_pid(node_dir / "child.pid")) or alive(read_pid(node_dir / "wrapper.pid"))
 
 
 def leader(node_dir: Path) -> int | None:
@@ -245,7 +321,14 @@ async def start(state: SimState, node: str, files: SimFiles, not_before: float =
     raise_host_limits()
     names, node_dir = state.names, state.node_dir(node)
     root = await _mount_card(base, node_dir)
-    seed(root, node, node_dir, state, files)
+    if state.blank:
+        seed_blank(root, node_dir, state)
+    else:
+        seed(root, node, node_dir, state, files)
+    boot = node_dir / "bootfs"
+    on_reboot = node_dir / "on-reboot"
+    again = [sys.executable, "-m", "piherd.sim.reboot", state.state_dir, node]
+    _put(on_reboot, f"#!/bin/sh\nexec {shlex.join(again)}\n", 0o700)
     if not (node_dir / "pi" / "firmware").exists():
         pisys.seed(node_dir / "pi")
     # Booted in a time namespace of its own (its uptime starts at 0), with /dev/autofs so
@@ -256,11 +339,13 @@ async def start(state: SimState, node: str, files: SimFiles, not_before: float =
         *(["unshare", *clocks, "--"] if clocks else []),
         "env", "SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1", "SYSTEMD_NSPAWN_TMPFS_TMP=0",
         "systemd-nspawn", "--quiet", "-D", str(root), f"--machine={names.netns(node)}",
-        f"--hostname={node}", "--register=no", "--keep-unit", "-b",
+        f"--hostname={card_hostname(root, node)}", "--register=no", "--keep-unit", "-b",
         f"--network-namespace-path={NETNS_DIR / names.netns(node)}",
         f"--bind={node_dir / 'pi'}:{PI_IN_NODE}", "--bind=/dev/fuse",
         *(["--bind=/dev/autofs"] if Path("/dev/autofs").exists() else []),
+        *([f"--bind={boot}:{BOOT_IN_NODE}"] if boot.is_dir() else []),
         "--capability=CAP_NET_ADMIN", "--console=read-only",
+        *(init_arguments(boot) if boot.is_dir() else []),
     ]  # fmt: skip
     await launch(
         argv,
@@ -268,6 +353,7 @@ async def start(state: SimState, node: str, files: SimFiles, not_before: float =
         childfile=node_dir / "child.pid",
         log=node_dir / "node.log",
         cgroup_procs=cgroup_procs(names, node),
+        on_reboot=on_reboot,
     )
     init = await _wait_init(node_dir)
     enter = ["nsenter", "-t", str(init), "-m", "-p", "-n", "-r", "--", "/bin/sh", "-c"]

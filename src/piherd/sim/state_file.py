@@ -15,13 +15,15 @@ STATE_FILE = "sim.json"
 
 @dataclass(frozen=True)
 class SimState:
-    """The cluster's shape: name, kind, size, subnet, where its files live."""
+    """The cluster's shape: name, kind, size, subnet, where its files live; `blank`: full
+    nodes shaped like freshly flashed stock cards (no identity until a first boot gives one)."""
 
     name: str
     light: bool
     workers: int
     subnet: str
     state_dir: str
+    blank: bool = False
 
     @property
     def count(self) -> int:

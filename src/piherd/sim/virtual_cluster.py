@@ -25,6 +25,7 @@ from typing import Any
 
 from piherd.sim import bridge, full, keys, light, pisys
 from piherd.sim import state_file as simstate
+from piherd.sim.card import boot_partition_files
 from piherd.sim.clusterfile import (
     SimFiles,
     SimNode,
@@ -51,12 +52,15 @@ class VirtualCluster:
         workers: int = 2,
         *,
         light: bool = False,
+        blank: bool = False,
         state_root: Path = STATE_ROOT,
         subnet: str | None = None,
         out: Path | None = None,
         state_dir: Path | None = None,
     ) -> None:
         self.name = check_name(name)
+        if blank and light:
+            raise ValueError("blank nodes are full nodes (a stock card boots systemd): not --light")
         if workers < 0:
             raise ValueError(f"workers must be 0 or more, not {workers}")
         if not light and workers > MAX_FULL_WORKERS:
@@ -66,7 +70,7 @@ class VirtualCluster:
             )
         self.state_dir = state_dir or state_root / name
         net = IPv4Network(subnet) if subnet else pick_subnet(name, workers + 1)
-        self.state = SimState(name, light, workers, str(net), str(self.state_dir))
+        self.state = SimState(name, light, workers, str(net), str(self.state_dir), blank)
         self.out = out
 
     # ----- lifecycle -------------------------------------------------------------
@@ -77,7 +81,7 @@ class VirtualCluster:
         found = simstate.load(state_root / check_name(name))
         if found is None:
             raise SimError(f"no sim cluster {name!r} (nothing in {state_root / name})")
-        vc = cls(name, found.workers, light=found.light, subnet=found.subnet)
+        vc = cls(name, found.workers, light=found.light, blank=found.blank, subnet=found.subnet)
         vc.state_dir = Path(found.state_dir)
         vc.state = found
         return vc
@@ -122,12 +126,13 @@ class VirtualCluster:
         async with self._locked():
             previous = simstate.load(self.state_dir)
             if previous is not None:
-                if previous.light != self.state.light:
-                    kind = "light" if previous.light else "full"
-                    raise SimError(f"sim cluster {self.name!r} is already up with {kind} nodes")
+                if (previous.light, previous.blank) != (self.state.light, self.state.blank):
+                    raise SimError(
+                        f"sim cluster {self.name!r} is already up with {_kind(previous)} nodes"
+                    )
                 self.state = SimState(
                     self.name, previous.light, self.state.workers, previous.subnet,
-                    str(self.state_dir),
+                    str(self.state_dir), previous.blank,
                 )  # fmt: skip
                 _check_resize(previous, self.state)
                 for node in previous.node_names()[self.state.count :]:
@@ -147,7 +152,8 @@ class VirtualCluster:
 
             await asyncio.gather(*(boot(n) for n in self.node_names() if not self._running(n)))
             self._write_files()
-            await self.wait_reachable(timeout=timeout)
+            if not self.state.blank:  # a stock card runs no sshd
+                await self.wait_reachable(timeout=timeout)
             return self.cluster_file
 
     async def down(self) -> None:
@@ -196,9 +202,10 @@ class VirtualCluster:
         auth = self.state_dir / "authorized_keys"
         auth.write_text(files.public_key.read_text())
         auth.chmod(0o644)
-        await keys.ensure_many_host_keys(
-            {n: self.state.node_dir(n) / "ssh" for n in self.node_names()}
-        )
+        if not self.state.blank:  # a blank node's host keys come from its image
+            await keys.ensure_many_host_keys(
+                {n: self.state.node_dir(n) / "ssh" for n in self.node_names()}
+            )
         for node in self.node_names():
             index = self.state.index(node)
             if self.state.light:
@@ -238,16 +245,25 @@ class VirtualCluster:
             index = self.state.index(node)
             address = str(names.address(index))
             reach = address if self.state.light else str(names.dhcp_address(index))
-            host_keys = tuple(keys.public_keys(self.state.node_dir(node) / "ssh"))
-            nodes.append(SimNode(index, node, address, reach, host_keys))
+            ssh_dir = self.state.node_dir(node) / "ssh"
+            host_keys = () if self.state.blank else tuple(keys.public_keys(ssh_dir))
+            nodes.append(SimNode(index, node, address, reach, host_keys, names.mac(index)))
         return nodes
 
     def _write_files(self) -> None:
         nodes, files = self.sim_nodes(), self.files
         user = "root" if self.state.light else "pi"
-        files.ssh_config.write_text(render_ssh_config(nodes, files, user))
-        files.known_hosts.write_text(render_known_hosts(nodes))
-        text = render_cluster(self.state.names, nodes, files, light=self.state.light)
+        if self.state.blank:
+            # Nodes are reached at their cluster.toml addresses, and known_hosts holds what
+            # `piherd image` recorded: never overwritten.
+            files.ssh_config.write_text(render_ssh_config([], files, user))
+            files.known_hosts.touch()
+        else:
+            files.ssh_config.write_text(render_ssh_config(nodes, files, user))
+            files.known_hosts.write_text(render_known_hosts(nodes))
+        text = render_cluster(
+            self.state.names, nodes, files, light=self.state.light, blank=self.state.blank
+        )
         for path in (self.cluster_file, *([self.out] if self.out else [])):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
@@ -279,9 +295,38 @@ class VirtualCluster:
         await bridge.nic_off(self.state.names, self._link(node))
 
     async def revive(self, node: str, timeout: float = 120.0) -> None:
-        """Power on again: boot the node, wait for sshd."""
+        """Power on again: boot the node, wait for sshd (a blank node's first boot and the
+        reboot after it get twice the time; a stock card that runs no sshd is not waited for)."""
         await self.power_on(node)
+        if self.state.blank:
+            if not full.card_runs_sshd(self.state.node_dir(node)):
+                return
+            timeout *= 2
         await self.wait_reachable([node], timeout=timeout)
+
+    async def boot_after_reboot(self, node: str) -> None:
+        """The node's container exited asking for a reboot: boot it again (sim.reboot)."""
+        node_dir = self.state.node_dir(self._check(node))
+        if full.leader(node_dir) is not None:
+            raise SimError(f"{node} is running already")
+        await self._start(node, time.clock_gettime(time.CLOCK_BOOTTIME))
+
+    async def flash(self, node: str, image: Path) -> list[str]:
+        """Write `image` onto a powered-off blank node's card: its boot partition's files
+        replace the card's, and its root is the stock one again (the image's own root is
+        not one a container can boot). The files copied."""
+        self._check(node)
+        if not self.state.blank:
+            raise SimError(f"sim {self.name!r} has no blank nodes: `sim up --blank` makes them")
+        if self._running(node):
+            raise SimError(f"{node} is powered on: `piherd sim kill {node}` first")
+        node_dir = self.state.node_dir(node)
+        staged = node_dir / "bootfs.flashing"
+        shutil.rmtree(staged, ignore_errors=True)
+        copied = await asyncio.to_thread(boot_partition_files, image, staged)
+        full.wipe(self.state, node)
+        staged.rename(node_dir / "bootfs")
+        return copied
 
     async def power_on(self, node: str) -> None:
         """Power on without waiting for the node to boot (a no-op when it runs)."""
@@ -303,13 +348,15 @@ class VirtualCluster:
         await bridge.set_cable(self.state.names, self.state.index(self._check(node)), True)
 
     async def reset(self, node: str, timeout: float = 120.0) -> None:
-        """Re-flash the card: stop, wipe the overlay, same identity, boot."""
+        """Re-flash the card: stop, wipe the overlay, same identity, boot (a blank node
+        gets the stock card back, which runs no sshd: not waited for)."""
         self._check(node)
         await self._stop(self.state, node)
         if not self.state.light:
             full.wipe(self.state, node)
         await self._start(node)
-        await self.wait_reachable([node], timeout=timeout)
+        if not self.state.blank:
+            await self.wait_reachable([node], timeout=timeout)
 
     def inject(self, node: str, kind: str) -> None:
         """Pi signals: undervoltage, overtemp or clear."""
@@ -346,6 +393,10 @@ class VirtualCluster:
     def _check(self, node: str) -> str:
         self.state.index(node)
         return node
+
+
+def _kind(state: SimState) -> str:
+    return "light" if state.light else "blank" if state.blank else "full"
 
 
 async def _any_ssh_banner(addresses: set[str]) -> bool:

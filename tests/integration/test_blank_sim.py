@@ -1,0 +1,176 @@
+"""From blank cards to a cluster, on the sim: image -> flash -> revive -> discover -> up -> MPI.
+
+Blank nodes (`sim up --blank`) are stock Raspberry Pi OS Lite cards: host name
+raspberrypi, no keys, no sshd, a DHCP lease. `piherd image` writes each node's card
+(bookworm: firstrun.sh and cmdline.txt's `systemd.run=`), `sim flash` puts it in the
+powered-off node, and `sim revive` boots it: the first boot runs firstrun.sh, reboots,
+and the node comes up at its static address with the host keys recorded at image time.
+Then `discover --write` finds every node by MAC, `up` needs no password, and Slurm runs
+an MPI job. One cluster (head + 3) serves the module; tests run in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_up import MPI_JOB, on, piherd_up, wait_idle
+
+from piherd.model import Cluster
+from piherd.services import load
+from piherd.services.storage import StorageSettings
+from piherd.sim.virtual_cluster import VirtualCluster
+from piherd.transport.banner import ssh_answers
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
+from rpi_image import build_image
+
+pytestmark = pytest.mark.sim
+
+NAME = "tblk"
+PIHERD = str(Path(sys.executable).parent / "piherd")
+
+
+@pytest.fixture(scope="module")
+def sim(sim_cm: Callable[..., AbstractContextManager[VirtualCluster]]) -> Iterator[VirtualCluster]:
+    with sim_cm(NAME, 3, blank=True) as vc:
+        yield vc
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A scratch directory holding a Raspberry Pi OS-shaped bookworm image."""
+    path = tmp_path_factory.mktemp("blank")
+    build_image(path / "raspios.img", "bookworm")
+    return path
+
+
+def piherd(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([PIHERD, *args], capture_output=True, text=True, timeout=timeout)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc
+
+
+def sim_cli(verb: str, *args: str) -> None:
+    proc = piherd("sim", verb, "--name", NAME, *args)
+    assert proc.returncode == 0, f"sim {verb} {args}: {proc.stderr}"
+
+
+def inside(vc: VirtualCluster, node: str, command: str) -> str:
+    """Run `command` in the node as root without SSH (what a screen and keyboard give),
+    once its boot has finished (systemd answers only once it has started its bus)."""
+    deadline = time.monotonic() + 120
+    while True:
+        argv = [*vc.shell_argv(node), "-c", "systemctl is-system-running --wait"]
+        state = subprocess.run(argv, capture_output=True, text=True, timeout=120).stdout
+        if state.strip() in ("running", "degraded") or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    proc = subprocess.run(
+        [*vc.shell_argv(node), "-c", command], capture_output=True, text=True, timeout=120
+    )
+    return proc.stdout + proc.stderr
+
+
+def flash_and_boot(node: str, card: Path) -> None:
+    sim_cli("kill", node)
+    sim_cli("flash", node, str(card))
+    sim_cli("revive", node)
+
+
+def discover_rows(path: Path, *args: str) -> list[dict[str, Any]]:
+    proc = piherd("discover", "-f", str(path), "--json", *args)
+    assert proc.returncode == 0, proc.stderr
+    rows: list[dict[str, Any]] = json.loads(proc.stdout.splitlines()[-1])["rows"]
+    return rows
+
+
+def macs(vc: VirtualCluster) -> dict[str, str]:
+    return {node: vc.state.names.mac(i) for i, node in enumerate(vc.node_names())}
+
+
+def test_blank_nodes_are_stock_cards(sim: VirtualCluster) -> None:
+    """raspberrypi, sshd off, a DHCP lease, a boot partition; the cluster file has MACs."""
+    for index, node in enumerate(sim.node_names()):
+        lease = str(sim.state.names.dhcp_address(index))
+        said = inside(sim, node, "hostname; systemctl is-enabled ssh; ls /boot/firmware")
+        assert said.split() == ["raspberrypi", "disabled", "cmdline.txt", "config.txt"], said
+        assert not asyncio.run(ssh_answers(lease, timeout=2.0))
+    cluster = load(sim.cluster_file)
+    assert {n.name: n.mac for n in cluster.nodes} == macs(sim)
+    assert sim.files.known_hosts.read_text() == ""
+
+
+def test_image_flash_revive_discover_up_then_mpi(sim: VirtualCluster, work: Path) -> None:
+    path = sim.cluster_file
+    source, cards = str(work / "raspios.img"), str(work / "cards")
+    made = piherd("image", "-f", str(path), "@all", "--from", source, "--out", cards,
+                  "--timezone", "Europe/London", "--json")  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    recorded = sim.files.known_hosts.read_text()
+    assert len(recorded.splitlines()) == 2 * 4  # ed25519 + ecdsa per node
+    for node in sim.node_names():
+        flash_and_boot(node, work / "cards" / f"{node}.img")
+    cluster = load(path)
+    for node in cluster.nodes:  # straight onto its static address, its own name
+        said = inside(sim, node.name, "hostname; cat /etc/timezone")
+        assert said.split() == [node.name, "Europe/London"]
+
+    rows = discover_rows(path, "--write")
+    assert {r["node"]: (r["state"], r["mac"], r["address"]) for r in rows} == {
+        n.name: ("known", macs(sim)[n.name], str(n.address)) for n in cluster.nodes
+    }
+
+    rc, events = piherd_up(path)  # no --ask-pass: the admin key came with the image
+    failed = {n: v["reason"] for n, v in events[-1]["nodes"].items() if v["status"] == "failed"}
+    assert rc == 0 and failed == {}, failed
+    # Every connection was verified with the keys recorded at image time: had any node
+    # presented another key, accept-new would have added a line (or up refused it).
+    assert sim.files.known_hosts.read_text() == recorded
+
+    cluster = load(path)
+    wait_idle(cluster, 3)  # the workers; the head runs slurmctld
+    shared = cluster.services.get(StorageSettings).mount
+    head = cluster.head.name
+    on(cluster, [head], ["tee", f"{shared}/mpi_job.py"], input=MPI_JOB.encode())
+    srun = f"cd {shared} && srun -N3 --mpi=pmix python3 mpi_job.py"
+    job = on(cluster, [head], ["sh", "-c", srun])
+    assert job[head].ok, job[head].stderr
+    hosts = {line.split("host=")[1].split()[0] for line in job[head].stdout.splitlines()
+             if line.startswith("rank=")}  # fmt: skip
+    assert hosts == {n.name for n in cluster.compute_nodes}
+
+
+def test_a_card_with_other_host_keys_is_refused(sim: VirtualCluster, work: Path) -> None:
+    """node04 is imaged again with new host keys, but the old card goes in: `up` refuses
+    it at the first contact and leaves the other nodes alone; the new card is accepted."""
+    path = sim.cluster_file
+    cluster: Cluster = load(path)
+    shutil.copy(work / "cards" / "node04.img", work / "old-node04.img")
+    shutil.rmtree(Path(cluster.secrets_dir) / "host-keys" / "node04")
+    made = piherd("image", "-f", str(path), "node04", "--from", str(work / "raspios.img"),
+                  "--out", str(work / "cards2"), "--timezone", "Europe/London")  # fmt: skip
+    assert made.returncode == 0, made.stderr
+
+    flash_and_boot("node04", work / "old-node04.img")
+    rc, events = piherd_up(path)
+    nodes = events[-1]["nodes"]
+    assert rc != 0 and nodes["node04"]["status"] == "failed"
+    assert "host key changed" in nodes["node04"]["reason"], nodes["node04"]
+    assert {n: v["status"] for n, v in nodes.items() if n != "node04"} == dict.fromkeys(
+        ["node01", "node02", "node03"], "unchanged"
+    )
+
+    flash_and_boot("node04", work / "cards2" / "node04.img")
+    rc, events = piherd_up(path)
+    failed = {n: v["reason"] for n, v in events[-1]["nodes"].items() if v["status"] == "failed"}
+    assert rc == 0 and failed == {}, failed
