@@ -42,17 +42,24 @@ def test_pi_prefixes_and_the_clusters_own() -> None:
 
 def test_neighbour_table_keeps_answers_in_the_subnet_only() -> None:
     text = json.dumps([
-        {"dst": "10.0.0.12", "lladdr": "DC:A6:32:00:00:01", "state": ["REACHABLE"]},
-        {"dst": "10.0.0.13", "lladdr": "dc:a6:32:00:00:02", "state": ["STALE"]},
+        {"dst": "10.0.0.12", "lladdr": "DC:A6:32:00:00:01", "confirmed": 0, "state": ["REACHABLE"]},
+        {"dst": "10.0.0.13", "lladdr": "dc:a6:32:00:00:02", "confirmed": 95, "state": ["STALE"]},
         {"dst": "10.0.0.14", "state": ["FAILED"]},
         {"dst": "10.0.0.15", "lladdr": "dc:a6:32:00:00:03", "state": ["INCOMPLETE"]},
+        {"dst": "10.0.0.16", "lladdr": "dc:a6:32:00:00:06", "confirmed": 22,
+         "state": ["REACHABLE"]},
+        {"dst": "10.0.0.17", "lladdr": "dc:a6:32:00:00:07", "confirmed": 0, "state": ["PERMANENT"]},
         {"dst": "10.9.0.1", "lladdr": "dc:a6:32:00:00:04", "state": ["REACHABLE"]},
         {"dst": "fe80::1", "lladdr": "dc:a6:32:00:00:05", "state": ["REACHABLE"]},
     ])  # fmt: skip
     table = parse_neighbours(text, IPv4Network("10.0.0.0/24"))
-    assert {str(a): (n.mac, n.reachable) for a, n in table.items()} == {
+    # Confirmed during a 2 s sweep: only .12. A REACHABLE entry confirmed 22 s ago (a
+    # machine gone since) does not count, nor a STALE or hand-set one.
+    assert {str(a): (n.mac, n.confirmed_within(2.0)) for a, n in table.items()} == {
         "10.0.0.12": ("dc:a6:32:00:00:01", True),
         "10.0.0.13": ("dc:a6:32:00:00:02", False),
+        "10.0.0.16": ("dc:a6:32:00:00:06", False),
+        "10.0.0.17": ("dc:a6:32:00:00:07", False),
     }
 
 
@@ -105,6 +112,15 @@ def test_naming_waits_until_one_unnamed_pi_is_up() -> None:
     assert assigner.round(["m2", "m1"]) == ({"m1": "node04"}, [])
     assert assigner.round(["m3"]) == ({}, [])  # no names left
     assert assigner.given == {"m2": "node03", "m1": "node04"}
+
+
+def test_a_refused_pi_gives_its_name_back_and_is_never_named() -> None:
+    assigner = Assigner(["node03", "node04"])
+    assert assigner.round(["m1"]) == ({"m1": "node03"}, [])
+    assigner.refuse("m1")  # it did not present the cluster's first-boot key
+    assert assigner.round(["m1"]) == ({}, [])
+    assert assigner.round(["m1", "m2"]) == ({"m2": "node03"}, [])  # m1 no longer counts
+    assert assigner.given == {"m2": "node03"} and assigner.names == ["node04"]
 
 
 def test_found_values_written_with_comments_kept(tmp_path: Path) -> None:

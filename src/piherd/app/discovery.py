@@ -3,6 +3,7 @@ name new Pis (`--assign`) and record what was found in cluster.toml (`--write`).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -47,6 +48,7 @@ async def discover_round(
 ) -> list[Row]:
     """One sweep of `targets`, then the neighbour table, matched to the cluster's nodes."""
     ports = list(dict.fromkeys((SSH_PORT, cluster.ssh_port)))
+    started = time.monotonic()
     answers = await sweep(targets, ports[0], timeout=timeout)
     for port in ports[1:]:  # a node piherd set up may listen elsewhere
         again = [a for a in targets if answers.get(a) != Answer.SSH]
@@ -59,11 +61,13 @@ async def discover_round(
             }
         )
     wanted = set(targets)
+    # The kernel counts whole seconds: one more, so an ARP answered as the sweep began counts.
+    during = time.monotonic() - started + 1.0
     found = [
         Found(address, seen.mac, answers.get(address))
         for address, seen in neighbour_table(cluster.network.subnet).items()
-        # A machine is there if it answered the sweep, or answered its ARP just now.
-        if address in wanted and (address in answers or seen.reachable)
+        # A machine is there if it answered the sweep, or answered its ARP during it.
+        if address in wanted and (address in answers or seen.confirmed_within(during))
     ]
     return match(cluster, found)
 

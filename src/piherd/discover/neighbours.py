@@ -1,9 +1,11 @@
-"""This machine's neighbour table (`ip -json neigh`): which MAC answered at which address.
+"""This machine's neighbour table (`ip -json -s neigh`): which MAC answered at which address.
 
 Read, never written, so no root is needed. Entries whose resolution failed (FAILED,
-INCOMPLETE) name no machine and are left out. `reachable` tells an entry the kernel
-confirmed just now (REACHABLE, DELAY, PROBE: the sweep's own ARP) from one that may be
-old (STALE) or was set by hand (PERMANENT).
+INCOMPLETE) name no machine and are left out. `confirmed_s` is how long ago the kernel
+last confirmed the entry (an ARP reply, or traffic from the machine): an entry confirmed
+during the sweep is a machine there now, while a REACHABLE entry may still be up to
+half a minute old, from a machine that has gone since. Entries set by hand (PERMANENT)
+have none.
 """
 
 from __future__ import annotations
@@ -14,17 +16,19 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
 _NO_MACHINE = {"FAILED", "INCOMPLETE", "NOARP"}
-_FRESH = {"REACHABLE", "DELAY", "PROBE"}
 
 
 @dataclass(frozen=True)
 class Neighbour:
     mac: str  # lower case
-    reachable: bool
+    confirmed_s: float | None  # seconds since the kernel last confirmed it; None: never
+
+    def confirmed_within(self, seconds: float) -> bool:
+        return self.confirmed_s is not None and self.confirmed_s <= seconds
 
 
 def parse_neighbours(text: str, subnet: IPv4Network) -> dict[IPv4Address, Neighbour]:
-    """address -> Neighbour from `ip -json neigh show` output, within `subnet`."""
+    """address -> Neighbour from `ip -json -s neigh show` output, within `subnet`."""
     table: dict[IPv4Address, Neighbour] = {}
     for entry in json.loads(text or "[]"):
         mac = entry.get("lladdr")
@@ -34,12 +38,14 @@ def parse_neighbours(text: str, subnet: IPv4Network) -> dict[IPv4Address, Neighb
         except ValueError:  # an IPv6 neighbour, or no address
             continue
         if isinstance(mac, str) and not states & _NO_MACHINE and address in subnet:
-            table[address] = Neighbour(mac.lower(), bool(states & _FRESH))
+            confirmed = entry.get("confirmed")
+            fresh = isinstance(confirmed, int | float) and "PERMANENT" not in states
+            table[address] = Neighbour(mac.lower(), float(confirmed) if fresh else None)
     return table
 
 
 def neighbour_table(subnet: IPv4Network) -> dict[IPv4Address, Neighbour]:
     """The kernel's current neighbour entries within `subnet`."""
-    argv = ["ip", "-json", "-4", "neigh", "show"]
+    argv = ["ip", "-json", "-s", "-4", "neigh", "show"]
     out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=30)
     return parse_neighbours(out.stdout, subnet)
