@@ -174,3 +174,41 @@ def test_a_card_with_other_host_keys_is_refused(sim: VirtualCluster, work: Path)
     rc, events = piherd_up(path)
     failed = {n: v["reason"] for n, v in events[-1]["nodes"].items() if v["status"] == "failed"}
     assert rc == 0 and failed == {}, failed
+
+
+def test_generic_cards_are_named_in_power_on_order_and_given_their_own_keys(
+    sim: VirtualCluster, work: Path
+) -> None:
+    """Two Pis get the same generic card; node03 and node04 have no MAC in the file.
+    The Pi in node04's slot is powered on first, so it becomes node03: names follow the
+    order the Pis come up. Each proves it is one of ours with the first-boot key and gets
+    its own host keys; `up` then verifies each by its own key and names the host."""
+    path = work / "generic.toml"
+    text = sim.cluster_file.read_text()
+    for node in ("node03", "node04"):
+        text = text.replace(f'name = "{node}"\nmac = "{macs(sim)[node]}"\n', f'name = "{node}"\n')
+    path.write_text(text)
+    cluster = load(path)
+    assert cluster.node("node03").mac is None and cluster.node("node04").mac is None
+    made = piherd("image", "-f", str(path), "--generic", "--from", str(work / "raspios.img"),
+                  "--out", str(work / "generic"))  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    card = work / "generic" / "generic.img"
+    for slot in ("node04", "node03"):
+        sim_cli("kill", slot)
+        sim_cli("flash", slot, str(card))
+
+    for slot, name in (("node04", "node03"), ("node03", "node04")):
+        sim_cli("revive", slot)
+        proc = piherd("discover", "-f", str(path), "--json", "--assign", "node[03-04]", "--write")
+        assert proc.returncode == 0, proc.stderr
+        assert f"{name}: its own host keys installed" in proc.stderr, proc.stderr
+        assert load(path).node(name).mac == macs(sim)[slot]
+
+    recorded = sim.files.known_hosts.read_text()
+    rc, events = piherd_up(path)
+    failed = {n: v["reason"] for n, v in events[-1]["nodes"].items() if v["status"] == "failed"}
+    assert rc == 0 and failed == {}, failed
+    assert sim.files.known_hosts.read_text() == recorded  # verified, nothing accepted anew
+    assert inside(sim, "node04", "hostname").split() == ["node03"]
+    assert inside(sim, "node03", "hostname").split() == ["node04"]

@@ -24,6 +24,7 @@ from piherd.app.discovery import (
     sweep_targets,
     to_record,
 )
+from piherd.app.first_identity import IdentityError, give_host_keys, has_generic_cards
 from piherd.cli.common import Seconds, cluster_file_option, fail, load_cluster, select_nodes
 from piherd.discover.assign import Assigner
 from piherd.discover.match import Row, State
@@ -162,11 +163,30 @@ class _Session:
     def _named(self, rows: list[Row], assigner: Assigner) -> list[Row]:
         given, together = assigner.round([r.mac for r in rows if r.state == State.NEW and r.mac])
         for mac, name in given.items():
+            if self.write and has_generic_cards(self.cluster):
+                address = next(str(r.address) for r in rows if r.mac == mac)
+                if not self._give_host_keys(name, address):
+                    assigner.refuse(mac)
+                    continue
             click.echo(f"{name}: {mac}", err=True)
         if together:
             macs = ", ".join(together)
             click.echo(f"{len(together)} unnamed Pis are up ({macs}): leave one on", err=True)
         return list(named(rows, assigner.given))
+
+    def _give_host_keys(self, name: str, address: str) -> bool:
+        """A generic card's Pi, named: its own host keys, if it proves it is one of ours."""
+        try:
+            prints = asyncio.run(give_host_keys(self.cluster, name, address))
+        except IdentityError as exc:
+            click.echo(
+                f"{address}: not named {name}: {shown(str(exc), 300)[1:-1]} (a generic card of "
+                "this cluster presents its first-boot host key)",
+                err=True,
+            )
+            return False
+        click.echo(f"{name}: its own host keys installed ({', '.join(prints)})", err=True)
+        return True
 
     def _record(self, updates: dict[str, dict[str, str]]) -> None:
         if not updates:
