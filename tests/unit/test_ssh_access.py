@@ -146,3 +146,27 @@ def test_ssh_config_writes_and_prints(tmp_path: Path) -> None:
     ).stdout
     assert "hostname 127.0.0.13\n" in out and "hostkeyalias node03\n" in out
     assert "stricthostkeychecking true\n" in out
+
+
+def test_a_name_two_clusters_share_is_the_last_written_clusters(tmp_path: Path) -> None:
+    """node01 of cluster "a" and node01 of "loop": `ssh -F config node01` reaches the one
+    of the cluster piherd wrote last, as OpenSSH reads the file."""
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+    other = tmp_path / "a"
+    other.mkdir()
+    (other / "cluster.toml").write_text(
+        LOOP_CLUSTER.format(port=22, dir=other).replace('name = "loop"', 'name = "a"')
+        .replace("127.0.0.11", "127.0.0.51")
+    )  # fmt: skip
+    main = tmp_path / "cfg" / "piherd" / "ssh" / "config"
+
+    def resolved() -> str:
+        out = subprocess.run(["ssh", "-G", "-F", str(main), "node01"],
+                             capture_output=True, text=True, check=True).stdout  # fmt: skip
+        return next(ln.split()[1] for ln in out.splitlines() if ln.startswith("hostname "))
+
+    for path, address in ((loop_cluster(tmp_path, 22), "127.0.0.11"),
+                          (other / "cluster.toml", "127.0.0.51")):  # fmt: skip
+        result = CliRunner(env=env).invoke(cli, ["ssh-config", "-f", str(path)])
+        assert result.exit_code == 0, result.output
+        assert resolved() == address  # "a" sorts first; the last written wins anyway

@@ -6,7 +6,9 @@ Files live in the user's config dir ($XDG_CONFIG_HOME, default ~/.config):
 - `piherd/ssh/<cluster>.conf`: one `Host NAME NAME.DOMAIN` block per node (HostName, the
   node's name as HostKeyAlias, user, port, key, the cluster's known_hosts,
   `StrictHostKeyChecking yes`); `piherd up` and `sim up` refresh it.
-- `piherd/ssh/config`: `Include`s every cluster's file, the one `-F` for clush.
+- `piherd/ssh/config`: `Include`s every cluster's file, the one `-F` for clush; the file of
+  the cluster piherd wrote last comes first, so a name two clusters share (node01 of
+  each) is that cluster's (OpenSSH takes each option from the first block that matches).
 - `clustershell/groups.conf`, `groups.d/<cluster>.yaml`, `clush.conf`: ClusterShell 1.9
   reads a user's groups.d only through a groups.conf that names it (`autodir`), and this
   directory is the per-user one it ranks highest.
@@ -115,11 +117,14 @@ def ssh_config_text(cluster: Cluster, addresses: Mapping[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main_config_text(paths: AccessPaths) -> str:
-    """The one file for `ssh -F`: every cluster's config."""
+def main_config_text(paths: AccessPaths, first: Cluster) -> str:
+    """The one file for `ssh -F`: `first`'s config, then every cluster's."""
+    own = _config_word(str(paths.ssh_config(first)), "config file")
     pattern = _config_word(str(paths.ssh_dir / "*.conf"), "config dir")
     return (
-        f"{WRITTEN_BY}: every cluster's client config, for `ssh -F` and clush.\nInclude {pattern}\n"
+        f"{WRITTEN_BY}: every cluster's client config, for `ssh -F` and clush.\n"
+        f"# {first.name} first: its node names win over another cluster's same names.\n"
+        f"Include {own}\nInclude {pattern}\n"
     )
 
 
@@ -219,7 +224,8 @@ async def write_ssh_config(cluster: Cluster, paths: AccessPaths) -> Path:
     """Probe every node's current address and (re)write the cluster's client config and
     the including main file; returns the main file, the one for `ssh -F`."""
     text = ssh_config_text(cluster, await current_addresses(cluster))
-    _write_all([(paths.ssh_config(cluster), text), (paths.ssh_main, main_config_text(paths))])
+    main = main_config_text(paths, cluster)
+    _write_all([(paths.ssh_config(cluster), text), (paths.ssh_main, main)])
     return paths.ssh_main
 
 

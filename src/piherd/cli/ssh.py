@@ -39,11 +39,13 @@ def command(cluster_file: Path, node: str, words: tuple[str, ...]) -> None:
     ssh = shutil.which("ssh")
     if ssh is None:
         fail("piherd ssh: no `ssh` command here (Debian: apt-get install openssh-client)", 1)
+    paths = AccessPaths.of(os.environ)
     try:
-        config = asyncio.run(write_ssh_config(cluster, AccessPaths.of(os.environ)))
+        asyncio.run(write_ssh_config(cluster, paths))
     except (AccessError, OSError) as exc:
         fail(f"piherd ssh: {exc}", 1)
-    argv = [ssh, "-F", str(config), names[0]]
+    # This cluster's own file: another cluster may have a node of the same name.
+    argv = [ssh, "-F", str(paths.ssh_config(cluster)), names[0]]
     if words:
         argv += ["--", words[0] if len(words) == 1 else shlex.join(words)]
     os.execv(ssh, argv)  # noqa: S606 (argv list, no local shell)
