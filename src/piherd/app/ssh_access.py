@@ -3,9 +3,10 @@ that names every node at the address it answers at now, and ClusterShell's user 
 
 Files live in the user's config dir ($XDG_CONFIG_HOME, default ~/.config):
 
-- `piherd/ssh/<cluster>.conf`: one `Host NAME NAME.DOMAIN` block per node (HostName, the
-  node's name as HostKeyAlias, user, port, key, the cluster's known_hosts,
-  `StrictHostKeyChecking yes`); `piherd up` and `sim up` refresh it.
+- `piherd/ssh/<cluster>.conf`: one `Host NAME NAME.DOMAIN` block per node (HostName, user,
+  port, key, the cluster's known_hosts, `StrictHostKeyChecking yes`); `piherd up` and
+  `sim up` refresh it. No HostKeyAlias: host keys are checked under the address, where
+  piherd records them (`image`, `discover --assign`, the first contact of `up`).
 - `piherd/ssh/config`: `Include`s every cluster's file, the one `-F` for clush; the file of
   the cluster piherd wrote last comes first, so a name two clusters share (node01 of
   each) is that cluster's (OpenSSH takes each option from the first block that matches).
@@ -111,7 +112,6 @@ def ssh_config_text(cluster: Cluster, addresses: Mapping[str, str]) -> str:
             "",
             f"Host {names}",
             f"    HostName {addresses.get(node.name, str(node.address))}",
-            f"    HostKeyAlias {node.name}",
             *common,
         ]
     return "\n".join(lines) + "\n"
