@@ -41,8 +41,7 @@ def user_data(fb: FirstBoot) -> str:
         "  ssh_authorized_keys:",
         f"    - {_q(fb.admin_key)}",
         "ssh_pwauth: false",
-        "ssh_deletekeys: true",
-        "ssh_genkeytypes: []",
+        "ssh_deletekeys: true",  # given ssh_keys, cloud-init writes them and makes none
         "ssh_keys:",
     ]
     for key in fb.host_keys:
@@ -79,11 +78,15 @@ def network_config(fb: FirstBoot) -> str | None:
         f"      addresses: [{_q(static.address)}]",
     ]
     if static.gateway:
-        lines += ["      routes:", "        - to: default", f"          via: {_q(static.gateway)}"]
-    if static.dns or static.search:
+        # 0.0.0.0/0, not netplan's `default`: cloud-init parses the file itself first, and
+        # 25.1 (trixie) fails its whole init stage on `to: default` (seen on the sim).
+        via = f"          via: {_q(static.gateway)}"
+        lines += ["      routes:", "        - to: 0.0.0.0/0", via]
+    # cloud-init skips a nameservers entry with no addresses (a search domain alone): the
+    # search domain then comes with `piherd up`'s own file.
+    if static.dns:
         lines.append("      nameservers:")
-        if static.dns:
-            lines.append(f"        addresses: [{', '.join(_q(a) for a in static.dns)}]")
+        lines.append(f"        addresses: [{', '.join(_q(a) for a in static.dns)}]")
         if static.search:
             lines.append(f"        search: [{_q(static.search)}]")
     return "\n".join(lines) + "\n"
