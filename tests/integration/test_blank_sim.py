@@ -60,8 +60,8 @@ def piherd(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]
     return proc
 
 
-def sim_cli(verb: str, *args: str) -> None:
-    proc = piherd("sim", verb, "--name", NAME, *args)
+def sim_cli(vc: VirtualCluster, verb: str, *args: str) -> None:
+    proc = piherd("sim", verb, "--name", vc.name, *args)
     assert proc.returncode == 0, f"sim {verb} {args}: {proc.stderr}"
 
 
@@ -81,10 +81,10 @@ def inside(vc: VirtualCluster, node: str, command: str) -> str:
     return proc.stdout + proc.stderr
 
 
-def flash_and_boot(node: str, card: Path) -> None:
-    sim_cli("kill", node)
-    sim_cli("flash", node, str(card))
-    sim_cli("revive", node)
+def flash_and_boot(vc: VirtualCluster, node: str, card: Path) -> None:
+    sim_cli(vc, "kill", node)
+    sim_cli(vc, "flash", node, str(card))
+    sim_cli(vc, "revive", node)
 
 
 def discover_rows(path: Path, *args: str) -> list[dict[str, Any]]:
@@ -111,15 +111,21 @@ def test_blank_nodes_are_stock_cards(sim: VirtualCluster) -> None:
 
 
 def test_image_flash_revive_discover_up_then_mpi(sim: VirtualCluster, work: Path) -> None:
+    blank_to_mpi(sim, work / "raspios.img", work / "cards")
+
+
+def blank_to_mpi(sim: VirtualCluster, image: Path, cards_dir: Path) -> None:
+    """image @all -> flash -> revive -> discover --write -> up (no password, no key
+    accepted anew) -> `piherd ssh` and an MPI job through Slurm."""
     path = sim.cluster_file
-    source, cards = str(work / "raspios.img"), str(work / "cards")
+    source, cards = str(image), str(cards_dir)
     made = piherd("image", "-f", str(path), "@all", "--from", source, "--out", cards,
                   "--timezone", "Europe/London", "--json")  # fmt: skip
     assert made.returncode == 0, made.stderr
     recorded = sim.files.known_hosts.read_text()
     assert len(recorded.splitlines()) == 2 * 4  # ed25519 + ecdsa per node
     for node in sim.node_names():
-        flash_and_boot(node, work / "cards" / f"{node}.img")
+        flash_and_boot(sim, node, cards_dir / f"{node}.img")
     cluster = load(path)
     for node in cluster.nodes:  # straight onto its static address, its own name
         said = inside(sim, node.name, "hostname; cat /etc/timezone")
@@ -138,6 +144,9 @@ def test_image_flash_revive_discover_up_then_mpi(sim: VirtualCluster, work: Path
     assert sim.files.known_hosts.read_text() == recorded
 
     cluster = load(path)
+    # The user's own ssh, through piherd's config: keys checked where image recorded them.
+    said = piherd("ssh", "-f", str(path), "node02", "--", "hostname")
+    assert said.returncode == 0 and said.stdout.split() == ["node02"], said.stderr
     wait_idle(cluster, 3)  # the workers; the head runs slurmctld
     shared = cluster.services.get(StorageSettings).mount
     head = cluster.head.name
@@ -161,7 +170,7 @@ def test_a_card_with_other_host_keys_is_refused(sim: VirtualCluster, work: Path)
                   "--out", str(work / "cards2"), "--timezone", "Europe/London")  # fmt: skip
     assert made.returncode == 0, made.stderr
 
-    flash_and_boot("node04", work / "old-node04.img")
+    flash_and_boot(sim, "node04", work / "old-node04.img")
     rc, events = piherd_up(path)
     nodes = events[-1]["nodes"]
     assert rc != 0 and nodes["node04"]["status"] == "failed"
@@ -170,7 +179,7 @@ def test_a_card_with_other_host_keys_is_refused(sim: VirtualCluster, work: Path)
         ["node01", "node02", "node03"], "unchanged"
     )
 
-    flash_and_boot("node04", work / "cards2" / "node04.img")
+    flash_and_boot(sim, "node04", work / "cards2" / "node04.img")
     rc, events = piherd_up(path)
     failed = {n: v["reason"] for n, v in events[-1]["nodes"].items() if v["status"] == "failed"}
     assert rc == 0 and failed == {}, failed
@@ -195,11 +204,11 @@ def test_generic_cards_are_named_in_power_on_order_and_given_their_own_keys(
     assert made.returncode == 0, made.stderr
     card = work / "generic" / "generic.img"
     for slot in ("node04", "node03"):
-        sim_cli("kill", slot)
-        sim_cli("flash", slot, str(card))
+        sim_cli(sim, "kill", slot)
+        sim_cli(sim, "flash", slot, str(card))
 
     for slot, name in (("node04", "node03"), ("node03", "node04")):
-        sim_cli("revive", slot)
+        sim_cli(sim, "revive", slot)
         proc = piherd("discover", "-f", str(path), "--json", "--assign", "node[03-04]", "--write")
         assert proc.returncode == 0, proc.stderr
         assert f"{name}: its own host keys installed" in proc.stderr, proc.stderr

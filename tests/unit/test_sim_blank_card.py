@@ -30,6 +30,12 @@ def test_only_systemd_words_reach_the_containers_init(tmp_path: Path) -> None:
     assert init_arguments(boot) == FIRSTRUN.split()
 
 
+def test_cloud_inits_nocloud_word_reaches_it(tmp_path: Path) -> None:
+    stock = STOCK_BOOT_FILES["cmdline.txt"].strip()
+    boot = card(tmp_path, f"{stock} ds=nocloud;i=piherd-node02-1a2b3c4d\n".encode())
+    assert init_arguments(boot) == ["ds=nocloud;i=piherd-node02-1a2b3c4d"]
+
+
 def test_the_stock_card_gives_no_arguments(tmp_path: Path) -> None:
     assert init_arguments(card(tmp_path, STOCK_BOOT_FILES["cmdline.txt"].encode())) == []
 

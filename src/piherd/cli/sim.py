@@ -20,6 +20,7 @@ from piherd.app.current_cluster import (
 )
 from piherd.cli.common import EXIT_INTERRUPTED, fail
 from piherd.model.naming import MAX_NODES
+from piherd.sim.image import RELEASES
 from piherd.sim.names import STATE_ROOT
 from piherd.sim.pisys import INJECTIONS
 from piherd.sim.proc import SimError
@@ -101,11 +102,25 @@ def command() -> None:
     help="Nodes as freshly flashed stock Raspberry Pi OS Lite cards: host name raspberrypi, "
     "no keys, no sshd, DHCP. Give them an identity with `piherd image` and `sim flash`.",
 )
+@click.option(
+    "--release",
+    type=click.Choice(RELEASES),
+    default="bookworm",
+    show_default=True,
+    help="Debian release of full nodes (trixie nodes run cloud-init at boot, as Raspberry Pi "
+    "OS trixie does; their first `sim up` builds a trixie base).",
+)
 @click.option("--subnet", default=None, help="The virtual LAN (default: derived from the name).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the cluster.toml here.")  # fmt: skip
 def up(
-    name: str | None, workers: int, light: bool, blank: bool, subnet: str | None, out: Path | None
+    name: str | None,
+    workers: int,
+    light: bool,
+    blank: bool,
+    release: str,
+    subnet: str | None,
+    out: Path | None,
 ) -> None:
     """Start the cluster (or complete / resize a running one), make it the current cluster
     (so the next piherd command finds it without -f) and print its cluster.toml path."""
@@ -115,7 +130,9 @@ def up(
     if not light and workers > 99:
         fail("full nodes: at most 99 workers (the router's DHCP pool); use --light for more")
     try:
-        vc = VirtualCluster(name, workers, light=light, blank=blank, subnet=subnet, out=out)
+        vc = VirtualCluster(
+            name, workers, light=light, blank=blank, release=release, subnet=subnet, out=out
+        )
     except ValueError as exc:
         fail(f"piherd sim up: {exc}")
     try:
@@ -265,13 +282,15 @@ def console(name: str | None, node: str) -> None:
 
 @command.command("image")
 @click.option("--rebuild", is_flag=True, help="Build the base image again even when cached.")
-def image(rebuild: bool) -> None:
+@click.option("--release", type=click.Choice(RELEASES), default="bookworm", show_default=True)
+def image(rebuild: bool, release: str) -> None:
     """Build (once) the base root filesystem full nodes boot from; print its path."""
     from piherd.sim.image import ensure_base
 
     if os.geteuid() != 0:
         fail("piherd sim image needs root (debootstrap)")
-    click.echo(str(_go(ensure_base(rebuild=rebuild, log=lambda m: click.echo(m, err=True)))))
+    log = lambda m: click.echo(m, err=True)  # noqa: E731
+    click.echo(str(_go(ensure_base(release, rebuild=rebuild, log=log))))
 
 
 __all__ = ["STATE_ROOT", "command"]

@@ -44,7 +44,13 @@ class SimFiles:
 
 
 def render_cluster(
-    names: SimNames, nodes: Sequence[SimNode], files: SimFiles, *, light: bool, blank: bool = False
+    names: SimNames,
+    nodes: Sequence[SimNode],
+    files: SimFiles,
+    *,
+    light: bool,
+    blank: bool = False,
+    release: str = "bookworm",
 ) -> str:
     """cluster.toml text for the virtual cluster. Blank nodes are listed by name and MAC
     (their address comes from their image, their host keys from `piherd image`)."""
@@ -61,7 +67,7 @@ def render_cluster(
             "ssh_config": str(files.ssh_config),
             "known_hosts": str(files.known_hosts),
             "interface": "eth0" if light else "host0",
-            "os": "bookworm",
+            "os": release,
         },
         "network": network,
         "naming": {

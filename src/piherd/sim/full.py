@@ -50,9 +50,10 @@ STOCK_BOOT_FILES = {
     "config.txt": "# For more options and information see\n"
     "# http://rptl.io/configtxt\n[all]\narm_64bit=1\ndtparam=audio=on\n",
 }
-# Kernel arguments a container's systemd reads from its own argv; no other word of
-# cmdline.txt means anything to a container (and none may look like an nspawn option).
-_INIT_WORD = re.compile(r"systemd\.[a-z_.]+=[!-~]{1,512}")
+# Kernel arguments read from PID 1's argv inside a container: systemd's own, and
+# cloud-init's NoCloud `ds=` (ds-identify reads /proc/1/cmdline in a container). No other
+# word of cmdline.txt means anything to a container (and none may look like an option).
+_INIT_WORD = re.compile(r"systemd\.[a-z_.]+=[!-~]{1,512}|ds=nocloud(?:-net)?(?:;[!-~]{0,512})?")
 _HOSTNAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 SHELL_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -247,8 +248,8 @@ def card_hostname(root: Path, default: str) -> str:
 
 
 def init_arguments(boot: Path) -> list[str]:
-    """The `systemd.*` words of the card's cmdline.txt (none when it has none, or when it
-    is not one line of text: the firmware would not boot that card either)."""
+    """The `systemd.*` and `ds=nocloud` words of the card's cmdline.txt (none when it has
+    none, or when it is not one line of text: the firmware would not boot that card either)."""
     try:
         words = cmdline_words((boot / "cmdline.txt").read_bytes())
     except (OSError, ImageError):
@@ -257,8 +258,9 @@ def init_arguments(boot: Path) -> list[str]:
 
 
 def card_runs_sshd(node_dir: Path) -> bool:
-    """Whether a blank node's card starts sshd: a first boot is pending on it, or one
-    enabled ssh.service (a link in the card's own layer; the stock card has none)."""
+    """Whether a blank node's card starts sshd: a first boot (firstrun.sh, cloud-init) is
+    on it, or one enabled ssh.service (a link in the card's own layer; the stock card has
+    none)."""
     wants = node_dir / "upper/etc/systemd/system/multi-user.target.wants/ssh.service"
     return bool(init_arguments(node_dir / "bootfs")) or wants.is_symlink()
 
@@ -317,7 +319,7 @@ async def _wait_init(node_dir: Path, timeout: float = 30.0) -> int:
 async def start(state: SimState, node: str, files: SimFiles, not_before: float = 0.0) -> None:
     """Power on: mount the card, seed it when fresh, boot systemd in the container.
     `not_before`: when the power-on was asked for (CLOCK_BOOTTIME; pisys.fresh_boot_clocks)."""
-    base = await ensure_base()
+    base = await ensure_base(state.release)
     raise_host_limits()
     names, node_dir = state.names, state.node_dir(node)
     root = await _mount_card(base, node_dir)

@@ -5,6 +5,11 @@ python3, and the admin user `pi` in sudo without password, as Raspberry Pi Image
 it up. Built once per recipe into /var/cache/piherd/base-<hash>, under a file lock so
 concurrent `sim up`s share one build. Slurm, munge, chrony... are NOT here: `piherd up`
 installs them through the sim's package cache, as on real Pis.
+
+A trixie base (`sim up --release trixie`) is Debian trixie with cloud-init, which
+Raspberry Pi OS trixie runs at every boot: its NoCloud seed is the card's boot partition
+(the seed directory links to /boot/firmware: a container has no block device for
+cloud-init to find by label), and it writes NetworkManager's files, the trixie stack.
 """
 
 # Small local files (state dir, /proc, /sys): blocking access is intended and brief.
@@ -22,7 +27,7 @@ from piherd.sim.names import CACHE_ROOT
 from piherd.sim.pisys import VCGENCMD
 from piherd.sim.proc import SimError, file_lock, run
 
-SUITE = "bookworm"
+RELEASES = ("bookworm", "trixie")
 MIRROR = "http://deb.debian.org/debian/"
 PACKAGES: tuple[str, ...] = (
     "systemd", "systemd-sysv", "dbus", "openssh-server", "network-manager", "sudo",
@@ -52,53 +57,85 @@ rm -rf /var/lib/apt/lists/*
 """
 
 
-def recipe_hash() -> str:
+# trixie: cloud-init as Raspberry Pi OS trixie has it. debootstrap does not resolve virtual
+# packages: python3-cryptography (cloud-init needs it) wants python3-cffi-backend-api-*,
+# which python3-cffi-backend provides.
+CLOUD_INIT_PACKAGES: tuple[str, ...] = ("cloud-init", "python3-cffi-backend")
+CLOUD_INIT_CUSTOMISE = r"""
+set -e
+mkdir -p /var/lib/cloud/seed
+ln -sfn /boot/firmware /var/lib/cloud/seed/nocloud
+cat > /etc/cloud/cloud.cfg.d/99_piherd-sim.cfg <<'EOF'
+# piherd sim: the NoCloud seed is the card's boot partition (seed/nocloud -> /boot/firmware);
+# no seed there (a stock card) and ds-identify leaves cloud-init off.
+datasource_list: [ NoCloud, None ]
+system_info:
+  network:
+    renderers: [ network-manager ]
+EOF
+cloud-init clean --logs >/dev/null 2>&1 || true
+"""
+
+
+def _packages(release: str) -> tuple[str, ...]:
+    if release not in RELEASES:
+        raise SimError(f"the sim has no {release!r} base; it has {', '.join(RELEASES)}")
+    return PACKAGES + (CLOUD_INIT_PACKAGES if release == "trixie" else ())
+
+
+def _customise(release: str) -> str:
+    return CUSTOMISE + (CLOUD_INIT_CUSTOMISE if release == "trixie" else "")
+
+
+def recipe_hash(release: str = "bookworm") -> str:
     """Hash of everything that shapes the base: change the recipe, get a new base."""
     recipe = {
-        "suite": SUITE,
+        "suite": release,
         "mirror": MIRROR,
-        "packages": PACKAGES,
-        "customise": CUSTOMISE,
+        "packages": _packages(release),
+        "customise": _customise(release),
         "vcgencmd": VCGENCMD,
         "version": 1,
     }
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def base_path(cache: Path = CACHE_ROOT) -> Path:
-    return cache / f"base-{recipe_hash()}"
+def base_path(cache: Path = CACHE_ROOT, release: str = "bookworm") -> Path:
+    return cache / f"base-{recipe_hash(release)}"
 
 
 async def ensure_base(
-    *, rebuild: bool = False, cache: Path = CACHE_ROOT, log: Callable[[str], None] = print
+    release: str = "bookworm",
+    *,
+    rebuild: bool = False,
+    cache: Path = CACHE_ROOT,
+    log: Callable[[str], None] = print,
 ) -> Path:
-    """The cached base tree, built first when missing (or when `rebuild`)."""
-    target = base_path(cache)
+    """The cached base tree of `release`, built first when missing (or when `rebuild`)."""
+    target = base_path(cache, release)
     cache.mkdir(parents=True, exist_ok=True)
     async with file_lock(cache / "base.lock", poll=1.0):
         if (target / ".piherd-complete").exists() and not rebuild:
             return target
-        await _build(target, log)
+        await _build(target, release, log)
     return target
 
 
-async def _build(target: Path, log: Callable[[str], None]) -> None:
+async def _build(target: Path, release: str, log: Callable[[str], None]) -> None:
     work = target.with_name(target.name + ".building")
     shutil.rmtree(work, ignore_errors=True)
-    log(f"building the base image in {work} (debootstrap {SUITE}, a few minutes)")
+    log(f"building the base image in {work} (debootstrap {release}, a few minutes)")
     try:
         await run(
-            [
-                "debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}",
-                SUITE, str(work), MIRROR,
-            ],
+            ["debootstrap", "--variant=minbase", f"--include={','.join(_packages(release))}",
+             release, str(work), MIRROR],
             timeout=1800,
         )  # fmt: skip
         vcgencmd = work / "usr/bin/vcgencmd"
         vcgencmd.write_text(VCGENCMD)
         vcgencmd.chmod(0o755)
-        await run(["chroot", str(work), "/bin/sh", "-c", CUSTOMISE], timeout=300)
-        (work / ".piherd-complete").write_text(recipe_hash() + "\n")
+        await run(["chroot", str(work), "/bin/sh", "-c", _customise(release)], timeout=300)
+        (work / ".piherd-complete").write_text(recipe_hash(release) + "\n")
     except (SimError, OSError):
         log_file = work / "debootstrap/debootstrap.log"
         if log_file.exists():

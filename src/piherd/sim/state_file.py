@@ -24,6 +24,7 @@ class SimState:
     subnet: str
     state_dir: str
     blank: bool = False
+    release: str = "bookworm"  # of full nodes' base (sim/image.py)
 
     @property
     def count(self) -> int:

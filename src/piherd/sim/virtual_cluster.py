@@ -33,6 +33,7 @@ from piherd.sim.clusterfile import (
     render_known_hosts,
     render_ssh_config,
 )
+from piherd.sim.image import RELEASES
 from piherd.sim.leftovers import leftovers
 from piherd.sim.names import FIRST_HOST, POOL, STATE_ROOT, check_name, node_width, pick_subnet
 from piherd.sim.proc import SimError, alive, file_lock, read_pid
@@ -53,6 +54,7 @@ class VirtualCluster:
         *,
         light: bool = False,
         blank: bool = False,
+        release: str = "bookworm",
         state_root: Path = STATE_ROOT,
         subnet: str | None = None,
         out: Path | None = None,
@@ -70,7 +72,9 @@ class VirtualCluster:
             )
         self.state_dir = state_dir or state_root / name
         net = IPv4Network(subnet) if subnet else pick_subnet(name, workers + 1)
-        self.state = SimState(name, light, workers, str(net), str(self.state_dir), blank)
+        if release not in RELEASES or (light and release != "bookworm"):
+            raise ValueError(f"full nodes run {' or '.join(RELEASES)}; light nodes the host's")
+        self.state = SimState(name, light, workers, str(net), str(self.state_dir), blank, release)
         self.out = out
 
     # ----- lifecycle -------------------------------------------------------------
@@ -81,7 +85,10 @@ class VirtualCluster:
         found = simstate.load(state_root / check_name(name))
         if found is None:
             raise SimError(f"no sim cluster {name!r} (nothing in {state_root / name})")
-        vc = cls(name, found.workers, light=found.light, blank=found.blank, subnet=found.subnet)
+        vc = cls(
+            name, found.workers, light=found.light, blank=found.blank, release=found.release,
+            subnet=found.subnet,
+        )  # fmt: skip
         vc.state_dir = Path(found.state_dir)
         vc.state = found
         return vc
@@ -126,13 +133,14 @@ class VirtualCluster:
         async with self._locked():
             previous = simstate.load(self.state_dir)
             if previous is not None:
-                if (previous.light, previous.blank) != (self.state.light, self.state.blank):
+                was = (previous.light, previous.blank, previous.release)
+                if was != (self.state.light, self.state.blank, self.state.release):
                     raise SimError(
                         f"sim cluster {self.name!r} is already up with {_kind(previous)} nodes"
                     )
                 self.state = SimState(
                     self.name, previous.light, self.state.workers, previous.subnet,
-                    str(self.state_dir), previous.blank,
+                    str(self.state_dir), previous.blank, previous.release,
                 )  # fmt: skip
                 _check_resize(previous, self.state)
                 for node in previous.node_names()[self.state.count :]:
@@ -262,8 +270,9 @@ class VirtualCluster:
             files.ssh_config.write_text(render_ssh_config(nodes, files, user))
             files.known_hosts.write_text(render_known_hosts(nodes))
         text = render_cluster(
-            self.state.names, nodes, files, light=self.state.light, blank=self.state.blank
-        )
+            self.state.names, nodes, files, light=self.state.light, blank=self.state.blank,
+            release=self.state.release,
+        )  # fmt: skip
         for path in (self.cluster_file, *([self.out] if self.out else [])):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
@@ -396,7 +405,8 @@ class VirtualCluster:
 
 
 def _kind(state: SimState) -> str:
-    return "light" if state.light else "blank" if state.blank else "full"
+    kind = "light" if state.light else "blank" if state.blank else "full"
+    return kind if state.light else f"{kind} {state.release}"
 
 
 async def _any_ssh_banner(addresses: set[str]) -> bool:
