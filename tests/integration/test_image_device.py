@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from piherd.app.first_identity import IdentityError, give_host_keys, has_generic_cards
 from piherd.cli.main import cli
 from piherd.image import node_keys
 from piherd.image.device import check_target, system_disks
@@ -25,6 +26,8 @@ from piherd.transport.ssh import SshTransport
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 from rpi_image import BOOT_OFFSET, build_image, fat_read, root_digest
 from test_image import cluster_file
+
+from piherd.services import load
 
 pytestmark = pytest.mark.root
 
@@ -167,3 +170,19 @@ def test_first_contact_is_verified_against_the_imaged_host_key(tmp_path: Path) -
         node_keys.record(known_hosts, ["127.0.0.1"], sshd.port, keys)
         with pytest.raises(TransportError, match="host key changed"):
             _connect(sshd, known_hosts)
+
+
+def test_a_pi_without_the_first_boot_key_gets_no_identity(tmp_path: Path) -> None:
+    """discover --assign's check: a machine that does not present the cluster's first-boot
+    key (another card, another machine) is refused before anything is written to it."""
+    _root()
+    cluster = load(cluster_file(tmp_path))
+    node_keys.host_keys(tmp_path / "secrets", "generic", "piherd-firstboot@imgtest")
+    assert has_generic_cards(cluster)
+    # The loopback sshd has its own host key, not the first-boot one.
+    with LoopbackSshd(tmp_path / "sshd") as sshd, pytest.raises(IdentityError, match="changed"):
+        asyncio.run(give_host_keys(cluster, "node02", "127.0.0.1", port=sshd.port))
+    assert (
+        not (tmp_path / "known_hosts").exists()
+        or "127.0.0.1" not in (tmp_path / "known_hosts").read_text()
+    )

@@ -34,7 +34,9 @@ def has_generic_cards(cluster: Cluster) -> bool:
     return (Path(cluster.secrets_dir) / HOST_KEYS_DIR / GENERIC).is_dir()
 
 
-async def give_host_keys(cluster: Cluster, node: str, address: str) -> list[str]:
+async def give_host_keys(
+    cluster: Cluster, node: str, address: str, *, port: int = FIRST_BOOT_PORT
+) -> list[str]:
     """Verify that `address` presents the first-boot key, install `node`'s own host keys
     there and record them; their fingerprints. IdentityError when it cannot be done."""
     secrets = Path(cluster.secrets_dir)
@@ -42,11 +44,11 @@ async def give_host_keys(cluster: Cluster, node: str, address: str) -> list[str]
     own = node_keys.host_keys(secrets, node, f"root@{node}")
     with tempfile.TemporaryDirectory(prefix="piherd-identity-") as scratch:
         trusted = Path(scratch) / "known_hosts"
-        node_keys.record(trusted, [address], FIRST_BOOT_PORT, first_boot)
+        node_keys.record(trusted, [address], port, first_boot)
         transport = SshTransport(
             node,
             address,
-            port=FIRST_BOOT_PORT,
+            port=port,
             username=cluster.admin_user,
             known_hosts=trusted,
             ssh_config=cluster.ssh_config,  # its IdentityFile, as for every connection
@@ -70,6 +72,6 @@ async def give_host_keys(cluster: Cluster, node: str, address: str) -> list[str]
     hosts = list(dict.fromkeys([str(cluster.node(node).address), address]))
     known_hosts = cluster.known_hosts or default_known_hosts()
     node_keys.record(known_hosts, hosts, cluster.ssh_port, own)
-    if cluster.ssh_port != FIRST_BOOT_PORT:
-        node_keys.record(known_hosts, [address], FIRST_BOOT_PORT, own)
+    if cluster.ssh_port != port:
+        node_keys.record(known_hosts, [address], port, own)
     return [node_keys.fingerprint(k) for k in own]
