@@ -50,6 +50,8 @@ BENCHES = (
           "piherd up against Ansible and pyinfra, and the apt floor"),
     Bench("image", ("bench/image_bench.py", "--nodes", "4"), "nothing (under a minute)",
           "piherd image per node: --out and --boot-dir"),
+    Bench("blank", ("bench/blank_bench.py", "--workers", "3"), "root, sim (1-2 min)",
+          "blank cards to idle in Slurm: image, flash, first boot, discover, up"),
     Bench("jobs", ("bench/jobs_bench.py", "/var/lib/piherd/sim/sim/cluster.toml"),
           "root, a sim cluster after piherd up (under a minute)",
           "srun --mpi=pmix, mpiexec -machinefile, and the next job after a failed one"),

@@ -192,16 +192,24 @@ def _put(path: Path, text: str, mode: int, owner: tuple[int, int] = (0, 0)) -> N
     os.replace(tmp, path)
 
 
-def seed(root: Path, node: str, node_dir: Path, state: SimState, files: SimFiles) -> None:
-    """What Raspberry Pi Imager customises on a card: hostname, user key, host keys."""
-    if (node_dir / "seeded").exists():
-        return
+def _seed_card(root: Path, node_dir: Path, state: SimState, hostname: str) -> None:
+    """What every card of the sim gets: the node's machine-id (kept across re-flashes),
+    /etc/hosts naming `hostname`, and the sim's package cache as apt proxy."""
     machine_id = node_dir / "machine-id"
     if not machine_id.exists():
         machine_id.write_text(os.urandom(16).hex() + "\n")
     _put(root / "etc/machine-id", machine_id.read_text(), 0o444)
+    _put(root / "etc/hosts", f"127.0.0.1\tlocalhost\n127.0.1.1\t{hostname}\n", 0o644)
+    proxy = f'Acquire::http::Proxy "http://{state.names.gateway}:3142";\n'
+    _put(root / "etc/apt/apt.conf.d/01piherd-sim-proxy", proxy, 0o644)
+
+
+def seed(root: Path, node: str, node_dir: Path, state: SimState, files: SimFiles) -> None:
+    """What Raspberry Pi Imager customises on a card: hostname, user key, host keys."""
+    if (node_dir / "seeded").exists():
+        return
+    _seed_card(root, node_dir, state, node)
     _put(root / "etc/hostname", f"{node}\n", 0o644)
-    _put(root / "etc/hosts", f"127.0.0.1\tlocalhost\n127.0.1.1\t{node}\n", 0o644)
     for key in sorted((node_dir / "ssh").iterdir()):
         private = not key.name.endswith(".pub")
         _put(root / "etc/ssh" / key.name, key.read_text(), 0o600 if private else 0o644)
@@ -210,8 +218,6 @@ def seed(root: Path, node: str, node_dir: Path, state: SimState, files: SimFiles
     ssh_dir.mkdir(mode=0o700, exist_ok=True)
     os.chown(ssh_dir, *pi)
     _put(ssh_dir / "authorized_keys", files.public_key.read_text(), 0o600, pi)
-    proxy = f'Acquire::http::Proxy "http://{state.names.gateway}:3142";\n'
-    _put(root / "etc/apt/apt.conf.d/01piherd-sim-proxy", proxy, 0o644)
     (node_dir / "seeded").write_text("")
 
 
@@ -221,15 +227,9 @@ def seed_blank(root: Path, node_dir: Path, state: SimState) -> None:
     and the stock boot partition unless an image was flashed onto it."""
     if (node_dir / "seeded").exists():
         return
-    machine_id = node_dir / "machine-id"
-    if not machine_id.exists():
-        machine_id.write_text(os.urandom(16).hex() + "\n")
-    _put(root / "etc/machine-id", machine_id.read_text(), 0o444)
-    _put(root / "etc/hosts", f"127.0.0.1\tlocalhost\n127.0.1.1\t{STOCK_HOSTNAME}\n", 0o644)
+    _seed_card(root, node_dir, state, STOCK_HOSTNAME)
     for link in ("multi-user.target.wants/ssh.service", "sshd.service"):  # systemctl disable ssh
         (root / "etc/systemd/system" / link).unlink(missing_ok=True)
-    proxy = f'Acquire::http::Proxy "http://{state.names.gateway}:3142";\n'
-    _put(root / "etc/apt/apt.conf.d/01piherd-sim-proxy", proxy, 0o644)
     boot = node_dir / "bootfs"
     if not boot.is_dir():
         boot.mkdir(mode=0o700)
