@@ -14,6 +14,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -277,3 +278,27 @@ def test_status_shows_reboot_needed(full: tuple[VirtualCluster, Path, Path]) -> 
         assert "needed" in table.stdout
     finally:
         run_all(path, "node05", "rm", "-f", "/run/reboot-required")
+
+
+def test_a_node_that_owes_a_reboot_is_rebooted_and_comes_back(
+    full: tuple[VirtualCluster, Path, Path],
+) -> None:
+    """--reboot auto: a node with /run/reboot-required is rebooted (a sim node reboots and
+    boots again, as a Pi does), comes back (its uptime starts again: a container keeps its
+    host's boot id), passes the health gate and is back in service; /run is empty after a
+    boot, so it owes nothing any more."""
+    _, path, repo = full
+    build_deb(repo, "4")  # over the failing 3 an earlier test left: an upgrade that works
+    run_all(path, "node05", "touch", "/run/reboot-required")
+    started = time.monotonic()
+    status, events = upgrade(path, "node05", "--reboot", "auto")
+    report = summary(events)["node05"]
+    why = (report["state"], report["reason"], [e for e in events if e.get("node") == "node05"])
+    assert status == 0 and report["state"] == "upgraded" and report["rebooted"], why
+    assert "reboot" in report["times"] and "gate" in report["times"]
+    assert report["packages"] == [f"{PACKAGE} 2 -> 4"]
+    after = run_all(path, "node05", "sh", "-c", "cut -d' ' -f1 /proc/uptime; "
+                    "test -e /run/reboot-required && echo owed || echo clear")  # fmt: skip
+    uptime, owed = after["node05"]["stdout"].split()
+    assert float(uptime) < time.monotonic() - started and owed == "clear"
+    assert idle(path, "node05")

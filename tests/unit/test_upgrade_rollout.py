@@ -27,6 +27,7 @@ from piherd.ops import debian
 from piherd.ops.rollout import (
     BatchSize,
     apt_failure,
+    has_rebooted,
     parse_batch,
     plan_batches,
     simulated_packages,
@@ -252,3 +253,18 @@ def test_bad_input_exits_2_without_traceback(args: list[str], message: str) -> N
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+BOOT_A = "6f1c0d0e-2b7a-4f5e-9a51-0c1d2e3f4a5b"
+BOOT_B = "0a9b8c7d-6e5f-4a3b-8c2d-1e0f9a8b7c6d"
+
+
+def test_a_reboot_shows_as_a_new_boot_id_or_a_fresh_uptime() -> None:
+    before = f"{BOOT_A}\n5000.10 9000.00\n"
+    assert has_rebooted(before, f"{BOOT_B}\n12.00 20.00\n", 30.0)  # a Pi: new id
+    assert has_rebooted(before, f"{BOOT_A}\n12.00 20.00\n", 30.0)  # a container: new uptime
+    assert not has_rebooted(before, f"{BOOT_A}\n5030.10 9060.00\n", 30.0)  # not yet
+    # A node that had booted just before: its uptime grows with the wait, never below it.
+    assert not has_rebooted(f"{BOOT_A}\n1.00 1.00\n", f"{BOOT_A}\n31.00 60.00\n", 30.0)
+    assert not has_rebooted(before, "", 30.0) and not has_rebooted("", before, 30.0)
+    assert not has_rebooted(before, f"{BOOT_A}\nnot-a-number\n", 30.0)

@@ -26,7 +26,13 @@ from piherd.health.slurm_state import (
 from piherd.health.verdicts import Level, Verdict
 from piherd.model import Cluster
 from piherd.ops import debian
-from piherd.ops.rollout import BatchSize, NodeOutcome, apt_failure, upgraded_packages
+from piherd.ops.rollout import (
+    BatchSize,
+    NodeOutcome,
+    apt_failure,
+    has_rebooted,
+    upgraded_packages,
+)
 from piherd.services.slurm import SlurmSettings
 from piherd.transport.base import TransportError
 
@@ -224,7 +230,7 @@ class Steps:
 
     async def reboot_if_needed(self, name: str, outcome: NodeOutcome) -> None:
         """Reboot when the node owes one (--reboot auto; always after --release) and wait
-        until SSH answers with a new boot id."""
+        until SSH answers from the new boot (rollout.has_rebooted)."""
         if self.options.reboot == "never":
             return
         why: tuple[str, ...] = ("a release upgrade",) if self.options.release else ()
@@ -233,8 +239,9 @@ class Steps:
             why = health.reboot_needed
         if not why:
             return
-        before = (await self.on_node(name, debian.boot_id(), 30)).strip()
+        before = await self.on_node(name, debian.boot_marks(), 30)
         self.mark(outcome, "reboot", f"rebooting: {'; '.join(why)}")
+        asked = time.monotonic()
         await self.on_node(name, debian.reboot_soon(), 30)
         await self.collector.pool.forget(name)
         deadline = time.monotonic() + self.options.reboot_timeout
@@ -242,8 +249,8 @@ class Steps:
         while time.monotonic() < deadline:
             try:
                 async with asyncio.timeout(10):
-                    now = (await self.on_node(name, debian.boot_id(), 10)).strip()
-                if now and now != before:
+                    now = await self.on_node(name, debian.boot_marks(), 10)
+                if has_rebooted(before, now, time.monotonic() - asked):
                     outcome.rebooted = True
                     self.mark(outcome, "back", "back after the reboot (SSH answers)")
                     return

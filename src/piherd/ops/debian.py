@@ -233,6 +233,6 @@ def reboot_soon(delay: int = 2) -> list[str]:
     ]
 
 
-def boot_id() -> list[str]:
-    """Print the kernel's boot id: a new one means the node has rebooted."""
-    return ["cat", "/proc/sys/kernel/random/boot_id"]
+def boot_marks() -> list[str]:
+    """Print the kernel's boot id and the uptime (rollout.has_rebooted reads them)."""
+    return ["cat", "/proc/sys/kernel/random/boot_id", "/proc/uptime"]

@@ -126,3 +126,18 @@ def apt_failure(output: str, limit: int = 3) -> str:
     picked = [ln for ln in lines if ln.startswith(("dpkg: error", "E: "))]
     picked += [ln for ln in lines if "returned error exit status" in ln and ln not in picked]
     return " / ".join((picked or lines)[-limit:]) or "no output"
+
+
+def has_rebooted(before: str, now: str, since_asked: float) -> bool:
+    """Whether a node rebooted, from `debian.boot_marks()` read before the reboot was asked
+    for and now, `since_asked` seconds later: a new boot id, or an uptime shorter than the
+    time since the reboot was asked for. A container (LXC, nspawn, the sim's nodes) shares
+    its host's boot id, but its uptime starts again; on a Pi both change."""
+    old, new = before.split(), now.split()
+    if not old or len(new) < 2:
+        return False
+    try:
+        uptime = float(new[1])
+    except ValueError:
+        return False
+    return new[0] != old[0] or uptime < since_asked
