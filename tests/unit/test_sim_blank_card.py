@@ -97,3 +97,20 @@ def test_the_launcher_runs_the_on_reboot_program_only_on_a_reboot(
             assert not marker.exists()
 
     asyncio.run(go())
+
+
+def test_flash_copies_the_boot_partition_of_an_xz_image(tmp_path: Path) -> None:
+    import lzma
+
+    from rpi_image import build_image
+
+    from piherd.sim.card import boot_partition_files
+
+    image = build_image(tmp_path / "raspios.img", "bookworm")
+    packed = tmp_path / "raspios.img.xz"
+    packed.write_bytes(lzma.compress(image.read_bytes(), preset=0))
+    (tmp_path / "node").mkdir()
+    copied = boot_partition_files(packed, tmp_path / "node" / "bootfs")
+    assert copied == ["cmdline.txt", "config.txt"]
+    assert (tmp_path / "node" / "bootfs" / "cmdline.txt").read_text().startswith("console=")
+    assert [p.name for p in (tmp_path / "node").iterdir()] == ["bootfs"]  # no unpacked copy left

@@ -13,6 +13,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from piherd.app.discovery import SSH_PORT
 from piherd.app.imaging import GENERIC
 from piherd.image import node_keys
 from piherd.model import Cluster
@@ -21,7 +22,6 @@ from piherd.transport.base import TransportError
 from piherd.transport.hostkeys import default_known_hosts
 from piherd.transport.ssh import SshTransport
 
-FIRST_BOOT_PORT = 22  # where a fresh card's sshd listens
 _TIMEOUT_S = 60.0
 
 
@@ -35,7 +35,7 @@ def has_generic_cards(cluster: Cluster) -> bool:
 
 
 async def give_host_keys(
-    cluster: Cluster, node: str, address: str, *, port: int = FIRST_BOOT_PORT
+    cluster: Cluster, node: str, address: str, *, port: int = SSH_PORT
 ) -> list[str]:
     """Verify that `address` presents the first-boot key, install `node`'s own host keys
     there and record them; their fingerprints. IdentityError when it cannot be done."""

@@ -8,11 +8,10 @@ its host keys in the cluster's known_hosts. The root partition is never written.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,20 +80,6 @@ class ImageResult:
 def check_device(device: Path, force: bool) -> card.Disk:
     """The card `--device` names, or ImageError saying why it is refused."""
     return card.check_target(device, force)
-
-
-@contextlib.contextmanager
-def _unpacked(source: Path, work: Path) -> Iterator[Path]:
-    """`source` itself, or a sparse decompressed copy of a .xz in `work`."""
-    if source.suffix != ".xz":
-        yield source
-        return
-    target = work / ".piherd-source.img"
-    try:
-        sparse.unpack_xz(source, target)
-        yield target
-    finally:
-        target.unlink(missing_ok=True)
 
 
 def _release(request: ImageRequest, image: Path | None, layout: Layout | None) -> str:
@@ -175,7 +160,7 @@ def _image_all(
     scratch = request.out or Path(os.environ.get("TMPDIR") or "/var/tmp")
     with (
         tempfile.TemporaryDirectory(prefix=".piherd-image-", dir=scratch) as work,
-        _unpacked(request.source, Path(work)) as source,
+        sparse.unpacked(request.source, Path(work)) as source,
     ):
         layout = read_layout(source)
         rel = _release(request, source, layout)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import lzma
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 from piherd.image.partitions import ImageError
@@ -35,6 +37,20 @@ def unpack_xz(source: Path, target: Path) -> None:
             out.truncate(size)
     except (lzma.LZMAError, EOFError) as exc:
         raise ImageError(f"{source}: not a valid .xz file ({exc})") from None
+
+
+@contextlib.contextmanager
+def unpacked(source: Path, work: Path) -> Iterator[Path]:
+    """`source` itself, or a sparse decompressed copy of a .xz in `work` (removed after)."""
+    if source.suffix != ".xz":
+        yield source
+        return
+    target = work / ".piherd-source.img"
+    try:
+        unpack_xz(source, target)
+        yield target
+    finally:
+        target.unlink(missing_ok=True)
 
 
 def copy(source: Path, target: Path) -> None:

@@ -20,11 +20,10 @@ from piherd.sim.proc import SimError
 def boot_partition_files(image: Path, dest: Path) -> list[str]:
     """Copy the boot partition of `image` into the new directory `dest`; its top names."""
     try:
-        with tempfile.TemporaryDirectory(prefix=".piherd-flash-", dir=dest.parent) as work:
-            source = image
-            if image.suffix == ".xz":
-                source = Path(work) / "image.img"
-                sparse.unpack_xz(image, source)
+        with (
+            tempfile.TemporaryDirectory(prefix=".piherd-flash-", dir=dest.parent) as work,
+            sparse.unpacked(image, Path(work)) as source,
+        ):
             layout = read_layout(source)
             copied = FatImage(source, layout.boot.offset).copy_all(dest)
     except (ImageError, OSError) as exc:

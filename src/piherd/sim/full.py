@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 from piherd.image.cmdline import words as cmdline_words
+from piherd.image.firstboot import HOSTNAME
 from piherd.image.partitions import ImageError
 from piherd.sim import pisys
 from piherd.sim.bridge import NETNS_DIR
@@ -54,7 +55,6 @@ STOCK_BOOT_FILES = {
 # cloud-init's NoCloud `ds=` (ds-identify reads /proc/1/cmdline in a container). No other
 # word of cmdline.txt means anything to a container (and none may look like an option).
 _INIT_WORD = re.compile(r"systemd\.[a-z_.]+=[!-~]{1,512}|ds=nocloud(?:-net)?(?:;[!-~]{0,512})?")
-_HOSTNAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 SHELL_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 __all__ = ["router_down", "router_up"]
@@ -244,7 +244,7 @@ def card_hostname(root: Path, default: str) -> str:
         name = (root / "etc/hostname").read_text().strip()
     except OSError:
         return default
-    return name if _HOSTNAME.fullmatch(name) else default
+    return name if HOSTNAME.fullmatch(name) else default
 
 
 def init_arguments(boot: Path) -> list[str]:
