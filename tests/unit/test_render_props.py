@@ -51,6 +51,9 @@ def _check_headers(cluster: Cluster, ctx: RenderContext) -> None:
             if spec.secret:
                 assert line not in spec.content, f"{node}:{path} is a secret with a header"
                 continue
+            if path.endswith("/cmdline.txt"):  # one line the Pi's firmware reads whole:
+                assert spec.content.count(b"\n") == 1, path  # no comment can go in it
+                continue
             first, _, rest = spec.content.partition(b"\n")
             if first.startswith(b"#!"):  # scripts: the header comes after the shebang
                 first = rest.partition(b"\n")[0]

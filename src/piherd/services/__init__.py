@@ -14,12 +14,14 @@ from piherd.model import Cluster
 from piherd.model import load as load_with
 from piherd.model import loads as loads_with
 from piherd.model.service import Service
+from piherd.services.bootloader import BootloaderService
 from piherd.services.distcc import DistccService
 from piherd.services.dnsmasq import DnsmasqService
 from piherd.services.hosts import HostsService
 from piherd.services.leds import LedsService
 from piherd.services.monitoring import MonitoringService
 from piherd.services.mpi import MpiService
+from piherd.services.netboot import NetbootService
 from piherd.services.package_cache import PackageCacheService
 from piherd.services.power import PowerService
 from piherd.services.slurm import SlurmService
@@ -40,6 +42,8 @@ SERVICES: tuple[Service, ...] = (
     TimeService(),
     StorageService(),
     DnsmasqService(),
+    NetbootService(),
+    BootloaderService(),
     PackageCacheService(),
     SlurmService(),
     MpiService(),
