@@ -46,6 +46,7 @@ sec chrony; ! command -v chronyc >/dev/null || chronyc -c tracking 2>/dev/null
 sec reboot; [ -e /run/reboot-required ] && echo required
 r=""; read -r r < /proc/sys/kernel/osrelease; printf 'running %s\n' "$r"
 for k in /lib/modules/*; do [ -d "$k" ] && printf 'installed %s\n' "${k##*/}"; done
+sec bootloader; line /run/piherd/bootloader
 # Touch the shared mount point so an automount (x-systemd.automount) comes up; bounded.
 [ -z "$1" ] || timeout 3 stat -c %i "$1/." >/dev/null 2>&1
 # One awk for memory and mounts, not the shell's `read`, which takes a byte per system
@@ -150,6 +151,7 @@ class NodeHealth:
     services: dict[str, str] = field(default_factory=dict)
     slurm: SlurmNode | None = None
     reboot_needed: tuple[str, ...] = ()  # why a reboot is owed (empty: none, or not known)
+    bootloader: str | None = None  # services.bootloader's last word on the EEPROM, if any
 
     @property
     def mem_used_pct(self) -> float | None:
@@ -292,6 +294,7 @@ def parse_probe(
         storage_fstype=storage,
         services=services,
         reboot_needed=parse_reboot(s.get("reboot", [])),
+        bootloader=_first(s, "bootloader") or None,
     )
 
 

@@ -96,6 +96,7 @@ def node_dict(h: NodeHealth, verdict: Verdict, role: str) -> dict[str, Any]:
         "storage_mounted": h.storage_mounted,
         "services": dict(h.services),
         "reboot_needed": list(h.reboot_needed),
+        "bootloader": h.bootloader,
         "slurm": None
         if h.slurm is None
         else {

@@ -75,6 +75,9 @@ def evaluate(health: NodeHealth, rules: HealthRules, *, compute: bool = True) ->
     if health.chrony_synced is False:
         warn.append("clock not synchronised")
     warn.extend(f"reboot needed: {why}" for why in health.reboot_needed)
+    # "ok" and "no-eeprom" (nothing to set) are facts, not faults: --json shows them.
+    if health.bootloader and not health.bootloader.startswith(("ok", "no-eeprom")):
+        warn.append(f"bootloader {health.bootloader}")
     if health.storage_mounted is False:
         crit.append("shared storage not mounted")
     # "unknown": no systemd to ask (a container or a light sim node); nothing to judge.
