@@ -33,6 +33,7 @@ from piherd.model.service import Service
 from piherd.model.specs import DirSpec, FileSpec, RenderContext, UnitSpec
 from piherd.render.spec import RenderError, header, safe_path, text
 from piherd.services.dnsmasq import DnsmasqSettings
+from piherd.services.storage import NFS_SERVER_UNIT
 
 CONF = "/etc/dnsmasq.d/piherd-netboot.conf"
 EXPORTS = "/etc/exports.d/piherd-netboot.exports"
@@ -163,7 +164,7 @@ def _exports(cluster: Cluster) -> FileSpec:
         "# The netbooted nodes' shared root, read-only (services.netboot).",
         f"{root} {entries}",
     ]
-    return text(cluster, EXPORTS, lines, reloads=("nfs-kernel-server.service",))
+    return text(cluster, EXPORTS, lines, reloads=(NFS_SERVER_UNIT,))
 
 
 def _one_line(path: str, line: str) -> FileSpec:
@@ -326,7 +327,7 @@ class NetbootService(Service):
     def units(self, cluster: Cluster, node: Node) -> list[UnitSpec]:
         if not node.is_head:
             return []
-        return [UnitSpec("nfs-kernel-server.service"), UnitSpec("dnsmasq.service")]
+        return [UnitSpec(NFS_SERVER_UNIT), UnitSpec("dnsmasq.service")]
 
     def directories(self, cluster: Cluster, node: Node) -> tuple[DirSpec, ...]:
         if not node.is_head:
@@ -343,4 +344,4 @@ class NetbootService(Service):
         )
 
     def health_units(self, cluster: Cluster, node: Node) -> tuple[str, ...]:
-        return ("dnsmasq.service", "nfs-kernel-server.service") if node.is_head else ()
+        return ("dnsmasq.service", NFS_SERVER_UNIT) if node.is_head else ()

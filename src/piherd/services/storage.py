@@ -27,6 +27,11 @@ from piherd.services import storage_sftp
 from piherd.services.ssh_keys import KNOWN_HOSTS
 
 STORAGE_KEY = "/etc/piherd/storage_key"
+# The NFS server's own unit name. Debian's nfs-kernel-server.service is only an alias
+# (a symlink to it): systemd's unit lists name the unit nfs-server.service, so piherd,
+# asking for the alias, found it "not-found" and started it instead of reloading it, and
+# a changed /etc/exports was never exported (found on VM nodes, the first real NFS).
+NFS_SERVER_UNIT = "nfs-server.service"
 SFTP_PORT = 2222  # sshd's port for the storage key unless sftp_port says (or ssh_port is it)
 
 if TYPE_CHECKING:
@@ -128,7 +133,7 @@ def _nfs_server(cluster: Cluster) -> list[FileSpec]:
         "# Shared storage (services.storage), for the cluster's nodes only.",
         f"{export} {entries}",
     ]
-    return [text(cluster, "/etc/exports", lines, reloads=("nfs-kernel-server.service",))]
+    return [text(cluster, "/etc/exports", lines, reloads=(NFS_SERVER_UNIT,))]
 
 
 def _sftp_server(cluster: Cluster, ctx: RenderContext) -> list[FileSpec]:
@@ -359,7 +364,7 @@ class StorageService(Service):
         storage = settings_of(cluster)
         if node.name == storage.server_name:
             nfs = storage.kind == "nfs"
-            result = [UnitSpec("nfs-kernel-server.service" if nfs else "ssh.service")]
+            result = [UnitSpec(NFS_SERVER_UNIT if nfs else "ssh.service")]
             if not nfs:
                 export = safe_path(storage.export, "services.storage.export")
                 result.append(UnitSpec(storage_sftp.bind_unit(export)))
