@@ -80,6 +80,7 @@ def command() -> None:
     \b
       piherd sim up --workers 3          # head + 3 workers (systemd containers)
       piherd sim up --light --workers 100 --name big   # sshd-only nodes, for scale
+      piherd sim up --vm --workers 2 --name vms        # QEMU machines, own kernels
       ssh -F /var/lib/piherd/sim/sim/ssh_config node02
       piherd sim kill node03; piherd sim revive node03
       piherd sim down
@@ -110,6 +111,12 @@ def command() -> None:
     help="Debian release of full nodes (trixie nodes run cloud-init at boot, as Raspberry Pi "
     "OS trixie does; their first `sim up` builds a trixie base).",
 )
+@click.option(
+    "--vm",
+    is_flag=True,
+    help="Nodes are QEMU machines with Debian's own kernel (real NFS, real reboots), "
+    "booted in software emulation: about a minute each, ~350 MB of memory.",
+)
 @click.option("--subnet", default=None, help="The virtual LAN (default: derived from the name).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the cluster.toml here.")  # fmt: skip
@@ -119,6 +126,7 @@ def up(
     light: bool,
     blank: bool,
     release: str,
+    vm: bool,
     subnet: str | None,
     out: Path | None,
 ) -> None:
@@ -131,8 +139,9 @@ def up(
         fail("full nodes: at most 99 workers (the router's DHCP pool); use --light for more")
     try:
         vc = VirtualCluster(
-            name, workers, light=light, blank=blank, release=release, subnet=subnet, out=out
-        )
+            name, workers, light=light, blank=blank, release=release, vm=vm, subnet=subnet,
+            out=out,
+        )  # fmt: skip
     except ValueError as exc:
         fail(f"piherd sim up: {exc}")
     try:

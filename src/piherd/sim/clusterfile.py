@@ -51,9 +51,12 @@ def render_cluster(
     light: bool,
     blank: bool = False,
     release: str = "bookworm",
+    vm: bool = False,
 ) -> str:
     """cluster.toml text for the virtual cluster. Blank nodes are listed by name and MAC
-    (their address comes from their image, their host keys from `piherd image`)."""
+    (their address comes from their image, their host keys from `piherd image`). VM nodes
+    have a kernel of their own: NFS storage, a clock chrony may set, Slurm's default
+    cgroups."""
     network: dict[str, Any] = {"subnet": str(names.subnet), "gateway": str(names.gateway)}
     if not light:
         low, high = names.pool()
@@ -66,7 +69,7 @@ def render_cluster(
             "ssh_public_key": str(files.public_key),
             "ssh_config": str(files.ssh_config),
             "known_hosts": str(files.known_hosts),
-            "interface": "eth0" if light else "host0",
+            "interface": "eth0" if light or vm else "host0",
             "os": release,
         },
         "network": network,
@@ -81,7 +84,9 @@ def render_cluster(
             "storage": {"kind": "sshfs"},
             "slurm": {"cgroup_mountpoint": CGROUP_V1_MOUNTPOINT},
             "package_cache": {"enabled": False},
-        },
+        }
+        if not vm
+        else {"storage": {"kind": "nfs"}, "package_cache": {"enabled": False}},
     }
     if blank:
         doc["nodes"] = [{"name": n.name, "mac": n.mac} for n in nodes]

@@ -175,7 +175,7 @@ async def _unmount_card(node_dir: Path) -> None:
     await run(["umount", "-l", str(root)], check=False)
 
 
-def _owner(root: Path, user: str) -> tuple[int, int]:
+def owner(root: Path, user: str) -> tuple[int, int]:
     for line in (root / "etc/passwd").read_text().splitlines():
         fields = line.split(":")
         if fields[0] == user:
@@ -213,7 +213,7 @@ def seed(root: Path, node: str, node_dir: Path, state: SimState, files: SimFiles
     for key in sorted((node_dir / "ssh").iterdir()):
         private = not key.name.endswith(".pub")
         _put(root / "etc/ssh" / key.name, key.read_text(), 0o600 if private else 0o644)
-    pi = _owner(root, "pi")
+    pi = owner(root, "pi")
     ssh_dir = root / "home/pi/.ssh"
     ssh_dir.mkdir(mode=0o700, exist_ok=True)
     os.chown(ssh_dir, *pi)

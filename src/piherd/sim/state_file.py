@@ -16,7 +16,8 @@ STATE_FILE = "sim.json"
 @dataclass(frozen=True)
 class SimState:
     """The cluster's shape: name, kind, size, subnet, where its files live; `blank`: full
-    nodes shaped like freshly flashed stock cards (no identity until a first boot gives one)."""
+    nodes shaped like freshly flashed stock cards (no identity until a first boot gives one);
+    `vm`: every node a QEMU machine with its own kernel."""
 
     name: str
     light: bool
@@ -25,6 +26,7 @@ class SimState:
     state_dir: str
     blank: bool = False
     release: str = "bookworm"  # of full nodes' base (sim/image.py)
+    vm: bool = False  # QEMU machines with their own kernel (sim/vm.py), not containers
 
     @property
     def count(self) -> int:

@@ -25,6 +25,7 @@ from typing import Any
 
 from piherd.sim import bridge, full, keys, light, pisys
 from piherd.sim import state_file as simstate
+from piherd.sim import vm as vm_nodes
 from piherd.sim.card import boot_partition_files
 from piherd.sim.clusterfile import (
     SimFiles,
@@ -55,6 +56,7 @@ class VirtualCluster:
         light: bool = False,
         blank: bool = False,
         release: str = "bookworm",
+        vm: bool = False,
         state_root: Path = STATE_ROOT,
         subnet: str | None = None,
         out: Path | None = None,
@@ -63,6 +65,8 @@ class VirtualCluster:
         self.name = check_name(name)
         if blank and light:
             raise ValueError("blank nodes are full nodes (a stock card boots systemd): not --light")
+        if vm and (light or blank or release != "bookworm"):
+            raise ValueError("VM nodes are full bookworm nodes: not --light, --blank or trixie")
         if workers < 0:
             raise ValueError(f"workers must be 0 or more, not {workers}")
         if not light and workers > MAX_FULL_WORKERS:
@@ -74,7 +78,9 @@ class VirtualCluster:
         net = IPv4Network(subnet) if subnet else pick_subnet(name, workers + 1)
         if release not in RELEASES or (light and release != "bookworm"):
             raise ValueError(f"full nodes run {' or '.join(RELEASES)}; light nodes the host's")
-        self.state = SimState(name, light, workers, str(net), str(self.state_dir), blank, release)
+        self.state = SimState(
+            name, light, workers, str(net), str(self.state_dir), blank, release, vm
+        )
         self.out = out
 
     # ----- lifecycle -------------------------------------------------------------
@@ -87,7 +93,7 @@ class VirtualCluster:
             raise SimError(f"no sim cluster {name!r} (nothing in {state_root / name})")
         vc = cls(
             name, found.workers, light=found.light, blank=found.blank, release=found.release,
-            subnet=found.subnet,
+            vm=found.vm, subnet=found.subnet,
         )  # fmt: skip
         vc.state_dir = Path(found.state_dir)
         vc.state = found
@@ -133,19 +139,22 @@ class VirtualCluster:
         async with self._locked():
             previous = simstate.load(self.state_dir)
             if previous is not None:
-                was = (previous.light, previous.blank, previous.release)
-                if was != (self.state.light, self.state.blank, self.state.release):
+                was = (previous.light, previous.blank, previous.release, previous.vm)
+                wanted = (self.state.light, self.state.blank, self.state.release, self.state.vm)
+                if was != wanted:
                     raise SimError(
                         f"sim cluster {self.name!r} is already up with {_kind(previous)} nodes"
                     )
                 self.state = SimState(
                     self.name, previous.light, self.state.workers, previous.subnet,
-                    str(self.state_dir), previous.blank, previous.release,
+                    str(self.state_dir), previous.blank, previous.release, previous.vm,
                 )  # fmt: skip
                 _check_resize(previous, self.state)
                 for node in previous.node_names()[self.state.count :]:
                     await self._remove_node(previous, node)
             simstate.save(self.state)
+            if self.state.vm:
+                vm_nodes.check_host()
             await self._prepare()
             names = self.state.names
             await bridge.bridge_up(names)
@@ -197,11 +206,13 @@ class VirtualCluster:
     def _link(self, node: str) -> bridge.NodeLink:
         index, names = self.state.index(node), self.state.names
         address = names.address(index) if self.state.light else None
-        ifname = "eth0" if self.state.light else "host0"
+        ifname = "eth0" if self.state.light or self.state.vm else "host0"
         return bridge.NodeLink(index, node, ifname, names.mac(index), address)
 
     def _running(self, node: str) -> bool:
         node_dir = self.state.node_dir(node)
+        if self.state.vm:
+            return vm_nodes.running(node_dir)
         return light.running(node_dir) if self.state.light else full.running(node_dir)
 
     async def _prepare(self) -> None:
@@ -227,6 +238,8 @@ class VirtualCluster:
         await bridge.nic_on(self.state.names, self._link(node))  # after a power cut
         if self.state.light:
             await light.start(node_dir, node, self.state.names.netns(node), asked)
+        elif self.state.vm:
+            await vm_nodes.start(self.state, node, self.files)
         else:
             await bridge.forget_addresses(self.state.names, node, "host0")
             await full.start(self.state, node, self.files, asked)
@@ -235,6 +248,8 @@ class VirtualCluster:
         node_dir = state.node_dir(node)
         if state.light:
             await light.stop(node_dir, power_cut=power_cut)
+        elif state.vm:
+            await vm_nodes.stop(node_dir)
         else:
             await full.stop(state, node, power_cut=power_cut)
 
@@ -243,7 +258,7 @@ class VirtualCluster:
         index = state.index(node)
         static = state.names.address(index) if state.light else None
         await bridge.node_down(state.names, index, node, static)
-        if not state.light:
+        if not state.light and not state.vm:
             await full.cgroups_remove(state.names, node)
         shutil.rmtree(state.node_dir(node), ignore_errors=True)
 
@@ -271,7 +286,7 @@ class VirtualCluster:
             files.known_hosts.write_text(render_known_hosts(nodes))
         text = render_cluster(
             self.state.names, nodes, files, light=self.state.light, blank=self.state.blank,
-            release=self.state.release,
+            release=self.state.release, vm=self.state.vm,
         )  # fmt: skip
         for path in (self.cluster_file, *([self.out] if self.out else [])):
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -361,7 +376,9 @@ class VirtualCluster:
         gets the stock card back, which runs no sshd: not waited for)."""
         self._check(node)
         await self._stop(self.state, node)
-        if not self.state.light:
+        if self.state.vm:
+            vm_nodes.wipe(self.state.node_dir(node))
+        elif not self.state.light:
             full.wipe(self.state, node)
         await self._start(node)
         if not self.state.blank:
@@ -369,6 +386,8 @@ class VirtualCluster:
 
     def inject(self, node: str, kind: str) -> None:
         """Pi signals: undervoltage, overtemp or clear."""
+        if self.state.vm:
+            raise SimError("VM nodes have their own kernel's /sys: no Pi signals to inject")
         pisys.inject(self.state.node_dir(self._check(node)) / "pi", kind)
 
     def status(self) -> list[dict[str, Any]]:
@@ -381,7 +400,8 @@ class VirtualCluster:
                     "address": sim_node.reach,
                     "running": self._running(sim_node.name),
                     "cable": bridge.cable_plugged(self.state.names, sim_node.index),
-                    **pisys.read_signals(node_dir / "pi"),
+                    # A VM has its own kernel's /sys, without the Pi's signals.
+                    **({} if self.state.vm else pisys.read_signals(node_dir / "pi")),
                 }
             )
         return rows
@@ -394,10 +414,13 @@ class VirtualCluster:
             if not alive(pid):
                 raise SimError(f"{node} is powered off")
             return ["nsenter", "-t", str(pid), "-n", "-u", "-m", "-T", "--", "/bin/bash", "-l"]
+        if self.state.vm:  # a machine of its own: entered as the admin does, over SSH
+            return ["ssh", "-F", str(self.files.ssh_config), "-t", node, "sudo", "-i"]
         return full.shell_argv(self.state, node)
 
     def console_log(self, node: str) -> Path:
-        return self.state.node_dir(self._check(node)) / "node.log"
+        node_dir = self.state.node_dir(self._check(node))
+        return node_dir / (vm_nodes.CONSOLE if self.state.vm else "node.log")
 
     def _check(self, node: str) -> str:
         self.state.index(node)
@@ -405,7 +428,7 @@ class VirtualCluster:
 
 
 def _kind(state: SimState) -> str:
-    kind = "light" if state.light else "blank" if state.blank else "full"
+    kind = "light" if state.light else "blank" if state.blank else "vm" if state.vm else "full"
     return kind if state.light else f"{kind} {state.release}"
 
 

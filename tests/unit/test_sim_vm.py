@@ -1,0 +1,65 @@
+"""Pure parts of VM nodes: their cluster file, the packages their image holds, their wiring."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from piherd.render.manifest import node_packages
+from piherd.services import loads
+from piherd.services.storage import StorageSettings
+from piherd.services.time import TimeSettings
+from piherd.sim.clusterfile import SimFiles, SimNode, render_cluster
+from piherd.sim.names import SimNames, node_name, pick_subnet
+from piherd.sim.virtual_cluster import VirtualCluster
+from piherd.sim.vm import cable_mac
+from piherd.sim.vm_image import CLUSTER_PACKAGES, VM_PACKAGES, recipe_hash
+
+FILES = SimFiles(
+    Path("/s/id_ed25519"), Path("/s/id_ed25519.pub"), Path("/s/ssh_config"), Path("/s/known_hosts")
+)
+
+
+def _vm_cluster_text(workers: int = 2) -> str:
+    names = SimNames("tvm", pick_subnet("tvm", workers + 1))
+    count = workers + 1
+    nodes = [
+        SimNode(i, node_name(i, count), str(names.address(i)), str(names.dhcp_address(i)),
+                (f"ssh-ed25519 KEY{i}",))
+        for i in range(count)
+    ]  # fmt: skip
+    return render_cluster(names, nodes, FILES, light=False, vm=True)
+
+
+def test_a_vm_cluster_has_real_nfs_a_real_clock_and_eth0() -> None:
+    cluster = loads(_vm_cluster_text())
+    assert cluster.services.get(StorageSettings).kind == "nfs"
+    assert not cluster.services.get(TimeSettings).container
+    assert {n.interface for n in cluster.nodes} == {"eth0"}
+
+
+def test_the_vm_image_holds_every_package_up_installs_on_its_nodes() -> None:
+    """Otherwise `up` falls back to dpkg under emulation (minutes per node)."""
+    cluster = loads(_vm_cluster_text())
+    wanted = {p for node in cluster.nodes for p in node_packages(cluster, node)}
+    assert wanted <= set(CLUSTER_PACKAGES) | set(VM_PACKAGES), wanted - set(CLUSTER_PACKAGES)
+
+
+def test_the_recipe_hash_is_stable_and_names_the_image() -> None:
+    assert recipe_hash() == recipe_hash()
+    assert len(recipe_hash()) == 12
+
+
+@pytest.mark.parametrize(
+    ("mac", "twin"),
+    [("52:54:00:12:34:56", "50:54:00:12:34:56"), ("02:00:00:00:00:01", "00:00:00:00:00:01")],
+)
+def test_the_cables_end_never_has_the_vms_mac(mac: str, twin: str) -> None:
+    assert cable_mac(mac) == twin != mac
+
+
+@pytest.mark.parametrize("kind", [{"light": True}, {"blank": True}, {"release": "trixie"}])
+def test_vm_nodes_are_full_bookworm_nodes(kind: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match="VM nodes"):
+        VirtualCluster("tvmx", 1, vm=True, **kind)  # type: ignore[arg-type]
