@@ -39,11 +39,11 @@ def _become_subreaper() -> None:
 @contextlib.contextmanager
 def start_sim(
     name: str, workers: int = 2, *, light: bool = False, blank: bool = False,
-    release: str = "bookworm",
+    release: str = "bookworm", vm: bool = False,
 ) -> Iterator[VirtualCluster]:  # fmt: skip
     """A running sim cluster `name`; downed on exit, and proven to leave nothing."""
     assert os.geteuid() == 0, "sim tests need root: run them as root (they must not skip)"
-    vc = VirtualCluster(name, workers, light=light, blank=blank, release=release)
+    vc = VirtualCluster(name, workers, light=light, blank=blank, release=release, vm=vm)
     try:
         asyncio.run(vc.up())
         yield vc
@@ -61,15 +61,15 @@ def sim_names() -> set[str]:
 
 @pytest.fixture(scope="session")
 def sim_cm(sim_names: set[str]) -> Callable[..., contextlib.AbstractContextManager[VirtualCluster]]:
-    """`with sim_cm(name, workers, light=False, blank=False, release="bookworm") as vc:`
-    (start_sim, the name recorded)."""
+    """`with sim_cm(name, workers, light=False, blank=False, release="bookworm", vm=False)
+    as vc:` (start_sim, the name recorded)."""
 
     def cm(
         name: str, workers: int = 2, *, light: bool = False, blank: bool = False,
-        release: str = "bookworm",
+        release: str = "bookworm", vm: bool = False,
     ) -> contextlib.AbstractContextManager[VirtualCluster]:  # fmt: skip
         sim_names.add(name)
-        return start_sim(name, workers, light=light, blank=blank, release=release)
+        return start_sim(name, workers, light=light, blank=blank, release=release, vm=vm)
 
     return cm
 
