@@ -52,6 +52,8 @@ BENCHES = (
           "piherd image per node: --out and --boot-dir"),
     Bench("blank", ("bench/blank_bench.py", "--workers", "3"), "root, sim (1-2 min)",
           "blank cards to idle in Slurm: image, flash, first boot, discover, up"),
+    Bench("vm", ("bench/vm_bench.py", "--workers", "2"), "root, QEMU (about 5 min)",
+          "VM nodes: image, boot to SSH, memory, piherd up with NFS"),
     Bench("jobs", ("bench/jobs_bench.py", "/var/lib/piherd/sim/sim/cluster.toml"),
           "root, a sim cluster after piherd up (under a minute)",
           "srun --mpi=pmix, mpiexec -machinefile, and the next job after a failed one"),
