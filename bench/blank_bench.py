@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from docs_table import update_table_section  # bench/: run as `python bench/X.py`
+from piherd_cli import PIHERD, piherd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "unit"))
@@ -30,14 +31,6 @@ from rpi_image import build_image  # noqa: E402  (the tests' Raspberry Pi OS-sha
 
 DOCS = ROOT / "docs" / "benchmarks.md"
 SECTION = "## From blank cards to Slurm (sim)"
-PIHERD = str(Path(sys.executable).parent / "piherd")
-
-
-def piherd(*args: str, timeout: float = 1800) -> str:
-    proc = subprocess.run([PIHERD, *args], capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0:
-        raise SystemExit(f"piherd {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
-    return proc.stdout
 
 
 async def revive_all(name: str, nodes: list[str]) -> None:

@@ -17,24 +17,16 @@ import asyncio
 import json
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from docs_table import update_table_section  # bench/: run as `python bench/X.py`
+from piherd_cli import piherd
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "benchmarks.md"
 SECTION = "## VM nodes (sim --vm)"
-PIHERD = str(Path(sys.executable).parent / "piherd")
-
-
-def piherd(*args: str, timeout: float = 1800) -> str:
-    proc = subprocess.run([PIHERD, *args], capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0:
-        raise SystemExit(f"piherd {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
-    return proc.stdout
 
 
 def pss_mib(state_dir: Path) -> list[float]:
