@@ -197,6 +197,7 @@ def test_two_nodes_with_one_serial_directory_are_refused() -> None:
         ('dhcp = "both"', "is not a DHCP mode"),
         ('models = { pi3 = "pi2" }', "unknown model 'pi3'"),
         ('models = { pi5 = "nope[1-2]" }', "services.netboot.models.pi5"),
+        ('nodes = "pi[2-3]"\nmodels = { pi5 = "pi[3-4]" }', "pi4: not in services.netboot.nodes"),
         ('tftp_root = "/etc"', "services.netboot.tftp_root"),
         ('root = "srv/root"', "services.netboot.root"),
         ('tftp_root = "/srv/tftp\\n"', "services.netboot.tftp_root"),

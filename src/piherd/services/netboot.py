@@ -27,6 +27,7 @@ from piherd.image.netboot_files import MODELS, tftp_directory
 from piherd.model import Cluster, Node, expand
 from piherd.model.checks import absolute_path, nodeset_members
 from piherd.model.escape import has_unsafe_char, shown
+from piherd.model.nodecheck import fold_names
 from piherd.model.nodesets import NodeSetError
 from piherd.model.reader import Reader
 from piherd.model.service import Service
@@ -273,7 +274,14 @@ def _check(cluster: Cluster, reader: Reader) -> None:
             )
         seen[directory] = node.name
     for model, expression in svc.models:
-        nodeset_members(cluster, reader, f"{path}.models.{model}", expression)
+        listed = nodeset_members(cluster, reader, f"{path}.models.{model}", expression)
+        strays = [name for name in listed if name not in svc.node_models]
+        if strays:
+            reader.problem(
+                f"{path}.models.{model}",
+                f"{fold_names(strays)}: not in services.netboot.nodes, so never netbooted",
+                "list only netbooted nodes in models, or add them to nodes",
+            )
     dnsmasq = cluster.services.get(DnsmasqSettings)
     if dnsmasq.enabled and dnsmasq.tftp:
         reader.problem(
