@@ -12,7 +12,7 @@ from piherd.services.storage import StorageSettings
 from piherd.services.time import TimeSettings
 from piherd.sim.clusterfile import SimFiles, SimNode, render_cluster
 from piherd.sim.names import SimNames, node_name, pick_subnet
-from piherd.sim.virtual_cluster import VirtualCluster
+from piherd.sim.virtual_cluster import VirtualCluster, first_answering
 from piherd.sim.vm import cable_mac
 from piherd.sim.vm_image import CLUSTER_PACKAGES, VM_PACKAGES, recipe_hash
 
@@ -63,3 +63,15 @@ def test_the_cables_end_never_has_the_vms_mac(mac: str, twin: str) -> None:
 def test_vm_nodes_are_full_bookworm_nodes(kind: dict[str, object]) -> None:
     with pytest.raises(ValueError, match="VM nodes"):
         VirtualCluster("tvmx", 1, vm=True, **kind)  # type: ignore[arg-type]
+
+
+def test_a_vm_shell_goes_to_the_address_that_answers() -> None:
+    """Its lease before `up`, its own address after: whichever accepts the connection."""
+    import socket
+
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        assert first_answering(["127.0.0.1", "127.0.0.2"], port) == "127.0.0.1"
+    assert first_answering(["127.0.0.1", "127.0.0.2"], port) == "127.0.0.2"  # closed: the other

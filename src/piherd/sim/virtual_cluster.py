@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import socket
 import time
 from collections.abc import AsyncIterator
 from ipaddress import IPv4Network
@@ -415,7 +416,12 @@ class VirtualCluster:
                 raise SimError(f"{node} is powered off")
             return ["nsenter", "-t", str(pid), "-n", "-u", "-m", "-T", "--", "/bin/bash", "-l"]
         if self.state.vm:  # a machine of its own: entered as the admin does, over SSH
-            return ["ssh", "-F", str(self.files.ssh_config), "-t", node, "sudo", "-i"]
+            found = next(n for n in self.sim_nodes() if n.name == node)
+            address = first_answering([found.address, found.reach])  # after `up`, or before
+            return [
+                "ssh", "-F", str(self.files.ssh_config), "-o", f"HostName={address}", "-t",
+                node, "sudo", "-i",
+            ]  # fmt: skip
         return full.shell_argv(self.state, node)
 
     def console_log(self, node: str) -> Path:
@@ -430,6 +436,17 @@ class VirtualCluster:
 def _kind(state: SimState) -> str:
     kind = "light" if state.light else "blank" if state.blank else "vm" if state.vm else "full"
     return kind if state.light else f"{kind} {state.release}"
+
+
+def first_answering(addresses: list[str], port: int = 22, timeout: float = 1.0) -> str:
+    """The first address whose `port` accepts a connection, else the last one."""
+    for address in addresses[:-1]:
+        try:
+            with socket.create_connection((address, port), timeout=timeout):
+                return address
+        except OSError:
+            continue
+    return addresses[-1]
 
 
 async def _any_ssh_banner(addresses: set[str]) -> bool:
