@@ -75,3 +75,17 @@ def test_a_vm_shell_goes_to_the_address_that_answers() -> None:
         port = listening.getsockname()[1]
         assert first_answering(["127.0.0.1", "127.0.0.2"], port) == "127.0.0.1"
     assert first_answering(["127.0.0.1", "127.0.0.2"], port) == "127.0.0.2"  # closed: the other
+
+
+def test_sim_status_shows_a_vm_node_without_pi_signals() -> None:
+    from piherd.cli.sim import status_line
+
+    row = {"node": "node01", "address": "10.1.2.100", "running": True, "cable": True}
+    assert status_line(row).split() == ["node01", "10.1.2.100", "on", "plugged", "-", "-", "-"]
+    pi = {**row, "temp_mc": "48500", "undervoltage": "0", "throttled": "0x0"}
+    assert status_line(pi).split()[4:] == ["48.5", "0", "0x0"]
+
+
+def test_pi_signals_cannot_be_injected_into_a_vm_node() -> None:
+    with pytest.raises(ValueError, match="no Pi signals"):
+        VirtualCluster("tvmx", 1, vm=True).inject("node02", "undervoltage")

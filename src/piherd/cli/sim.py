@@ -205,11 +205,17 @@ def status(name: str | None, as_json: bool) -> None:
         return
     click.echo(f"{'NODE':8} {'ADDRESS':16} {'POWER':6} {'CABLE':8} {'TEMP':>6} UV THROTTLED")
     for r in rows:
-        click.echo(
-            f"{r['node']:8} {r['address']:16} {'on' if r['running'] else 'off':6} "
-            f"{'plugged' if r['cable'] else 'pulled':8} {int(r['temp_mc']) / 1000:6.1f} "
-            f"{r['undervoltage']:2} {r['throttled']}"
-        )
+        click.echo(status_line(r))
+
+
+def status_line(r: dict[str, Any]) -> str:
+    """One node's row of `sim status`; a VM node has no simulated Pi signals ("-")."""
+    temp = f"{int(r['temp_mc']) / 1000:6.1f}" if "temp_mc" in r else f"{'-':>6}"
+    return (
+        f"{r['node']:8} {r['address']:16} {'on' if r['running'] else 'off':6} "
+        f"{'plugged' if r['cable'] else 'pulled':8} {temp} "
+        f"{r.get('undervoltage', '-'):2} {r.get('throttled', '-')}"
+    )
 
 
 def _node_op(verb: str, doc: str, action: Callable[[VirtualCluster, str], Any]) -> None:

@@ -388,7 +388,7 @@ class VirtualCluster:
     def inject(self, node: str, kind: str) -> None:
         """Pi signals: undervoltage, overtemp or clear."""
         if self.state.vm:
-            raise SimError("VM nodes have their own kernel's /sys: no Pi signals to inject")
+            raise ValueError("VM nodes have their own kernel's /sys: no Pi signals to inject")
         pisys.inject(self.state.node_dir(self._check(node)) / "pi", kind)
 
     def status(self) -> list[dict[str, Any]]:
