@@ -124,7 +124,7 @@ def running(node_dir: Path) -> bool:
 
 
 async def stop(node_dir: Path) -> None:
-    """Power off: QEMU is killed, as a cut cable would (the card keeps what was synced)."""
+    """Power off: QEMU is killed, as a power cut would (the card keeps what was written)."""
     pid = read_pid(node_dir / "child.pid")
     if alive(pid) and pid is not None:
         await stop_pid(pid, sig=signal.SIGKILL)
