@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from piherd.sim.image import MIRROR, ensure_base
+from piherd.sim.image import recipe_hash as base_recipe_hash
 from piherd.sim.names import CACHE_ROOT
 from piherd.sim.proc import SimError, file_lock, run
 
@@ -87,10 +88,8 @@ rm -rf /var/lib/apt/lists/*
 
 def recipe_hash() -> str:
     """Hash of everything that shapes the VM image (the base's recipe included)."""
-    from piherd.sim.image import recipe_hash as base_hash
-
     recipe = {
-        "base": base_hash("bookworm"),
+        "base": base_recipe_hash("bookworm"),
         "mirror": MIRROR,
         "packages": (*VM_PACKAGES, *CLUSTER_PACKAGES),
         "disabled": DISABLED,
