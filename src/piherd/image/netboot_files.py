@@ -8,6 +8,11 @@ keeps its firmware in the EEPROM, so it asks for no start*.elf; its kernel and
 initramfs carry the 2712 suffix. Every file comes from the boot partition of a
 Raspberry Pi OS image, except cmdline.txt, which piherd writes per node.
 
+The third model, `ipxe`, is an x86 machine whose network boot is iPXE (QEMU's virtual
+NIC ROM, or a PC that chain-loads it): the sim's netbooted VM nodes. It asks for
+`boot.ipxe` (piherd's, per node: the kernel command line) and loads the Debian kernel and
+initramfs named there, from the same per-serial directory a Pi uses.
+
 The serial directory is the last 8 hex digits of the board's serial number, lower
 case (the bootloader's default TFTP_PREFIX=0).
 """
@@ -17,8 +22,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-MODELS = ("pi4", "pi5")
+MODELS = ("pi4", "pi5", "ipxe")
+PI_MODELS = ("pi4", "pi5")
 CMDLINE = "cmdline.txt"  # piherd's, per node; never taken from the image
+IPXE_SCRIPT = "boot.ipxe"  # the iPXE model's cmdline.txt: piherd's, per node
 
 
 @dataclass(frozen=True)
@@ -60,7 +67,18 @@ BOOT_TREES: dict[str, BootTree] = {
             "initramfs_2712",
         ),
     ),
+    "ipxe": BootTree(model="ipxe", firmware=(), files=(IPXE_SCRIPT, "vmlinuz", "initrd.img")),
 }
+
+# Where `piherd netboot build` takes each model's files from, inside the shared root: a
+# Pi's whole boot partition (Raspberry Pi OS mounts it at /boot/firmware), or Debian's
+# links to the newest kernel and initramfs.
+BOOT_SOURCES: dict[str, str] = {"pi4": "boot/firmware", "pi5": "boot/firmware", "ipxe": "."}
+
+
+def per_node_file(model: str) -> str:
+    """The one file of a node's directory that piherd writes (never copied from the root)."""
+    return IPXE_SCRIPT if model == "ipxe" else CMDLINE
 
 
 def tftp_directory(serial: str) -> str:
@@ -73,6 +91,7 @@ def tftp_directory(serial: str) -> str:
 
 
 def missing_files(model: str, present: Iterable[str]) -> list[str]:
-    """The files `model` needs (cmdline.txt aside: piherd writes it) that `present` lacks."""
-    have = set(present)
-    return [name for name in BOOT_TREES[model].required if name != CMDLINE and name not in have]
+    """The files `model` needs (its per-node file aside: piherd writes it) that `present`
+    lacks."""
+    have, own = set(present), per_node_file(model)
+    return [name for name in BOOT_TREES[model].required if name != own and name not in have]

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Literal
 
-from piherd.image.netboot_files import MODELS, tftp_directory
+from piherd.image.netboot_files import IPXE_SCRIPT, MODELS, per_node_file, tftp_directory
 from piherd.model import Cluster, Node, expand
 from piherd.model.checks import absolute_path, nodeset_members
 from piherd.model.escape import has_unsafe_char, shown
@@ -107,12 +107,16 @@ def kernel_command_line(cluster: Cluster, node: Node) -> str:
     The address is set by the kernel (ip=), not by DHCP or NetworkManager: a node whose
     root is on the network must never take its interface down.
     """
-    net, head = cluster.network, cluster.head
-    root = safe_path(settings_of(cluster).root, "services.netboot.root")
+    net, head, svc = cluster.network, cluster.head, settings_of(cluster)
+    root = safe_path(svc.root, "services.netboot.root")
     gateway = str(net.gateway) if net.gateway else ""
+    if svc.node_models.get(node.name) == "ipxe":
+        # A PC's serial port; classic interface names, as the node's interface (eth0).
+        consoles = ["console=tty0", "console=ttyS0,115200", "net.ifnames=0"]
+    else:
+        consoles = ["console=serial0,115200", "console=tty1"]
     words = [
-        "console=serial0,115200",
-        "console=tty1",
+        *consoles,
         "root=/dev/nfs",
         f"nfsroot={head.address}:{root},vers=3,tcp,nolock",
         f"ip={node.address}::{gateway}:{net.subnet.netmask}:{node.name}:{node.interface}:off",
@@ -139,12 +143,19 @@ def _dnsmasq_conf(cluster: Cluster, node: Node) -> FileSpec:
             "# The LAN's router hands out addresses; the head adds only the boot offer.",
             f"dhcp-range={cluster.network.subnet.broadcast_address},proxy",
         ]
-    lines += [
+    models = set(svc.node_models.values())
+    pi = "0," if "ipxe" not in models else "tag:!ipxe,0,"
+    if "ipxe" in models:
+        lines += [
+            # iPXE says so in option 175; it loads the first script, which chains to the
+            # machine's own directory by its serial (a dotted name gets no ".0" added).
+            "dhcp-match=set:ipxe,175",
+            f'pxe-service=tag:ipxe,x86PC,"piherd iPXE",{IPXE_SCRIPT}',
+        ]
+    if models - {"ipxe"}:
         # Raspberry Pi bootloaders netboot only when the offer carries this PXE service.
-        'pxe-service=0,"Raspberry Pi Boot"',
-        "enable-tftp",
-        f"tftp-root={tftp_root}",
-    ]
+        lines.append(f'pxe-service={pi}"Raspberry Pi Boot"')
+    lines += ["enable-tftp", f"tftp-root={tftp_root}"]
     return text(cluster, CONF, lines, restarts=("dnsmasq.service",))
 
 
@@ -175,6 +186,27 @@ def _one_line(path: str, line: str) -> FileSpec:
     return FileSpec(path, f"{line}\n".encode(), 0o644, "root", "root")
 
 
+def _ipxe_script(cluster: Cluster, path: str, lines: list[str]) -> FileSpec:
+    """An iPXE script: its magic first, then piherd's header (iPXE reads # as a comment)."""
+    for line in lines:
+        if has_unsafe_char(line) or "$" in line:  # iPXE would expand ${...}
+            raise RenderError(f"{path}: the line would change the script: {shown(line)}")
+    body = "#!ipxe\n" + header(cluster) + "".join(f"{line}\n" for line in lines)
+    return FileSpec(path, body.encode(), 0o644, "root", "root")
+
+
+def _node_boot_file(cluster: Cluster, tftp_root: str, node: Node, serial: str) -> FileSpec:
+    """What piherd writes into the node's directory: cmdline.txt for a Pi; for iPXE, a
+    script that loads the kernel and initramfs beside it with the same command line."""
+    model = settings_of(cluster).node_models.get(node.name, "pi4")
+    path = f"{tftp_root}/{tftp_directory(serial)}/{per_node_file(model)}"
+    line = kernel_command_line(cluster, node)
+    if model != "ipxe":
+        return _one_line(path, line)
+    # Relative names resolve against this script's own directory.
+    return _ipxe_script(cluster, path, [f"kernel vmlinuz {line}", "initrd initrd.img", "boot"])
+
+
 def render(cluster: Cluster, node: Node) -> dict[str, FileSpec]:
     """The head's boot server files, one cmdline.txt per netbooted node, the overlay init."""
     svc = settings_of(cluster)
@@ -186,8 +218,12 @@ def render(cluster: Cluster, node: Node) -> dict[str, FileSpec]:
     for other in netbooted(cluster):
         if other.serial is None:  # refused by check(); nothing to name the directory by
             continue
-        path = f"{tftp_root}/{tftp_directory(other.serial)}/cmdline.txt"
-        specs.append(_one_line(path, kernel_command_line(cluster, other)))
+        specs.append(_node_boot_file(cluster, tftp_root, other, other.serial))
+    if "ipxe" in svc.node_models.values():
+        # iPXE's first script, the same for all: on to the machine's own directory.
+        chain = _ipxe_script(cluster, f"{tftp_root}/{IPXE_SCRIPT}", [])
+        body = chain.content + b"chain ${serial}/" + IPXE_SCRIPT.encode() + b"\n"
+        specs.append(replace(chain, content=body))
     init = f"#!/bin/sh\n{header(cluster)}{_OVERLAY_INIT}".encode()
     specs.append(FileSpec(f"{root}{OVERLAY_INIT}", init, 0o755, "root", "root"))
     return {s.path: s for s in specs}
@@ -313,6 +349,8 @@ class NetbootService(Service):
         return _read(reader, table)
 
     def derive(self, settings: NetbootSettings, cluster: Cluster) -> NetbootSettings:
+        if not settings.enabled:  # nobody netboots: node_models stays empty
+            return settings
         try:
             members = set(expand(settings.nodes, cluster.groups, cluster.groups["all"]))
         except NodeSetError:  # reported by check()
@@ -330,7 +368,8 @@ class NetbootService(Service):
         return list(render(cluster, node).values())
 
     def packages(self, cluster: Cluster, node: Node) -> tuple[str, ...]:
-        return ("dnsmasq", "nfs-kernel-server") if node.is_head else ()
+        # rsync: `piherd netboot build` copies the head's system with it.
+        return ("dnsmasq", "nfs-kernel-server", "rsync") if node.is_head else ()
 
     def units(self, cluster: Cluster, node: Node) -> list[UnitSpec]:
         if not node.is_head:

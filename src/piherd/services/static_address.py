@@ -10,6 +10,7 @@ from piherd.model.service import Service
 from piherd.model.specs import FileSpec, RenderContext
 from piherd.render.spec import text
 from piherd.services.dnsmasq import DnsmasqSettings
+from piherd.services.netboot import settings_of as netboot_settings
 
 # dhcpcd.conf as Raspberry Pi OS bullseye ships it, minus comments; piherd writes the
 # whole file so that a stale static block from an earlier edit cannot survive.
@@ -35,7 +36,10 @@ def dns_servers(cluster: Cluster, node: Node) -> list[IPv4Address]:
 
 
 def render(cluster: Cluster, node: Node) -> dict[str, FileSpec]:
-    """One file for the node's network stack (see model.DEFAULT_STACK)."""
+    """One file for the node's network stack (see model.DEFAULT_STACK); none for a node
+    that boots from the network, whose kernel sets its address (services.netboot)."""
+    if node.name in netboot_settings(cluster).node_models:
+        return {}
     if node.network_stack == "dhcpcd":
         spec = _dhcpcd(cluster, node)
     elif node.network_stack == "networkd":
