@@ -32,6 +32,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "power": ("piherd.cli.power", "Power nodes on, off or cycle them through their controllers."),
     "identify": ("piherd.cli.identify", "Blink a node's LEDs until stopped, to find it."),
     "monitoring": ("piherd.cli.monitoring", "Prometheus' URL and piherd's Grafana dashboard."),
+    "netboot": ("piherd.cli.netboot", "Build the netbooted nodes' shared root on the head."),
+    "reset": ("piherd.cli.reset", "Reboot netbooted nodes back to the shared root, clean."),
     "upgrade": ("piherd.cli.upgrade", "Upgrade packages node by node through Slurm, canary first."),
     "sim": ("piherd.cli.sim", "Build and operate a virtual cluster on this machine."),
     "use": ("piherd.cli.use", "Show or set the current cluster (read when -f is not given)."),

@@ -35,6 +35,8 @@ VM_PACKAGES = ("linux-image-cloud-amd64", "initramfs-tools", "zstd", "nfs-kernel
 # stay off until `up` configures and enables them, as on a fresh Pi.
 CLUSTER_PACKAGES = (
     "chrony",
+    "dnsmasq",
+    "rsync",
     "munge",
     "nfs-common",
     "slurmctld",
@@ -45,7 +47,7 @@ CLUSTER_PACKAGES = (
     "libpmix-dev",
     "python3-mpi4py",
 )
-DISABLED = ("slurmctld.service", "slurmd.service", "munge.service")
+DISABLED = ("slurmctld.service", "slurmd.service", "munge.service", "dnsmasq.service")
 INITRAMFS_MODULES = ("virtio_pci", "virtio_net", "virtio_blk", "ext4", "nfs", "nfsv3", "overlay")
 MASKED = (
     "apt-daily.timer", "apt-daily-upgrade.timer", "man-db.timer", "e2scrub_all.timer",
