@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from piherd.app.first_identity import own_keys_again
 from piherd.app.recorded import load_recorded, save_recorded
 from piherd.bundle import watch_service_inputs
 from piherd.model import Cluster
@@ -16,6 +17,7 @@ from piherd.ops.desired import DesiredState
 from piherd.runner.apply import NodeResult, Reporter, UpOptions, UpResult, up
 from piherd.runner.fanout import each_node
 from piherd.secrets import Secrets
+from piherd.services import netboot
 from piherd.services.ssh_keys import render_no_password
 from piherd.transport import first_contact
 from piherd.transport.base import TransportError
@@ -43,6 +45,9 @@ async def up_cluster(
             failed = await password_first_contact(cluster, pool, names, password, reporter)
             results.update(failed)
         ready = [n for n in names if n not in failed]
+        # Netbooted nodes boot with the shared root's first-boot key: their own first.
+        booting = netboot.settings_of(cluster).node_models
+        await each_node([n for n in ready if n in booting], lambda n: own_keys_again(cluster, n))
         bundle, cluster_toml = watch_service_inputs(cluster)
         build = DesiredState(
             secrets, load_recorded(cluster), piherd_bundle=bundle, cluster_toml=cluster_toml

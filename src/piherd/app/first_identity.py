@@ -10,6 +10,7 @@ answered at, so `piherd up` verifies the node by its own key from its first cont
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from pathlib import Path
 
@@ -75,3 +76,15 @@ async def give_host_keys(
     if cluster.ssh_port != port:
         node_keys.record(known_hosts, [address], port, own)
     return [node_keys.fingerprint(k) for k in own]
+
+
+async def own_keys_again(cluster: Cluster, node: str) -> bool:
+    """A netbooted node that presents the shared root's first-boot key (every boot does:
+    its own keys were in memory) gets them back; True when it did. A node that is down,
+    or already presents its own keys, is left as it is (False)."""
+    try:
+        async with asyncio.timeout(_TIMEOUT_S):
+            await give_host_keys(cluster, node, str(cluster.node(node).address))
+    except (IdentityError, TimeoutError):
+        return False
+    return True

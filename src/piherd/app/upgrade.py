@@ -30,6 +30,7 @@ from piherd.ops.rollout import (
     FAILED,
     INTERRUPTED,
     PLANNED,
+    RESET,
     UNTOUCHED,
     UPGRADED,
     NodeOutcome,
@@ -152,8 +153,11 @@ async def _prepare(steps: Steps, outcome: NodeOutcome, run: NodeRun) -> None:
             run.finished = True
             return
         run.touched = True
-        await steps.apt(name, outcome)
-        await steps.reboot_if_needed(name, outcome)
+        if steps.options.reset:
+            await steps.reboot(name, outcome, "reset to the shared root")
+        else:
+            await steps.apt(name, outcome)
+            await steps.reboot_if_needed(name, outcome)
     except StepFailed as exc:
         await _failed(steps, outcome, run, str(exc))
 
@@ -199,6 +203,10 @@ async def _finish(steps: Steps, outcome: NodeOutcome, run: NodeRun) -> None:
         await _failed(steps, outcome, run, str(exc))
         return
     run.finished = True
+    if steps.options.reset:
+        outcome.state = RESET
+        steps.mark(outcome, "done", "reset: clean, back in service")
+        return
     outcome.state = UPGRADED
     steps.mark(outcome, "done", "upgraded" + (" and rebooted" if outcome.rebooted else ""))
 

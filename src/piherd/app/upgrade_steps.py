@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from piherd.app.first_identity import own_keys_again
+from piherd.app.power_control import PowerSetupError, power, power_targets
 from piherd.health.collect import HealthCollector
 from piherd.health.probe import NodeHealth
 from piherd.health.slurm_state import (
@@ -33,6 +35,7 @@ from piherd.ops.rollout import (
     has_rebooted,
     upgraded_packages,
 )
+from piherd.services import netboot
 from piherd.services.slurm import SlurmSettings
 from piherd.transport.base import TransportError
 
@@ -57,6 +60,7 @@ class UpgradeOptions:
     reboot_timeout: float = 600.0
     gate_timeout: float = 300.0
     poll: float = 2.0
+    reset: bool = False  # `piherd reset`: no packages; every node reboots to its clean root
 
 
 class Progress(Protocol):
@@ -98,6 +102,14 @@ def gate_problems(health: NodeHealth, verdict: Verdict, *, compute: bool) -> lis
         elif "NOT_RESPONDING" in slurm.flags or slurm.state in ("down", "unknown"):
             problems.append(f"slurmctld sees it {slurm.label}")
     return problems
+
+
+def _has_power_controller(cluster: Cluster, name: str) -> bool:
+    try:
+        power_targets(cluster, [name])
+    except PowerSetupError:
+        return False
+    return True
 
 
 class Steps:
@@ -239,15 +251,31 @@ class Steps:
             why = health.reboot_needed
         if not why:
             return
+        await self.reboot(name, outcome, "; ".join(why))
+
+    async def reboot(self, name: str, outcome: NodeOutcome, why: str) -> None:
+        """Reboot the node (its power controller cycles it when it has one; else it reboots
+        itself) and wait until SSH answers from the new boot (rollout.has_rebooted). A node
+        that boots from the network comes back with the shared root's first-boot key and is
+        given its own keys again first."""
         before = await self.on_node(name, debian.boot_marks(), 30)
-        self.mark(outcome, "reboot", f"rebooting: {'; '.join(why)}")
+        powered = _has_power_controller(self.cluster, name)
+        self.mark(outcome, "reboot", f"rebooting ({'power cycle' if powered else 'ssh'}): {why}")
         asked = time.monotonic()
-        await self.on_node(name, debian.reboot_soon(), 30)
+        if powered:
+            done = await power(self.cluster, [name], "cycle", reason=f"piherd: {why}")
+            if not done or not done[0].ok:
+                raise StepFailed(f"power cycle: {done[0].error if done else 'no outcome'}")
+        else:
+            await self.on_node(name, debian.reboot_soon(), 30)
         await self.collector.pool.forget(name)
+        netbooted = name in netboot.settings_of(self.cluster).node_models
         deadline = time.monotonic() + self.options.reboot_timeout
         await asyncio.sleep(REBOOT_PROBE_EVERY)
         while time.monotonic() < deadline:
             try:
+                if netbooted:
+                    await own_keys_again(self.cluster, name)
                 async with asyncio.timeout(10):
                     now = await self.on_node(name, debian.boot_marks(), 10)
                 if has_rebooted(before, now, time.monotonic() - asked):

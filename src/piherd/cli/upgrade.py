@@ -91,9 +91,9 @@ class JsonProgress:
         self.emit({"event": "note", "text": text})
 
 
-def report_table(outcomes: Mapping[str, NodeOutcome]) -> Table:
+def report_table(outcomes: Mapping[str, NodeOutcome], title: str = "piherd upgrade") -> Table:
     """One row per node, in rollout order: batch, state, packages, Slurm, reason."""
-    table = Table(title="piherd upgrade")
+    table = Table(title=title)
     for column in ("node", "batch", "state", "packages", "slurm", "reason"):
         table.add_column(column, overflow="fold")
     for o in outcomes.values():
@@ -104,7 +104,7 @@ def report_table(outcomes: Mapping[str, NodeOutcome]) -> Table:
 
 
 @contextlib.contextmanager
-def _signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event, hint: Any) -> Iterator[None]:
+def on_ctrl_c(loop: asyncio.AbstractEventLoop, stop: asyncio.Event, hint: Any) -> Iterator[None]:
     """Ctrl-C (or SIGTERM) once: `stop`; twice: cancel the rollout's task."""
     task = asyncio.current_task()
 
@@ -269,16 +269,16 @@ def command(
             stop = asyncio.Event()
             hint = (lambda: progress.note(STOP_HINT)) if as_json else (
                 lambda: click.echo(STOP_HINT, err=True))  # fmt: skip
-            with _signals(asyncio.get_running_loop(), stop, hint):
+            with on_ctrl_c(asyncio.get_running_loop(), stop, hint):
                 return await upgrade_cluster(cluster, options, progress, secrets, outcomes, stop)
 
         try:
             stopped = asyncio.run(main())
         # KeyboardInterrupt: a Ctrl-C after the rollout ended, before its handler was gone.
         except (asyncio.CancelledError, KeyboardInterrupt):
-            _summary(progress, outcomes, "cut off (Ctrl-C twice)", as_json)
+            print_summary(progress, outcomes, "cut off (Ctrl-C twice)", as_json)
             sys.exit(EXIT_INTERRUPTED)
-        _summary(progress, outcomes, stopped, as_json)
+        print_summary(progress, outcomes, stopped, as_json)
         if any(o.state in (FAILED, INTERRUPTED) for o in outcomes.values()):
             sys.exit(EXIT_FAILED)
         if stopped:
@@ -290,12 +290,14 @@ def _steps(current: str, target: str) -> int:
     return OS_RELEASES.index(target) - OS_RELEASES.index(current)
 
 
-def _summary(
+def print_summary(
     progress: PlainProgress | JsonProgress,
     outcomes: Mapping[str, NodeOutcome],
     stopped: str,
     as_json: bool,
+    title: str = "piherd upgrade",
 ) -> None:
+    """The report: a JSON summary event, or a table and a count per state."""
     if isinstance(progress, JsonProgress):
         progress.emit(
             {
@@ -307,7 +309,7 @@ def _summary(
         return
     del as_json
     Console(file=sys.stdout, width=160, no_color=not sys.stdout.isatty()).print(
-        report_table(outcomes)
+        report_table(outcomes, title)
     )
     counts: dict[str, int] = {}
     for o in outcomes.values():

@@ -20,6 +20,7 @@ _SIMULATED = re.compile(r"Inst (\S+) (?:\[([^\]\s]+)\] )?\(([^\s)]+)")
 # Outcome states, in the report.
 UNTOUCHED = "untouched"  # never drained by this run (or drained, then resumed unchanged)
 UPGRADED = "upgraded"  # upgraded, health gate passed, back in service
+RESET = "reset"  # `piherd reset`: rebooted to its clean root, gate passed, back in service
 FAILED = "failed"  # a step failed; the node says which and why
 INTERRUPTED = "interrupted"  # Ctrl-C twice while its packages were being changed
 PLANNED = "planned"  # --dry-run: what would happen
