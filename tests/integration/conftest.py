@@ -39,11 +39,13 @@ def _become_subreaper() -> None:
 @contextlib.contextmanager
 def start_sim(
     name: str, workers: int = 2, *, light: bool = False, blank: bool = False,
-    release: str = "bookworm", vm: bool = False,
+    release: str = "bookworm", vm: bool = False, netboot: bool = False,
 ) -> Iterator[VirtualCluster]:  # fmt: skip
     """A running sim cluster `name`; downed on exit, and proven to leave nothing."""
     assert os.geteuid() == 0, "sim tests need root: run them as root (they must not skip)"
-    vc = VirtualCluster(name, workers, light=light, blank=blank, release=release, vm=vm)
+    vc = VirtualCluster(
+        name, workers, light=light, blank=blank, release=release, vm=vm, netboot=netboot
+    )
     try:
         asyncio.run(vc.up())
         yield vc
@@ -66,10 +68,12 @@ def sim_cm(sim_names: set[str]) -> Callable[..., contextlib.AbstractContextManag
 
     def cm(
         name: str, workers: int = 2, *, light: bool = False, blank: bool = False,
-        release: str = "bookworm", vm: bool = False,
+        release: str = "bookworm", vm: bool = False, netboot: bool = False,
     ) -> contextlib.AbstractContextManager[VirtualCluster]:  # fmt: skip
         sim_names.add(name)
-        return start_sim(name, workers, light=light, blank=blank, release=release, vm=vm)
+        return start_sim(
+            name, workers, light=light, blank=blank, release=release, vm=vm, netboot=netboot
+        )
 
     return cm
 

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from ipaddress import IPv4Network
 from pathlib import Path
 
 import pytest
 
+from piherd.model.specs import RenderContext
 from piherd.render.manifest import node_packages
-from piherd.services import loads
+from piherd.render.node import render_node
+from piherd.services import loads, netboot
 from piherd.services.storage import StorageSettings
 from piherd.services.time import TimeSettings
 from piherd.sim.clusterfile import SimFiles, SimNode, render_cluster
 from piherd.sim.names import SimNames, node_name, pick_subnet
 from piherd.sim.virtual_cluster import VirtualCluster, first_answering
-from piherd.sim.vm import cable_mac
+from piherd.sim.vm import cable_mac, serial_of
 from piherd.sim.vm_image import CLUSTER_PACKAGES, VM_PACKAGES, recipe_hash
 
 FILES = SimFiles(
@@ -32,6 +36,16 @@ def _vm_cluster_text(workers: int = 2) -> str:
     return render_cluster(names, nodes, FILES, light=False, vm=True)
 
 
+def _netboot_cluster_text(count: int = 3) -> str:
+    names = SimNames("tnb", IPv4Network("10.99.1.0/24"))
+    nodes = [
+        SimNode(i, node_name(i, count), str(names.address(i)), str(names.address(i)), (),
+                names.mac(i), serial_of(i) if i else "")
+        for i in range(count)
+    ]  # fmt: skip
+    return render_cluster(names, nodes, FILES, light=False, vm=True, netboot=True)
+
+
 def test_a_vm_cluster_has_real_nfs_a_real_clock_and_eth0() -> None:
     cluster = loads(_vm_cluster_text())
     assert cluster.services.get(StorageSettings).kind == "nfs"
@@ -39,11 +53,34 @@ def test_a_vm_cluster_has_real_nfs_a_real_clock_and_eth0() -> None:
     assert {n.interface for n in cluster.nodes} == {"eth0"}
 
 
-def test_the_vm_image_holds_every_package_up_installs_on_its_nodes() -> None:
+@pytest.mark.parametrize("text", [_vm_cluster_text, _netboot_cluster_text])
+def test_the_vm_image_holds_every_package_up_installs_on_its_nodes(
+    text: Callable[[], str],
+) -> None:
     """Otherwise `up` falls back to dpkg under emulation (minutes per node)."""
-    cluster = loads(_vm_cluster_text())
+    cluster = loads(text())
     wanted = {p for node in cluster.nodes for p in node_packages(cluster, node)}
     assert wanted <= set(CLUSTER_PACKAGES) | set(VM_PACKAGES), wanted - set(CLUSTER_PACKAGES)
+
+
+def test_a_netboot_sim_netboots_its_workers_through_ipxe_with_no_static_profile() -> None:
+    cluster = loads(_netboot_cluster_text())
+    svc = netboot.settings_of(cluster)
+    assert dict(svc.node_models) == {"node02": "ipxe", "node03": "ipxe"}
+    assert [n.serial for n in cluster.nodes] == [None, "5e000001", "5e000002"]
+    head = netboot.render(cluster, cluster.head)
+    script = head["/srv/tftp/5e000001/boot.ipxe"].content.decode()
+    assert script.startswith("#!ipxe\n")
+    kernel = next(line for line in script.splitlines() if line.startswith("kernel "))
+    assert kernel.startswith("kernel vmlinuz console=tty0 console=ttyS0,115200 net.ifnames=0 ")
+    node02 = cluster.node("node02")
+    assert f"ip={node02.address}::10.99.1.1:255.255.255.0:node02:eth0:off" in kernel
+    assert head["/srv/tftp/boot.ipxe"].content.decode().endswith("chain ${serial}/boot.ipxe\n")
+    # The kernel owns a netbooted node's address: no NetworkManager profile to fight it.
+    ctx = RenderContext(b"k" * 1024, b"private\n", "ssh-ed25519 AAAA test")
+    worker = render_node(cluster, cluster.node("node02"), ctx)
+    assert not any("NetworkManager" in path for path in worker)
+    assert any("NetworkManager" in path for path in render_node(cluster, cluster.head, ctx))
 
 
 def test_the_recipe_hash_is_stable_and_names_the_image() -> None:

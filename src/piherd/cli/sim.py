@@ -81,6 +81,7 @@ def command() -> None:
       piherd sim up --workers 3          # head + 3 workers (systemd containers)
       piherd sim up --light --workers 100 --name big   # sshd-only nodes, for scale
       piherd sim up --vm --workers 2 --name vms        # QEMU machines, own kernels
+      piherd sim up --vm --netboot --name nb           # workers boot from the head
       ssh -F /var/lib/piherd/sim/sim/ssh_config node02
       piherd sim kill node03; piherd sim revive node03
       piherd sim down
@@ -117,6 +118,13 @@ def command() -> None:
     help="Nodes are QEMU machines with Debian's own kernel (real NFS, real reboots), "
     "booted in software emulation: about a minute each, ~350 MB of memory.",
 )
+@click.option(
+    "--netboot",
+    is_flag=True,
+    help="With --vm: the workers have no disk and boot from the head through iPXE "
+    "(services.netboot); they come up once `piherd up` and `piherd netboot build` "
+    "have run on the head.",
+)
 @click.option("--subnet", default=None, help="The virtual LAN (default: derived from the name).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the cluster.toml here.")  # fmt: skip
@@ -127,6 +135,7 @@ def up(
     blank: bool,
     release: str,
     vm: bool,
+    netboot: bool,
     subnet: str | None,
     out: Path | None,
 ) -> None:
@@ -139,8 +148,8 @@ def up(
         fail("full nodes: at most 99 workers (the router's DHCP pool); use --light for more")
     try:
         vc = VirtualCluster(
-            name, workers, light=light, blank=blank, release=release, vm=vm, subnet=subnet,
-            out=out,
+            name, workers, light=light, blank=blank, release=release, vm=vm, netboot=netboot,
+            subnet=subnet, out=out,
         )  # fmt: skip
     except ValueError as exc:
         fail(f"piherd sim up: {exc}")

@@ -31,6 +31,7 @@ class SimNode:
     reach: str  # the address it answers at now (DHCP lease for full nodes)
     host_keys: tuple[str, ...]  # "type base64"
     mac: str = ""
+    serial: str = ""  # a netbooted node's (its TFTP directory)
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ def render_cluster(
     blank: bool = False,
     release: str = "bookworm",
     vm: bool = False,
+    netboot: bool = False,
 ) -> str:
     """cluster.toml text for the virtual cluster. Blank nodes are listed by name and MAC
     (their address comes from their image, their host keys from `piherd image`). VM nodes
@@ -88,10 +90,18 @@ def render_cluster(
         if not vm
         else {"storage": {"kind": "nfs"}, "package_cache": {"enabled": False}},
     }
+    if netboot:
+        # The workers boot from the head through iPXE: no disk, an address from the kernel.
+        doc["services"]["netboot"] = {"enabled": True, "models": {"ipxe": "@workers"}}
     if blank:
         doc["nodes"] = [{"name": n.name, "mac": n.mac} for n in nodes]
     elif not light:
-        doc["nodes"] = [{"name": n.name, "bootstrap_address": n.reach} for n in nodes]
+        doc["nodes"] = [
+            {"name": n.name, "serial": n.serial}
+            if n.serial
+            else {"name": n.name, "bootstrap_address": n.reach}
+            for n in nodes
+        ]
     header = (
         f"# Virtual cluster {names.cluster!r}, written by `piherd sim up`.\n"
         "# Regenerated on every `sim up`; copy it elsewhere before editing.\n"

@@ -17,7 +17,8 @@ STATE_FILE = "sim.json"
 class SimState:
     """The cluster's shape: name, kind, size, subnet, where its files live; `blank`: full
     nodes shaped like freshly flashed stock cards (no identity until a first boot gives one);
-    `vm`: every node a QEMU machine with its own kernel."""
+    `vm`: every node a QEMU machine with its own kernel; `netboot`: the VM workers have
+    no disk and boot from the head (services.netboot)."""
 
     name: str
     light: bool
@@ -27,6 +28,11 @@ class SimState:
     blank: bool = False
     release: str = "bookworm"  # of full nodes' base (sim/image.py)
     vm: bool = False  # QEMU machines with their own kernel (sim/vm.py), not containers
+    netboot: bool = False  # VM workers boot from the head (iPXE, NFS root), no disk
+
+    def netbooted(self, node: str) -> bool:
+        """Whether `node` boots from the head's network boot service (a VM worker)."""
+        return self.netboot and node != self.node_names()[0]
 
     @property
     def count(self) -> int:

@@ -58,6 +58,7 @@ class VirtualCluster:
         blank: bool = False,
         release: str = "bookworm",
         vm: bool = False,
+        netboot: bool = False,
         state_root: Path = STATE_ROOT,
         subnet: str | None = None,
         out: Path | None = None,
@@ -68,6 +69,8 @@ class VirtualCluster:
             raise ValueError("blank nodes are full nodes (a stock card boots systemd): not --light")
         if vm and (light or blank or release != "bookworm"):
             raise ValueError("VM nodes are full bookworm nodes: not --light, --blank or trixie")
+        if netboot and not vm:
+            raise ValueError("netbooted nodes are VM nodes (--vm): a container has no boot")
         if workers < 0:
             raise ValueError(f"workers must be 0 or more, not {workers}")
         if not light and workers > MAX_FULL_WORKERS:
@@ -80,7 +83,7 @@ class VirtualCluster:
         if release not in RELEASES or (light and release != "bookworm"):
             raise ValueError(f"full nodes run {' or '.join(RELEASES)}; light nodes the host's")
         self.state = SimState(
-            name, light, workers, str(net), str(self.state_dir), blank, release, vm
+            name, light, workers, str(net), str(self.state_dir), blank, release, vm, netboot
         )
         self.out = out
 
@@ -94,7 +97,7 @@ class VirtualCluster:
             raise SimError(f"no sim cluster {name!r} (nothing in {state_root / name})")
         vc = cls(
             name, found.workers, light=found.light, blank=found.blank, release=found.release,
-            vm=found.vm, subnet=found.subnet,
+            vm=found.vm, netboot=found.netboot, subnet=found.subnet,
         )  # fmt: skip
         vc.state_dir = Path(found.state_dir)
         vc.state = found
@@ -140,8 +143,10 @@ class VirtualCluster:
         async with self._locked():
             previous = simstate.load(self.state_dir)
             if previous is not None:
-                was = (previous.light, previous.blank, previous.release, previous.vm)
-                wanted = (self.state.light, self.state.blank, self.state.release, self.state.vm)
+                was = (previous.light, previous.blank, previous.release, previous.vm,
+                       previous.netboot)  # fmt: skip
+                wanted = (self.state.light, self.state.blank, self.state.release, self.state.vm,
+                          self.state.netboot)  # fmt: skip
                 if was != wanted:
                     raise SimError(
                         f"sim cluster {self.name!r} is already up with {_kind(previous)} nodes"
@@ -149,6 +154,7 @@ class VirtualCluster:
                 self.state = SimState(
                     self.name, previous.light, self.state.workers, previous.subnet,
                     str(self.state_dir), previous.blank, previous.release, previous.vm,
+                    previous.netboot,
                 )  # fmt: skip
                 _check_resize(previous, self.state)
                 for node in previous.node_names()[self.state.count :]:
@@ -171,7 +177,9 @@ class VirtualCluster:
             await asyncio.gather(*(boot(n) for n in self.node_names() if not self._running(n)))
             self._write_files()
             if not self.state.blank:  # a stock card runs no sshd
-                await self.wait_reachable(timeout=timeout)
+                # A netbooted node boots once the head serves it (`piherd netboot build`).
+                disked = [n for n in self.node_names() if not self.state.netbooted(n)]
+                await self.wait_reachable(disked, timeout=timeout)
             return self.cluster_file
 
     async def down(self) -> None:
@@ -271,7 +279,11 @@ class VirtualCluster:
             reach = address if self.state.light else str(names.dhcp_address(index))
             ssh_dir = self.state.node_dir(node) / "ssh"
             host_keys = () if self.state.blank else tuple(keys.public_keys(ssh_dir))
-            nodes.append(SimNode(index, node, address, reach, host_keys, names.mac(index)))
+            serial = ""
+            if self.state.netbooted(node):
+                # The kernel sets its address from the first; its keys come from piherd.
+                reach, host_keys, serial = address, (), vm_nodes.serial_of(index)
+            nodes.append(SimNode(index, node, address, reach, host_keys, names.mac(index), serial))
         return nodes
 
     def _write_files(self) -> None:
@@ -287,7 +299,7 @@ class VirtualCluster:
             files.known_hosts.write_text(render_known_hosts(nodes))
         text = render_cluster(
             self.state.names, nodes, files, light=self.state.light, blank=self.state.blank,
-            release=self.state.release, vm=self.state.vm,
+            release=self.state.release, vm=self.state.vm, netboot=self.state.netboot,
         )  # fmt: skip
         for path in (self.cluster_file, *([self.out] if self.out else [])):
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -35,6 +35,11 @@ CONSOLE = "console.log"
 KERNEL_ARGS = "root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet"
 
 
+def serial_of(index: int) -> str:
+    """A netbooted VM's serial number (SMBIOS), as a Pi's: 8 hex digits, its TFTP directory."""
+    return f"5e{index:06x}"
+
+
 def cable_mac(mac: str) -> str:
     """The MAC of the cable's end inside the namespace: the node's own belongs to the VM,
     and a bridge port with the VM's MAC would take the VM's frames for itself."""
@@ -87,18 +92,34 @@ async def _seed_disk(state: SimState, node: str, node_dir: Path, files: SimFiles
     return disk
 
 
-async def start(state: SimState, node: str, files: SimFiles) -> None:
-    """Power on: wire the namespace, make the card and seed when missing, boot QEMU."""
+async def _disks(state: SimState, node: str, node_dir: Path, files: SimFiles) -> list[str]:
+    """QEMU's boot arguments: a card and seed disk with a kernel, or, for a node that boots
+    from the head, no disk at all: the NIC's iPXE asks the LAN, again every 5 s until the
+    head answers, with the serial number it names its TFTP directory by."""
+    if state.netbooted(node):
+        serial = serial_of(state.index(node))
+        return ["-boot", "n,reboot-timeout=5000", "-smbios", f"type=1,serial={serial}"]
     image = await ensure_vm_image()
-    node_dir = state.node_dir(node)
-    node_dir.mkdir(parents=True, exist_ok=True)
-    netns = state.names.netns(node)
-    await wire(netns, state.names.mac(state.index(node)))
     card = node_dir / "card.qcow2"
     if not card.exists():
         await run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(image / "root.raw"),
                    "-F", "raw", str(card)])  # fmt: skip
     seed = await _seed_disk(state, node, node_dir, files)
+    return [
+        "-drive", f"file={card},if=virtio,format=qcow2",
+        "-drive", f"file={seed},if=virtio,format=raw,readonly=on",
+        "-kernel", str(image / "vmlinuz"), "-initrd", str(image / "initrd.img"),
+        "-append", f"{KERNEL_ARGS} systemd.hostname={node}",
+    ]  # fmt: skip
+
+
+async def start(state: SimState, node: str, files: SimFiles) -> None:
+    """Power on: wire the namespace, make the card and seed when missing, boot QEMU."""
+    node_dir = state.node_dir(node)
+    node_dir.mkdir(parents=True, exist_ok=True)
+    netns = state.names.netns(node)
+    await wire(netns, state.names.mac(state.index(node)))
+    boot = await _disks(state, node, node_dir, files)
     mac = state.names.mac(state.index(node))
     argv = [
         "ip", "netns", "exec", netns,
@@ -107,10 +128,7 @@ async def start(state: SimState, node: str, files: SimFiles) -> None:
         "-serial", f"file:{node_dir / CONSOLE}",
         "-netdev", f"tap,id=cable,ifname={TAP},script=no,downscript=no",
         "-device", f"virtio-net-pci,netdev=cable,mac={mac}",
-        "-drive", f"file={card},if=virtio,format=qcow2",
-        "-drive", f"file={seed},if=virtio,format=raw,readonly=on",
-        "-kernel", str(image / "vmlinuz"), "-initrd", str(image / "initrd.img"),
-        "-append", f"{KERNEL_ARGS} systemd.hostname={node}",
+        *boot,
     ]  # fmt: skip
     await launch(
         argv, pidfile=node_dir / "wrapper.pid", childfile=node_dir / "child.pid",
