@@ -13,7 +13,7 @@ from piherd.model import ConfigError
 from piherd.render import render_node
 from piherd.render.manifest import node_directories, node_packages
 from piherd.services import loads
-from piherd.services.netboot import EXPORTS, OVERLAY_INIT, kernel_command_line
+from piherd.services.netboot import EXPORTS, OVERLAY_INIT, export_fsid, kernel_command_line
 
 CLUSTER = """[cluster]
 name = "nb"
@@ -162,10 +162,14 @@ def test_dnsmasq_accepts_the_proxy_beside_a_home_router(tmp_path: Path) -> None:
     # Only some nodes netboot: the root is exported to those nodes, not the subnet.
     files = _head_files(CLUSTER + '[services.netboot]\nenabled = true\nnodes = "pi[2-3]"\n')
     exports = files[EXPORTS].decode().splitlines()[-1]
+    fsid = export_fsid("/srv/netboot/root")
     assert exports.split(" ", 1)[1].split() == [
-        "10.9.0.2/32(ro,no_root_squash,no_subtree_check,async)",
-        "10.9.0.3/32(ro,no_root_squash,no_subtree_check,async)",
+        f"10.9.0.2/32(ro,no_root_squash,no_subtree_check,async,fsid={fsid})",
+        f"10.9.0.3/32(ro,no_root_squash,no_subtree_check,async,fsid={fsid})",
     ]
+    # Stable, never NFSv4's pseudo root (0), different for another root.
+    assert fsid == export_fsid("/srv/netboot/root") and fsid > 0
+    assert export_fsid("/srv/other") != fsid
 
 
 def test_the_command_line_names_the_root_and_the_layer() -> None:

@@ -92,12 +92,20 @@ def test_the_swap_puts_whole_trees_in_place_and_recovers_from_a_cut(tmp_path: Pa
     new = tmp_path / ("root" + NEW)
     (new / "etc").mkdir(parents=True)
     (new / "etc/new").write_text("new")
-    assert _sh(SWAP, root).returncode == 0
+    boot = tmp_path / "tftp/5e000001"
+    boot.mkdir(parents=True)
+    (tmp_path / "tftp/5e000001.piherd-new").mkdir()
+    assert _sh(SWAP, root, boot).returncode == 0
     assert (root / "etc/new").exists() and not (root / "etc/old").exists()
-    assert not new.exists() and not (tmp_path / "root.piherd-old").exists()
+    assert not new.exists()
+    # The old root stays for the nodes still running on it; an old boot directory goes.
+    assert (tmp_path / "root.piherd-old/etc/old").exists()
+    assert boot.is_dir() and not (tmp_path / "tftp/5e000001.piherd-old").exists()
+    # The next build drops it.
+    assert _sh(RECOVER, root).returncode == 0
+    assert not (tmp_path / "root.piherd-old").exists() and (root / "etc/new").exists()
     # A power cut between the swap's two renames: the root is aside, no root in place.
     root.rename(tmp_path / "root.piherd-old")
-    (tmp_path / ("root" + NEW)).mkdir()
     assert _sh(RECOVER, root).returncode == 0
     assert (root / "etc/new").exists()  # the old root is back, serving
     assert (tmp_path / ("root" + NEW)).is_dir()  # and a fresh, empty tree to build in

@@ -19,11 +19,13 @@ from piherd.app.imaging import GENERIC
 from piherd.image import node_keys
 from piherd.model import Cluster
 from piherd.secrets import HOST_KEYS_DIR
+from piherd.transport.banner import ssh_answers
 from piherd.transport.base import TransportError
 from piherd.transport.hostkeys import default_known_hosts
 from piherd.transport.ssh import SshTransport
 
 _TIMEOUT_S = 60.0
+_RELOAD_SETTLE_S = 1.0  # the signal reaches sshd's main loop after `systemctl reload`
 
 
 class IdentityError(Exception):
@@ -66,6 +68,7 @@ async def give_host_keys(
             result = await transport.run(reload, sudo=True, timeout=_TIMEOUT_S)
             if not result.ok:
                 raise IdentityError(f"sshd did not reload: {(result.error or result.stderr)[:200]}")
+            await _listening_again(address, port)
         except TransportError as exc:
             raise IdentityError(str(exc)) from None
         finally:
@@ -76,6 +79,17 @@ async def give_host_keys(
     if cluster.ssh_port != port:
         node_keys.record(known_hosts, [address], port, own)
     return [node_keys.fingerprint(k) for k in own]
+
+
+async def _listening_again(address: str, port: int) -> None:
+    """sshd re-executes itself on SIGHUP and binds its port anew: the next login (`up`
+    right after) must not meet the moment it is closed."""
+    await asyncio.sleep(_RELOAD_SETTLE_S)
+    deadline = asyncio.get_running_loop().time() + _TIMEOUT_S
+    while not await ssh_answers(address, port):
+        if asyncio.get_running_loop().time() > deadline:
+            raise IdentityError(f"sshd did not answer again at {address}:{port} after its reload")
+        await asyncio.sleep(0.5)
 
 
 async def own_keys_again(cluster: Cluster, node: str) -> bool:

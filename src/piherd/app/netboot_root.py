@@ -17,13 +17,14 @@ Nothing is half-built: the root and each directory are made beside the old ones
 (`*.piherd-new`) and swapped in only once whole; a build cut off leaves the old ones
 serving, and the next build starts afresh (a root moved aside by a cut between the two
 renames is moved back first). The NFS export is refreshed last. Nodes running on the
-old root must be reset (`piherd reset`) to boot the new one.
+old root go on reading it (it is kept, beside the new one, until the next build) and
+boot the new one at their next reset (`piherd reset`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from piherd.app.imaging import GENERIC
 from piherd.image import node_keys
 from piherd.image.netboot_files import BOOT_TREES, per_node_file, tftp_directory
 from piherd.model import Cluster
+from piherd.model.specs import FileSpec
 from piherd.render.node import node_units
 from piherd.render.spec import safe_path
 from piherd.services import netboot
@@ -103,12 +105,15 @@ done
 rm -f -- "$stage/$own"
 """
 
-# Swap each staged tree in: old aside, new in place, old gone.
+# Swap each staged tree in: old aside, new in place. The root's old tree stays (running
+# nodes still read it, through file handles the export's fsid keeps valid) until the
+# next build; the boot directories' old trees go.
 SWAP = r"""set -eu
-for path in "$@"; do
+root=$1; shift
+for path in "$root" "$@"; do
     if [ -e "$path" ]; then mv -- "$path" "$path.piherd-old"; fi
     mv -- "$path.piherd-new" "$path"
-    rm -rf -- "$path.piherd-old"
+    [ "$path" = "$root" ] || rm -rf -- "$path.piherd-old"
 done
 """
 # The export names the root by path: exported again, it is the new tree.
@@ -128,10 +133,32 @@ class BuildPlan:
     excluded: tuple[str, ...]  # rsync patterns, anchored at the head's /
     masked: tuple[str, ...]  # units masked in the root
     boot_dirs: tuple[tuple[str, str, str], ...]  # (node, model, directory)
+    head_files: tuple[str, ...] = ()  # piherd's files of the head the nodes must not have
 
 
-def plan_build(cluster: Cluster) -> BuildPlan:
-    """The build's plan: paths, exclusions, masked units, one boot directory per node."""
+def head_only_files(
+    cluster: Cluster, rendered: Mapping[str, Mapping[str, FileSpec]]
+) -> tuple[str, ...]:
+    """The files piherd writes on the head that a netbooted node would hold otherwise (or
+    not at all): the head's mounts, its exports, its own services' settings. Files every
+    netbooted node holds byte for byte (/etc/hosts, slurm.conf, the munge key) stay, so
+    a node boots nearly ready; `up` writes the rest into its layer."""
+    head = rendered.get(cluster.head.name, {})
+    nodes = [rendered.get(n.name, {}) for n in netboot.netbooted(cluster)]
+    return tuple(
+        sorted(
+            path
+            for path, spec in head.items()
+            if any(path not in files or files[path].content != spec.content for files in nodes)
+        )
+    )
+
+
+def plan_build(
+    cluster: Cluster, rendered: Mapping[str, Mapping[str, FileSpec]] | None = None
+) -> BuildPlan:
+    """The build's plan: paths, exclusions, masked units, one boot directory per node;
+    `rendered`: piherd's files of the head and the netbooted nodes (app/exact_files.py)."""
     svc = netboot.settings_of(cluster)
     root = safe_path(svc.root, "services.netboot.root")
     tftp_root = safe_path(svc.tftp_root, "services.netboot.tftp_root")
@@ -153,6 +180,7 @@ def plan_build(cluster: Cluster) -> BuildPlan:
         excluded=tuple(dict.fromkeys(excluded)),
         masked=tuple(dict.fromkeys([*MASKED_ALWAYS, *head_only])),
         boot_dirs=dirs,
+        head_files=head_only_files(cluster, rendered) if rendered else (),
     )
 
 
@@ -170,9 +198,8 @@ def boot_sources(model: str) -> tuple[str, list[str]]:
     return "boot/firmware", ["."]
 
 
-async def build_root(cluster: Cluster, say: Callable[[str], None]) -> BuildPlan:
+async def build_root(cluster: Cluster, plan: BuildPlan, say: Callable[[str], None]) -> None:
     """Build the shared root and the boot directories on the head; BuildError on failure."""
-    plan = plan_build(cluster)
     head = cluster.head.name
     async with ConnectionPool(cluster) as pool:
         transport = await pool.get(head)
@@ -187,13 +214,15 @@ async def build_root(cluster: Cluster, say: Callable[[str], None]) -> BuildPlan:
         await _run(transport, ["sh", "-c", SWAP, "piherd-netboot", plan.root, *staged], "swap")
         await _run(transport, _EXPORT, "export")
         say(f"{plan.root} and {len(staged)} boot directorie(s) in place; export refreshed")
-    return plan
 
 
 async def _scrub(cluster: Cluster, transport: Transport, plan: BuildPlan) -> None:
     """The head's identity out, the nodes' in: units, keys, fstab, host name, overlay init."""
     new = plan.root + NEW
     await _run(transport, ["systemctl", f"--root={new}", "mask", *plan.masked], "mask units")
+    if plan.head_files:  # plain paths, no patterns: removed one by one
+        head_files = [f"{new}{path}" for path in plan.head_files]
+        await _run(transport, ["rm", "-f", "--", *head_files], "the head's own files")
     for name in ("etc/hostname", "var/lib/dbus/machine-id"):  # the kernel names the node
         await _run(transport, ["rm", "-f", "--", f"{new}/{name}"], "identity")
     await transport.write_file(f"{new}/etc/machine-id", b"", mode=0o444)

@@ -12,9 +12,11 @@ from typing import Any
 import click
 
 from piherd.app.cluster_lock import LockBusy, cluster_lock
+from piherd.app.exact_files import render_files
 from piherd.app.netboot_root import BuildError, BuildPlan, build_root, plan_build
 from piherd.cli.common import EXIT_INTERRUPTED, cluster_file_option, fail, load_cluster
 from piherd.render.spec import RenderError
+from piherd.secrets import SecretsError
 from piherd.services import netboot
 from piherd.transport.base import TransportError
 
@@ -53,17 +55,20 @@ def build(cluster_file: Path, dry_run: bool, as_json: bool) -> None:
     if not netboot.netbooted(cluster):
         fail(f"piherd netboot build: {cluster_file}: no node boots from the network "
              "(services.netboot.nodes)")  # fmt: skip
+    names = [cluster.head.name, *(n.name for n in netboot.netbooted(cluster))]
     try:
-        plan = plan_build(cluster)
+        plan = plan_build(cluster, render_files(cluster, names).files)
     except RenderError as exc:
-        fail(f"piherd netboot build: {exc}")
+        fail(f"piherd netboot build: {cluster_file}: cannot render: {exc}")
+    except SecretsError as exc:
+        fail(f"piherd netboot build: {exc}", EXIT_FAILED)
     if dry_run:
         _show(plan_dict(plan), as_json)
         return
     say = (lambda text: None) if as_json else (lambda text: click.echo(text))
     try:
         with cluster_lock(cluster.name, "up", wait=0, command="piherd netboot build"):
-            asyncio.run(build_root(cluster, say))
+            asyncio.run(build_root(cluster, plan, say))
     except LockBusy as exc:
         fail(f"piherd netboot build: {exc}; try again when it is done", EXIT_FAILED)
     except (BuildError, TransportError) as exc:
@@ -94,5 +99,6 @@ def _show(data: dict[str, Any], as_json: bool) -> None:
     click.echo(f"root: {data['root']} (a copy of the head's system)")
     click.echo(f"left out: {' '.join(str(x) for x in data['excluded'])}")
     click.echo(f"masked: {' '.join(str(x) for x in data['masked'])}")
+    click.echo(f"the head's own files, removed: {' '.join(data['head_files']) or '-'}")
     for entry in data["boot_dirs"]:
         click.echo(f"{entry['node']}: {data['tftp_root']}/{entry['directory']} ({entry['model']})")

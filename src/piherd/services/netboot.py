@@ -18,6 +18,7 @@ by construction; updating the root and rebooting them upgrades all at once.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -167,10 +168,18 @@ def _export_hosts(cluster: Cluster) -> list[str]:
     return [f"{n.address}/32" for n in sorted(booting, key=lambda n: n.address)]
 
 
+def export_fsid(root: str) -> int:
+    """A stable, non-zero NFS fsid for the shared root (0 is NFSv4's pseudo root)."""
+    return zlib.crc32(root.encode()) % 0x7FFFFFFF or 1
+
+
 def _exports(cluster: Cluster) -> FileSpec:
     root = safe_path(settings_of(cluster).root, "services.netboot.root")
     # no_root_squash: root on the node must read its own root-only files (/etc/shadow).
-    options = "ro,no_root_squash,no_subtree_check,async"
+    # fsid: the nodes' file handles name the export by this number, not by the inode of
+    # its top directory, so they stay valid when `piherd netboot build` swaps a new tree
+    # in (the old one is kept until the next build): running nodes go on until reset.
+    options = f"ro,no_root_squash,no_subtree_check,async,fsid={export_fsid(root)}"
     entries = " ".join(f"{host}({options})" for host in _export_hosts(cluster))
     lines = [
         "# The netbooted nodes' shared root, read-only (services.netboot).",
