@@ -25,7 +25,7 @@ from test_vm_sim import on
 
 from piherd.sim.virtual_cluster import VirtualCluster
 
-pytestmark = [pytest.mark.sim, pytest.mark.root]
+pytestmark = [pytest.mark.sim, pytest.mark.root, pytest.mark.vm]
 
 NAME = "tnb"
 HEAD, WORKER = "node01", "node02"

@@ -21,7 +21,7 @@ from test_dashboard_browser import piherd
 
 from piherd.sim.virtual_cluster import VirtualCluster
 
-pytestmark = [pytest.mark.sim, pytest.mark.root]
+pytestmark = [pytest.mark.sim, pytest.mark.root, pytest.mark.vm]
 
 NAME = "tvm"
 HEAD, WRITER, READER = "node01", "node02", "node03"
