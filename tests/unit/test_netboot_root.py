@@ -128,3 +128,10 @@ def test_reset_refuses_nodes_that_boot_from_a_card(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["reset", "-f", str(path), "@workers"])
     assert result.exit_code == 2
     assert "boot(s) from a card" in result.output
+
+
+def test_an_ipxe_directory_needs_the_kernel_and_initramfs_beside_its_script() -> None:
+    from piherd.image.netboot_files import missing_files
+
+    assert missing_files("ipxe", ["vmlinuz", "initrd.img"]) == []  # boot.ipxe is piherd's
+    assert missing_files("ipxe", ["vmlinuz"]) == ["initrd.img"]

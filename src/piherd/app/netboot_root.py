@@ -30,7 +30,7 @@ from pathlib import Path
 
 from piherd.app.imaging import GENERIC
 from piherd.image import node_keys
-from piherd.image.netboot_files import BOOT_TREES, per_node_file, tftp_directory
+from piherd.image.netboot_files import BOOT_TREES, missing_files, per_node_file, tftp_directory
 from piherd.model import Cluster
 from piherd.model.specs import FileSpec
 from piherd.render.node import node_units
@@ -126,7 +126,7 @@ class BuildError(Exception):
 
 @dataclass(frozen=True)
 class BuildPlan:
-    """What a build does, derived from cluster.toml alone (shown by --dry-run)."""
+    """What a build does, from cluster.toml and piherd's files (shown by --dry-run)."""
 
     root: str
     tftp_root: str
@@ -253,9 +253,15 @@ async def _stage_boot_dirs(
         own = per_node_file(model)
         argv = ["sh", "-c", STAGE_BOOT, "piherd-netboot", source, final + NEW, own, *names]
         await _run(transport, argv, f"boot files of {node}")
+        listing = ["find", final + NEW, "-type", "f", "-printf", "%P\\n"]
+        missing = missing_files(model, (await _run(transport, listing, "list")).splitlines())
+        if missing:  # what the board asks for, by name, before a node fails to boot
+            raise BuildError(
+                f"{node} ({model}) would ask for {', '.join(missing)}: not in {source}"
+            )
         spec = rendered[f"{final}/{own}"]
         await transport.write_file(f"{final}{NEW}/{own}", spec.content, mode=spec.mode)
-        say(f"{node}: {final} ({model}, {len(BOOT_TREES[model].required)} files asked for)")
+        say(f"{node}: {final} ({model}: {', '.join(BOOT_TREES[model].required)})")
         staged.append(final)
     return staged
 
