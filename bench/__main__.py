@@ -54,6 +54,8 @@ BENCHES = (
           "blank cards to idle in Slurm: image, flash, first boot, discover, up"),
     Bench("vm", ("bench/vm_bench.py", "--workers", "2"), "root, QEMU (about 5 min)",
           "VM nodes: image, boot to SSH, memory, piherd up with NFS"),
+    Bench("netboot", ("bench/netboot_bench.py",), "root, QEMU (about 8 min)",
+          "netboot: up of the head, netboot build, boot from the network, up, reset"),
     Bench("jobs", ("bench/jobs_bench.py", "/var/lib/piherd/sim/sim/cluster.toml"),
           "root, a sim cluster after piherd up (under a minute)",
           "srun --mpi=pmix, mpiexec -machinefile, and the next job after a failed one"),

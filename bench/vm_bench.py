@@ -17,12 +17,13 @@ import asyncio
 import json
 import shutil
 import statistics
-import sys
 import time
 from pathlib import Path
 
 from docs_table import update_table_section  # bench/: run as `python bench/X.py`
 from piherd_cli import piherd
+
+from piherd.sim.vm_image import ensure_vm_image, vm_image_path
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -47,9 +48,6 @@ def main() -> None:
     parser.add_argument("--rebuild", action="store_true", help="time a fresh image build")
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT / "src"))
-    from piherd.sim.vm_image import ensure_vm_image, vm_image_path
-
     load = Path("/proc/loadavg").read_text().split()[0]
     if args.rebuild:
         shutil.rmtree(vm_image_path(), ignore_errors=True)

@@ -21,6 +21,7 @@ from piherd.app.netboot_root import (
     plan_build,
 )
 from piherd.cli.main import cli
+from piherd.image.netboot_files import missing_files
 
 
 def _sh(program: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -131,7 +132,5 @@ def test_reset_refuses_nodes_that_boot_from_a_card(tmp_path: Path) -> None:
 
 
 def test_an_ipxe_directory_needs_the_kernel_and_initramfs_beside_its_script() -> None:
-    from piherd.image.netboot_files import missing_files
-
     assert missing_files("ipxe", ["vmlinuz", "initrd.img"]) == []  # boot.ipxe is piherd's
     assert missing_files("ipxe", ["vmlinuz"]) == ["initrd.img"]
