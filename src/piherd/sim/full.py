@@ -204,8 +204,16 @@ def _seed_card(root: Path, node_dir: Path, state: SimState, hostname: str) -> No
     _put(root / "etc/apt/apt.conf.d/01piherd-sim-proxy", proxy, 0o644)
 
 
-def seed(root: Path, node: str, node_dir: Path, state: SimState, files: SimFiles) -> None:
-    """What Raspberry Pi Imager customises on a card: hostname, user key, host keys."""
+def seed(
+    root: Path,
+    node: str,
+    node_dir: Path,
+    state: SimState,
+    files: SimFiles,
+    admin: tuple[int, int] | None = None,
+) -> None:
+    """What Raspberry Pi Imager customises on a card: hostname, user key, host keys.
+    `admin`: pi's uid and gid, when `root` is not a whole system to look them up in."""
     if (node_dir / "seeded").exists():
         return
     _seed_card(root, node_dir, state, node)
@@ -213,7 +221,7 @@ def seed(root: Path, node: str, node_dir: Path, state: SimState, files: SimFiles
     for key in sorted((node_dir / "ssh").iterdir()):
         private = not key.name.endswith(".pub")
         _put(root / "etc/ssh" / key.name, key.read_text(), 0o600 if private else 0o644)
-    pi = owner(root, "pi")
+    pi = admin or owner(root, "pi")
     ssh_dir = root / "home/pi/.ssh"
     ssh_dir.mkdir(mode=0o700, exist_ok=True)
     os.chown(ssh_dir, *pi)

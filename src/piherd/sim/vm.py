@@ -76,17 +76,12 @@ async def _seed_disk(state: SimState, node: str, node_dir: Path, files: SimFiles
         return disk
     stage = node_dir / "seed"
     shutil.rmtree(stage, ignore_errors=True)
-    (stage / "etc").mkdir(parents=True)
-    base_etc = base_path(release="bookworm") / "etc"
-    for name in ("passwd", "group"):  # full.seed looks up the admin's uid there
-        shutil.copy(base_etc / name, stage / "etc" / name)
+    pi = full.owner(base_path(release="bookworm"), "pi")  # the image's admin, from its base
     home = stage / "home/pi"
     home.mkdir(parents=True, mode=0o755)
-    os.chown(home, *full.owner(stage, "pi"))
+    os.chown(home, *pi)
     (node_dir / "seeded").unlink(missing_ok=True)
-    full.seed(stage, node, node_dir, state, files)
-    for name in ("passwd", "group"):
-        (stage / "etc" / name).unlink()
+    full.seed(stage, node, node_dir, state, files, admin=pi)
     await run(["mkfs.ext4", "-q", "-F", "-L", "piherd-seed", "-d", str(stage), str(disk), "16M"])
     shutil.rmtree(stage)
     return disk
