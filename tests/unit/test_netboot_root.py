@@ -134,3 +134,18 @@ def test_reset_refuses_nodes_that_boot_from_a_card(tmp_path: Path) -> None:
 def test_an_ipxe_directory_needs_the_kernel_and_initramfs_beside_its_script() -> None:
     assert missing_files("ipxe", ["vmlinuz", "initrd.img"]) == []  # boot.ipxe is piherd's
     assert missing_files("ipxe", ["vmlinuz"]) == ["initrd.img"]
+
+
+def test_upgrade_sends_netbooted_nodes_to_build_and_reset(tmp_path: Path) -> None:
+    path = tmp_path / "cluster.toml"
+    path.write_text(
+        '[cluster]\nname = "c"\n[network]\nsubnet = "10.0.0.0/24"\n'
+        '[naming]\ncount = 3\nfirst_address = "10.0.0.10"\n'
+        '[[nodes]]\nname = "node02"\nserial = "abcdef02"\n'
+        '[[nodes]]\nname = "node03"\nserial = "abcdef03"\n'
+        "[services.netboot]\nenabled = true\n"
+    )
+    result = CliRunner().invoke(cli, ["upgrade", "-f", str(path), "@workers"])
+    assert result.exit_code == 2
+    assert "node[02-03] boot(s) from the head's shared root" in result.output
+    assert "piherd netboot build" in result.output

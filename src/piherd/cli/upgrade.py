@@ -28,8 +28,10 @@ from piherd.cli.common import (
     select_nodes,
 )
 from piherd.model.cluster import OS_RELEASES
+from piherd.model.nodecheck import fold_names
 from piherd.ops.rollout import FAILED, INTERRUPTED, BatchSize, NodeOutcome, parse_batch
 from piherd.secrets import SecretsError, load_or_create_secrets
+from piherd.services import netboot
 
 EXIT_FAILED = 1
 STOP_HINT = (
@@ -234,6 +236,10 @@ def command(
     """
     cluster = load_cluster(cluster_file)
     names = select_nodes(cluster, nodeset, "upgrade")
+    if netbooted := [n for n in names if n in netboot.settings_of(cluster).node_models]:
+        fail(f"piherd upgrade: {fold_names(netbooted)} boot(s) from the head's shared root: "
+             "their packages are the root's. Upgrade the head, then `piherd netboot build` "
+             "and `piherd reset` (docs/netboot.md)")  # fmt: skip
     if release is not None:
         nodes = [n for n in cluster.nodes if n.name in names]
         if done := [n.name for n in nodes if _steps(n.os, release) < 1]:
