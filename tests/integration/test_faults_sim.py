@@ -87,21 +87,25 @@ def remote_sleepers(vc: VirtualCluster) -> str:
 
 def test_sigterm_stops_the_remote_commands_like_ctrl_c(vc: VirtualCluster) -> None:
     script = 'case "$(hostname)" in node01) echo head;; *) exec sleep 317;; esac'
-    process = start(vc, "run", "@all", "--", script)
+    process = start(vc, "run", "--json", "@all", "--", script)
+    assert process.stdout is not None
     try:
+        # node01 has finished (its line is out: --json prints each node as it ends; on a
+        # loaded machine its session may come up after the others'), and both sleep.
+        first = json.loads(process.stdout.readline())
         deadline = time.monotonic() + 120
         while remote_sleepers(vc).count("sleep 317") < 2:
             assert time.monotonic() < deadline, "the remote commands never started"
             time.sleep(0.5)
         process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=30)
+        _, err = process.communicate(timeout=30)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
     assert process.returncode == 130, err
     assert "Traceback" not in err
-    assert "head" in out  # what finished is reported
+    assert (first["node"], first["stdout"]) == ("node01", "head\n")
     assert err.strip().splitlines()[-1] == "ok node01  interrupted node[02-03]"
     # The nodes end the commands once they see the session closed; on a loaded machine
     # that can take a moment. Left running for 15 s is a failure.
