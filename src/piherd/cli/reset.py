@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
-import sys
 from pathlib import Path
 
 import click
 
 from piherd.app.cluster_lock import LockBusy, cluster_lock
-from piherd.app.upgrade import new_outcomes, upgrade_cluster
 from piherd.app.upgrade_steps import UpgradeOptions
 from piherd.cli.common import (
-    EXIT_INTERRUPTED,
     Seconds,
     cluster_file_option,
     fail,
     load_cluster,
     select_nodes,
 )
-from piherd.cli.upgrade import JsonProgress, PlainProgress, on_ctrl_c, print_summary
-from piherd.model import Cluster
+from piherd.cli.upgrade import run_rollout
 from piherd.model.nodecheck import fold_names
-from piherd.ops.rollout import FAILED, INTERRUPTED, BatchSize
-from piherd.secrets import SecretsError, load_or_create_secrets
+from piherd.ops.rollout import BatchSize
 from piherd.services import netboot
 
 EXIT_FAILED = 1
@@ -110,35 +104,6 @@ def command(
     )  # fmt: skip
     try:
         with cluster_lock(cluster.name, "up", wait=wait, command="piherd reset"):
-            _reset(cluster, names, options, as_json)
+            run_rollout(cluster, names, options, as_json, command=TITLE, hint=STOP_HINT)
     except LockBusy as exc:
         fail(f"piherd reset: {exc}; try again when it is done", EXIT_FAILED)
-
-
-def _reset(cluster: Cluster, names: list[str], options: UpgradeOptions, as_json: bool) -> None:
-    try:
-        secrets = load_or_create_secrets(cluster)
-    except SecretsError as exc:
-        fail(f"piherd reset: {exc}")
-    progress: PlainProgress | JsonProgress = (
-        JsonProgress(sys.stdout) if as_json else PlainProgress(sys.stdout)
-    )
-    outcomes = new_outcomes(cluster, names, options)
-
-    async def main() -> str:
-        stop = asyncio.Event()
-        hint = (lambda: progress.note(STOP_HINT)) if as_json else (
-            lambda: click.echo(STOP_HINT, err=True))  # fmt: skip
-        with on_ctrl_c(asyncio.get_running_loop(), stop, hint):
-            return await upgrade_cluster(cluster, options, progress, secrets, outcomes, stop)
-
-    try:
-        stopped = asyncio.run(main())
-    except (asyncio.CancelledError, KeyboardInterrupt):
-        print_summary(progress, outcomes, "cut off (Ctrl-C twice)", as_json, TITLE)
-        sys.exit(EXIT_INTERRUPTED)
-    print_summary(progress, outcomes, stopped, as_json, TITLE)
-    if any(o.state in (FAILED, INTERRUPTED) for o in outcomes.values()):
-        sys.exit(EXIT_FAILED)
-    if stopped:
-        sys.exit(EXIT_INTERRUPTED)

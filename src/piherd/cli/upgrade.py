@@ -27,6 +27,7 @@ from piherd.cli.common import (
     load_cluster,
     select_nodes,
 )
+from piherd.model import Cluster
 from piherd.model.cluster import OS_RELEASES
 from piherd.model.nodecheck import fold_names
 from piherd.ops.rollout import FAILED, INTERRUPTED, BatchSize, NodeOutcome, parse_batch
@@ -262,33 +263,47 @@ def command(
         except LockBusy as exc:
             fail(f"piherd upgrade: {exc}; try again when it is done", EXIT_FAILED)
     with locked:
-        try:
-            secrets = load_or_create_secrets(cluster)
-        except SecretsError as exc:
-            fail(f"piherd upgrade: {exc}")
-        progress: PlainProgress | JsonProgress = (
-            JsonProgress(sys.stdout) if as_json else PlainProgress(sys.stdout)
-        )
-        outcomes = new_outcomes(cluster, names, options)
+        run_rollout(cluster, names, options, as_json, command="piherd upgrade", hint=STOP_HINT)
 
-        async def main() -> str:
-            stop = asyncio.Event()
-            hint = (lambda: progress.note(STOP_HINT)) if as_json else (
-                lambda: click.echo(STOP_HINT, err=True))  # fmt: skip
-            with on_ctrl_c(asyncio.get_running_loop(), stop, hint):
-                return await upgrade_cluster(cluster, options, progress, secrets, outcomes, stop)
 
-        try:
-            stopped = asyncio.run(main())
-        # KeyboardInterrupt: a Ctrl-C after the rollout ended, before its handler was gone.
-        except (asyncio.CancelledError, KeyboardInterrupt):
-            print_summary(progress, outcomes, "cut off (Ctrl-C twice)", as_json)
-            sys.exit(EXIT_INTERRUPTED)
-        print_summary(progress, outcomes, stopped, as_json)
-        if any(o.state in (FAILED, INTERRUPTED) for o in outcomes.values()):
-            sys.exit(EXIT_FAILED)
-        if stopped:
-            sys.exit(EXIT_INTERRUPTED)
+def run_rollout(
+    cluster: Cluster,
+    names: list[str],
+    options: UpgradeOptions,
+    as_json: bool,
+    *,
+    command: str,
+    hint: str,
+) -> None:
+    """Run the rollout (an upgrade, or a reset) with progress lines, Ctrl-C handling and
+    the report, then exit with its status (0 when every node went through)."""
+    try:
+        secrets = load_or_create_secrets(cluster)
+    except SecretsError as exc:
+        fail(f"{command}: {exc}")
+    progress: PlainProgress | JsonProgress = (
+        JsonProgress(sys.stdout) if as_json else PlainProgress(sys.stdout)
+    )
+    outcomes = new_outcomes(cluster, names, options)
+
+    async def main() -> str:
+        stop = asyncio.Event()
+        say = (lambda: progress.note(hint)) if as_json else (
+            lambda: click.echo(hint, err=True))  # fmt: skip
+        with on_ctrl_c(asyncio.get_running_loop(), stop, say):
+            return await upgrade_cluster(cluster, options, progress, secrets, outcomes, stop)
+
+    try:
+        stopped = asyncio.run(main())
+    # KeyboardInterrupt: a Ctrl-C after the rollout ended, before its handler was gone.
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        print_summary(progress, outcomes, "cut off (Ctrl-C twice)", as_json, command)
+        sys.exit(EXIT_INTERRUPTED)
+    print_summary(progress, outcomes, stopped, as_json, command)
+    if any(o.state in (FAILED, INTERRUPTED) for o in outcomes.values()):
+        sys.exit(EXIT_FAILED)
+    if stopped:
+        sys.exit(EXIT_INTERRUPTED)
 
 
 def _steps(current: str, target: str) -> int:
