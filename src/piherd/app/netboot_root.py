@@ -209,14 +209,17 @@ async def build_root(cluster: Cluster, plan: BuildPlan, say: Callable[[str], Non
         say(f"copying {head}'s system into {new} (rsync, one file system)")
         await _run(transport, copy_argv(plan), "copy", timeout=COPY_TIMEOUT)
         say(f"copied in {time.monotonic() - started:.0f}s; making it the nodes' root")
-        await _scrub(cluster, transport, plan)
-        staged = await _stage_boot_dirs(cluster, transport, plan, say)
+        served = netboot.render(cluster, cluster.head)  # the overlay init, the boot files
+        await _scrub(cluster, transport, plan, served)
+        staged = await _stage_boot_dirs(transport, plan, served, say)
         await _run(transport, ["sh", "-c", SWAP, "piherd-netboot", plan.root, *staged], "swap")
         await _run(transport, _EXPORT, "export")
         say(f"{plan.root} and {len(staged)} boot directorie(s) in place; export refreshed")
 
 
-async def _scrub(cluster: Cluster, transport: Transport, plan: BuildPlan) -> None:
+async def _scrub(
+    cluster: Cluster, transport: Transport, plan: BuildPlan, served: Mapping[str, FileSpec]
+) -> None:
     """The head's identity out, the nodes' in: units, keys, fstab, host name, overlay init."""
     new = plan.root + NEW
     await _run(transport, ["systemctl", f"--root={new}", "mask", *plan.masked], "mask units")
@@ -234,17 +237,19 @@ async def _scrub(cluster: Cluster, transport: Transport, plan: BuildPlan) -> Non
         path = f"{new}/etc/ssh/ssh_host_{key.kind}_key"
         await transport.write_file(path, key.private, mode=0o600)
         await transport.write_file(f"{path}.pub", (key.public + "\n").encode(), mode=0o644)
-    for spec in netboot.render(cluster, cluster.head).values():
+    for spec in served.values():
         if spec.path.startswith(plan.root + "/"):  # the overlay init, inside the root
             inside = spec.path.removeprefix(plan.root)
             await transport.write_file(f"{new}{inside}", spec.content, mode=spec.mode)
 
 
 async def _stage_boot_dirs(
-    cluster: Cluster, transport: Transport, plan: BuildPlan, say: Callable[[str], None]
+    transport: Transport,
+    plan: BuildPlan,
+    served: Mapping[str, FileSpec],
+    say: Callable[[str], None],
 ) -> list[str]:
     """Each node's directory staged from the new root, with piherd's per-node file."""
-    rendered = netboot.render(cluster, cluster.head)
     staged = []
     for node, model, directory in plan.boot_dirs:
         final = f"{plan.tftp_root}/{directory}"
@@ -259,7 +264,7 @@ async def _stage_boot_dirs(
             raise BuildError(
                 f"{node} ({model}) would ask for {', '.join(missing)}: not in {source}"
             )
-        spec = rendered[f"{final}/{own}"]
+        spec = served[f"{final}/{own}"]
         await transport.write_file(f"{final}{NEW}/{own}", spec.content, mode=spec.mode)
         say(f"{node}: {final} ({model}: {', '.join(BOOT_TREES[model].required)})")
         staged.append(final)

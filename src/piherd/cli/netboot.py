@@ -52,10 +52,11 @@ def build(cluster_file: Path, dry_run: bool, as_json: bool) -> None:
     cluster = load_cluster(cluster_file)
     if not cluster.services.is_on(netboot.NetbootSettings):
         fail(f"piherd netboot build: {cluster_file}: [services.netboot] is not enabled")
-    if not netboot.netbooted(cluster):
+    booting = [n.name for n in netboot.netbooted(cluster)]
+    if not booting:
         fail(f"piherd netboot build: {cluster_file}: no node boots from the network "
              "(services.netboot.nodes)")  # fmt: skip
-    names = [cluster.head.name, *(n.name for n in netboot.netbooted(cluster))]
+    names = [cluster.head.name, *booting]
     try:
         plan = plan_build(cluster, render_files(cluster, names).files)
     except RenderError as exc:
